@@ -1,0 +1,89 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/encfs/encfs/image"
+)
+
+// inspectReport is what `encfs inspect --json` prints.
+type inspectReport struct {
+	Image         string   `json:"image"`
+	FormatVersion int      `json:"format_version"`
+	UUID          string   `json:"uuid"`
+	Generation    uint64   `json:"generation"`
+	Created       string   `json:"created"`
+	ImageBytes    int64    `json:"image_bytes"`
+	ContentBlocks uint64   `json:"content_blocks"`
+	TreeBlocks    uint64   `json:"tree_blocks"`
+	IntegrityRoot string   `json:"integrity_root"`
+	Keyslots      []string `json:"keyslot_fingerprints"`
+	Files         *uint64  `json:"files,omitempty"`
+	Directories   *uint64  `json:"directories,omitempty"`
+	Symlinks      *uint64  `json:"symlinks,omitempty"`
+	FileBytes     *uint64  `json:"file_bytes,omitempty"`
+}
+
+func init() {
+	var keyFiles []string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect [--key-file KEY] IMAGE",
+		Short: "Show an image's header; with a key also its file, directory and byte counts",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			src, err := openSource(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			h, err := image.ReadHeader(ctx, src)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			r := inspectReport{Image: args[0], FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
+				Created: time.Unix(h.Created, 0).UTC().Format(time.RFC3339), ImageBytes: h.ImageSize(),
+				ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IntegrityRoot: h.RootHex()}
+			for _, ks := range h.Keyslots {
+				r.Keyslots = append(r.Keyslots, fmt.Sprintf("%x", ks.Fingerprint))
+			}
+			if len(keyFiles) > 0 {
+				im, err := openImage(ctx, args[0], keyFiles, image.Options{})
+				if err != nil {
+					return err
+				}
+				defer im.Close()
+				sb := im.Superblock()
+				r.Files, r.Directories, r.Symlinks, r.FileBytes = &sb.Files, &sb.Dirs, &sb.Symlinks, &sb.FileBytes
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			}
+			fmt.Fprintf(out, "image:           %s\n", r.Image)
+			fmt.Fprintf(out, "format:          encfs version %d (AES-256-XTS, GMAC-AES-256 leaves under a SHA-256 tree)\n", r.FormatVersion)
+			fmt.Fprintf(out, "uuid:            %s\n", r.UUID)
+			fmt.Fprintf(out, "generation:      %d\n", r.Generation)
+			fmt.Fprintf(out, "created:         %s\n", r.Created)
+			fmt.Fprintf(out, "size:            %d bytes (%d content blocks, %d tree blocks)\n", r.ImageBytes, r.ContentBlocks, r.TreeBlocks)
+			fmt.Fprintf(out, "integrity root:  %s\n", r.IntegrityRoot)
+			for i, fp := range r.Keyslots {
+				fmt.Fprintf(out, "keyslot %d:       key fingerprint %s\n", i, fp)
+			}
+			if r.Files != nil {
+				fmt.Fprintf(out, "files:           %d (%d bytes)\ndirectories:     %d\nsymlinks:        %d\n", *r.Files, *r.FileBytes, *r.Directories, *r.Symlinks)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file, to also show the index counts")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	rootCmd.AddCommand(cmd)
+}

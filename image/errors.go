@@ -1,0 +1,68 @@
+package image
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel kinds, matched with errors.Is. Each says what a user has to do differently.
+var (
+	ErrNotImage           = errors.New("not an encfs image")
+	ErrTruncated          = errors.New("image is truncated")
+	ErrUnsupportedVersion = errors.New("unsupported image format")
+	ErrCorrupt            = errors.New("image is corrupt")
+	ErrWrongKey           = errors.New("wrong key")
+	ErrIntegrity          = errors.New("integrity check failed")
+	ErrNotFound           = errors.New("no such file or directory")
+)
+
+// FormatError is a structural problem found while decoding the header or index.
+type FormatError struct {
+	Kind   error // one of the sentinels above
+	Detail string
+}
+
+func (e *FormatError) Error() string { return e.Kind.Error() + ": " + e.Detail }
+func (e *FormatError) Unwrap() error { return e.Kind }
+
+func formatErr(kind error, format string, args ...any) error {
+	return &FormatError{Kind: kind, Detail: fmt.Sprintf(format, args...)}
+}
+
+// WrongKeyError says that none of the given release keys opens any keyslot of the image. It
+// shows fingerprints only, never key material.
+type WrongKeyError struct {
+	Given    []string // fingerprints of the keys that were tried
+	Accepted []string // fingerprints of the image's keyslots
+}
+
+func (e *WrongKeyError) Error() string {
+	return fmt.Sprintf("wrong key: key fingerprint %s does not match any keyslot of this image (it accepts fingerprint %s)",
+		strings.Join(e.Given, ", "), strings.Join(e.Accepted, ", "))
+}
+func (e *WrongKeyError) Unwrap() error { return ErrWrongKey }
+
+// Region names a part of the image, for integrity errors.
+type Region string
+
+const (
+	RegionHeader  Region = "header"
+	RegionContent Region = "content"
+	RegionTree    Region = "integrity tree"
+	RegionIndex   Region = "index"
+)
+
+// IntegrityError reports a block that failed verification: modified, moved, or from another
+// image. Block is a content block number for RegionContent, else a tree block number.
+type IntegrityError struct {
+	Region Region
+	Block  uint64
+	Offset int64 // byte offset of the block in the image file
+	Detail string
+}
+
+func (e *IntegrityError) Error() string {
+	return fmt.Sprintf("integrity check failed: %s block %d (image offset %d): %s", e.Region, e.Block, e.Offset, e.Detail)
+}
+func (e *IntegrityError) Unwrap() error { return ErrIntegrity }

@@ -1,0 +1,202 @@
+package image
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+)
+
+// Format constants of version 1. See docs/FORMAT.md, "Header".
+const (
+	Magic       = "ENCFSIMG"
+	Version     = 1
+	BlockSize   = 4096
+	HeaderSize  = 4096
+	MaxKeyslots = 8
+
+	CipherAES256XTS         = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
+	IntegrityGMACSHA256Tree = 1 // GMAC-AES-256 leaf tags under a salted SHA-256 tree
+	keyslotSize             = 80
+	offKeyslots             = 160
+	offMAC                  = offKeyslots + MaxKeyslots*keyslotSize // 800
+	headerUsed              = offMAC + sha256.Size                  // 832
+	contentOffset           = HeaderSize
+	fingerprintSize         = 8
+	wrappedKeySize          = MasterKeySize + 16 // AES-GCM ciphertext + tag
+	keyslotNonceSize        = 12
+)
+
+// Header is the decoded fixed-size header at offset 0 of every image.
+type Header struct {
+	UUID          [16]byte
+	Generation    uint64
+	Created       int64 // Unix seconds
+	Salt          [32]byte
+	ContentBlocks uint64 // encrypted content blocks: file data and index
+	TreeOffset    uint64 // bytes from the start of the image
+	TreeBlocks    uint64
+	IndexBlock    uint64 // content block number of the index superblock
+	Root          [32]byte
+	Keyslots      []Keyslot
+	MAC           [32]byte
+}
+
+// Keyslot holds the image's master key wrapped by one release key.
+type Keyslot struct {
+	Fingerprint [fingerprintSize]byte
+	Nonce       [keyslotNonceSize]byte
+	Wrapped     [wrappedKeySize]byte
+}
+
+// ImageSize is the exact length of a well-formed image with this header.
+func (h *Header) ImageSize() int64 { return int64(h.TreeOffset + h.TreeBlocks*BlockSize) }
+
+// UUIDString formats the image UUID the usual 8-4-4-4-12 way.
+func (h *Header) UUIDString() string {
+	u := h.UUID[:]
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// RootHex is the integrity root in hex, the value a deployment pins against rollback.
+func (h *Header) RootHex() string { return hex.EncodeToString(h.Root[:]) }
+
+// Marshal encodes the header into exactly HeaderSize bytes. The MAC field is written as is;
+// call Seal to compute it.
+func (h *Header) Marshal() []byte {
+	b := make([]byte, HeaderSize)
+	le := binary.LittleEndian
+	copy(b[0:8], Magic)
+	le.PutUint16(b[8:], Version)
+	le.PutUint16(b[10:], CipherAES256XTS)
+	le.PutUint16(b[12:], IntegrityGMACSHA256Tree)
+	le.PutUint16(b[14:], uint16(len(h.Keyslots)))
+	le.PutUint32(b[16:], BlockSize)
+	le.PutUint32(b[20:], HeaderSize)
+	copy(b[24:40], h.UUID[:])
+	le.PutUint64(b[40:], h.Generation)
+	le.PutUint64(b[48:], uint64(h.Created))
+	copy(b[56:88], h.Salt[:])
+	le.PutUint64(b[88:], contentOffset)
+	le.PutUint64(b[96:], h.ContentBlocks)
+	le.PutUint64(b[104:], h.TreeOffset)
+	le.PutUint64(b[112:], h.TreeBlocks)
+	le.PutUint64(b[120:], h.IndexBlock)
+	copy(b[128:160], h.Root[:])
+	for i, ks := range h.Keyslots {
+		s := b[offKeyslots+i*keyslotSize:]
+		copy(s[0:8], ks.Fingerprint[:])
+		copy(s[8:20], ks.Nonce[:])
+		copy(s[20:20+wrappedKeySize], ks.Wrapped[:])
+	}
+	copy(b[offMAC:headerUsed], h.MAC[:])
+	return b
+}
+
+// computeMAC returns HMAC-SHA256 over the authenticated part of an encoded header.
+func computeMAC(macKey, encoded []byte) [32]byte {
+	m := hmac.New(sha256.New, macKey)
+	m.Write(encoded[:offMAC])
+	var out [32]byte
+	m.Sum(out[:0])
+	return out
+}
+
+// Seal sets h.MAC for the given header MAC key.
+func (h *Header) Seal(macKey []byte) {
+	h.MAC = computeMAC(macKey, h.Marshal())
+}
+
+// checkMAC reports whether h.MAC is valid for macKey.
+func (h *Header) checkMAC(macKey []byte) bool {
+	want := computeMAC(macKey, h.Marshal())
+	return hmac.Equal(want[:], h.MAC[:])
+}
+
+// ParseHeader decodes and checks the structure of a header. It does not check the MAC, which
+// needs the master key (see Open). Every error is a *FormatError.
+func ParseHeader(b []byte) (*Header, error) {
+	if len(b) < len(Magic) || !bytes.Equal(b[:len(Magic)], []byte(Magic)) {
+		return nil, formatErr(ErrNotImage, "no encfs magic at offset 0 (this is not an encfs image)")
+	}
+	if len(b) < HeaderSize {
+		return nil, formatErr(ErrTruncated, "header is %d bytes, want %d", len(b), HeaderSize)
+	}
+	le := binary.LittleEndian
+	if v := le.Uint16(b[8:]); v != Version {
+		return nil, formatErr(ErrUnsupportedVersion, "format version %d; this encfs reads version %d", v, Version)
+	}
+	if c := le.Uint16(b[10:]); c != CipherAES256XTS {
+		return nil, formatErr(ErrUnsupportedVersion, "cipher id %d is not supported (want %d, AES-256-XTS)", c, CipherAES256XTS)
+	}
+	if c := le.Uint16(b[12:]); c != IntegrityGMACSHA256Tree {
+		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityGMACSHA256Tree)
+	}
+	if bs, hs := le.Uint32(b[16:]), le.Uint32(b[20:]); bs != BlockSize || hs != HeaderSize {
+		return nil, formatErr(ErrCorrupt, "block size %d / header size %d, want %d / %d", bs, hs, BlockSize, HeaderSize)
+	}
+	nslots := int(le.Uint16(b[14:]))
+	if nslots < 1 || nslots > MaxKeyslots {
+		return nil, formatErr(ErrCorrupt, "keyslot count %d out of range 1..%d", nslots, MaxKeyslots)
+	}
+	h := &Header{
+		Generation:    le.Uint64(b[40:]),
+		Created:       int64(le.Uint64(b[48:])),
+		ContentBlocks: le.Uint64(b[96:]),
+		TreeOffset:    le.Uint64(b[104:]),
+		TreeBlocks:    le.Uint64(b[112:]),
+		IndexBlock:    le.Uint64(b[120:]),
+	}
+	copy(h.UUID[:], b[24:40])
+	copy(h.Salt[:], b[56:88])
+	copy(h.Root[:], b[128:160])
+	copy(h.MAC[:], b[offMAC:headerUsed])
+	if off := le.Uint64(b[88:]); off != contentOffset {
+		return nil, formatErr(ErrCorrupt, "content offset %d, want %d", off, contentOffset)
+	}
+	// Bound the block count so that offsets below cannot overflow (2^40 blocks = 4 PiB).
+	if h.ContentBlocks == 0 || h.ContentBlocks > 1<<40 {
+		return nil, formatErr(ErrCorrupt, "content block count %d out of range", h.ContentBlocks)
+	}
+	if h.TreeOffset != contentOffset+h.ContentBlocks*BlockSize {
+		return nil, formatErr(ErrCorrupt, "tree offset %d does not follow %d content blocks", h.TreeOffset, h.ContentBlocks)
+	}
+	if want := newTreeGeometry(h.ContentBlocks).totalBlocks; h.TreeBlocks != want {
+		return nil, formatErr(ErrCorrupt, "tree holds %d blocks, want %d for %d content blocks", h.TreeBlocks, want, h.ContentBlocks)
+	}
+	if h.IndexBlock >= h.ContentBlocks {
+		return nil, formatErr(ErrCorrupt, "index block %d beyond %d content blocks", h.IndexBlock, h.ContentBlocks)
+	}
+	for i := 0; i < MaxKeyslots; i++ {
+		s := b[offKeyslots+i*keyslotSize : offKeyslots+(i+1)*keyslotSize]
+		if i >= nslots {
+			if !allZero(s) {
+				return nil, formatErr(ErrCorrupt, "unused keyslot %d is not zero", i)
+			}
+			continue
+		}
+		var ks Keyslot
+		copy(ks.Fingerprint[:], s[0:8])
+		copy(ks.Nonce[:], s[8:20])
+		copy(ks.Wrapped[:], s[20:20+wrappedKeySize])
+		if !allZero(s[20+wrappedKeySize:]) {
+			return nil, formatErr(ErrCorrupt, "reserved bytes of keyslot %d are not zero", i)
+		}
+		h.Keyslots = append(h.Keyslots, ks)
+	}
+	if !allZero(b[headerUsed:HeaderSize]) {
+		return nil, formatErr(ErrCorrupt, "reserved header bytes %d..%d are not zero", headerUsed, HeaderSize)
+	}
+	return h, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,98 @@
+package image
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/encfs/encfs/blobio"
+)
+
+// EditKeyslots rewrites the header of the image file at path in place: it opens the master key
+// with currentKey, lets edit change the keyslot list, and writes the re-authenticated header.
+// Data blocks are untouched, so this is instant whatever the image size.
+func EditKeyslots(ctx context.Context, path string, currentKey []byte, edit func(h *Header, master []byte) error) error {
+	src, err := blobio.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	h, err := ReadHeader(ctx, src)
+	if err != nil {
+		return err
+	}
+	master, ok, err := unwrapMasterKey(h, currentKey)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return &WrongKeyError{Given: []string{Fingerprint(currentKey)}, Accepted: slotFingerprints(h)}
+	}
+	defer clear(master)
+	k, err := deriveKeys(master, h.Salt[:])
+	if err != nil {
+		return err
+	}
+	if !h.checkMAC(k.headerMAC) {
+		return &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
+	}
+	if err := edit(h, master); err != nil {
+		return err
+	}
+	h.Seal(k.headerMAC)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(h.Marshal(), 0); err != nil {
+		return fmt.Errorf("write header: %w", err)
+	}
+	return f.Sync()
+}
+
+func slotFingerprints(h *Header) []string {
+	var out []string
+	for _, ks := range h.Keyslots {
+		out = append(out, fmt.Sprintf("%x", ks.Fingerprint))
+	}
+	return out
+}
+
+// AddKeyslot adds a keyslot for newKey to the image at path, authorised by currentKey.
+func AddKeyslot(ctx context.Context, path string, currentKey, newKey []byte) error {
+	if len(newKey) != ReleaseKeySize {
+		return fmt.Errorf("new key is %d bytes, want %d", len(newKey), ReleaseKeySize)
+	}
+	return EditKeyslots(ctx, path, currentKey, func(h *Header, master []byte) error {
+		fp := fingerprint(newKey)
+		for _, ks := range h.Keyslots {
+			if ks.Fingerprint == fp {
+				return fmt.Errorf("the image already has a keyslot for key fingerprint %x", fp)
+			}
+		}
+		if len(h.Keyslots) >= MaxKeyslots {
+			return fmt.Errorf("the image already has the maximum of %d keyslots: remove one first", MaxKeyslots)
+		}
+		h.Keyslots = append(h.Keyslots, wrapMasterKey(h, newKey, master))
+		return nil
+	})
+}
+
+// RemoveKeyslot removes the keyslot with the given fingerprint (hex), authorised by currentKey.
+// The last keyslot cannot be removed.
+func RemoveKeyslot(ctx context.Context, path string, currentKey []byte, fp string) error {
+	return EditKeyslots(ctx, path, currentKey, func(h *Header, _ []byte) error {
+		for i, ks := range h.Keyslots {
+			if fmt.Sprintf("%x", ks.Fingerprint) != fp {
+				continue
+			}
+			if len(h.Keyslots) == 1 {
+				return fmt.Errorf("keyslot %s is the image's only keyslot: add another before removing it", fp)
+			}
+			h.Keyslots = append(h.Keyslots[:i], h.Keyslots[i+1:]...)
+			return nil
+		}
+		return fmt.Errorf("the image has no keyslot with fingerprint %s (it has %v)", fp, slotFingerprints(h))
+	})
+}

@@ -1,0 +1,332 @@
+package image
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/encfs/encfs/blobio"
+)
+
+// Options tune a reader. The zero value is usable.
+type Options struct {
+	// CacheBytes bounds the cache of verified plaintext blocks (index blocks and the partial
+	// blocks at the edges of reads). Default 64 MiB.
+	CacheBytes int64
+	// TreeCacheBytes bounds the cache of verified integrity-tree blocks. Each 4 KiB of level 0
+	// covers 1 MiB of content. Default 16 MiB.
+	TreeCacheBytes int64
+	// Workers is how many goroutines verify and decrypt one large read. Default GOMAXPROCS.
+	Workers int
+}
+
+// Stats are the reader's counters, for metrics.
+type Stats struct {
+	CacheHits, CacheMisses uint64
+	BlocksVerified         uint64
+	IntegrityFailures      uint64
+}
+
+// Image is an opened, authenticated image. It is safe for concurrent use.
+type Image struct {
+	src          blobio.Source
+	hdr          *Header
+	keys         *imageKeys
+	geo          treeGeometry
+	sb           *Superblock
+	contentBytes uint64
+	blocks       *blockCache // verified plaintext content blocks
+	tree         *blockCache // verified tree blocks, by index in the tree region
+	workers      int
+
+	cacheHits, cacheMisses, verified, failures atomic.Uint64
+}
+
+// ReadHeader reads and parses the header without a key, for inspection. It also checks the
+// source length against the length the header states.
+func ReadHeader(ctx context.Context, src blobio.Source) (*Header, error) {
+	n := int64(HeaderSize)
+	if src.Size() < n {
+		n = src.Size()
+	}
+	buf := make([]byte, n)
+	if _, err := src.ReadAt(ctx, buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read header of %s: %w", src, err)
+	}
+	h, err := ParseHeader(buf)
+	if err != nil {
+		return nil, err
+	}
+	switch size := src.Size(); {
+	case size < h.ImageSize():
+		return nil, formatErr(ErrTruncated, "image is %d bytes, its header says %d", size, h.ImageSize())
+	case size > h.ImageSize():
+		return nil, formatErr(ErrCorrupt, "%d unexpected bytes appended after the end of the image (%d bytes)", size-h.ImageSize(), h.ImageSize())
+	}
+	return h, nil
+}
+
+// Open authenticates the image with the first of releaseKeys that opens a keyslot, and reads
+// its index superblock. A key that matches no keyslot gives a *WrongKeyError.
+func Open(ctx context.Context, src blobio.Source, releaseKeys [][]byte, opts Options) (*Image, error) {
+	h, err := ReadHeader(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	var master []byte
+	for _, k := range releaseKeys {
+		m, ok, err := unwrapMasterKey(h, k)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			master = m
+			break
+		}
+	}
+	if master == nil {
+		we := &WrongKeyError{Accepted: slotFingerprints(h)}
+		for _, k := range releaseKeys {
+			we.Given = append(we.Given, Fingerprint(k))
+		}
+		return nil, we
+	}
+	defer clear(master)
+	return openWithMaster(ctx, src, h, master, opts)
+}
+
+func openWithMaster(ctx context.Context, src blobio.Source, h *Header, master []byte, opts Options) (*Image, error) {
+	k, err := deriveKeys(master, h.Salt[:])
+	if err != nil {
+		return nil, err
+	}
+	if !h.checkMAC(k.headerMAC) {
+		return nil, &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
+	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = 64 << 20
+	}
+	if opts.TreeCacheBytes <= 0 {
+		opts.TreeCacheBytes = 16 << 20
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	im := &Image{
+		src: src, hdr: h, keys: k,
+		geo:          newTreeGeometry(h.ContentBlocks),
+		contentBytes: h.ContentBlocks * BlockSize,
+		blocks:       newBlockCache(opts.CacheBytes),
+		tree:         newBlockCache(opts.TreeCacheBytes),
+		workers:      opts.Workers,
+	}
+	sbBlock, err := im.block(ctx, h.IndexBlock)
+	if err != nil {
+		return nil, err
+	}
+	if im.sb, err = parseSuperblock(sbBlock, im.contentBytes); err != nil {
+		return nil, err
+	}
+	root, err := im.Inode(ctx, RootIno)
+	if err != nil {
+		return nil, err
+	}
+	if !root.IsDir() {
+		return nil, formatErr(ErrCorrupt, "inode 0 is not a directory")
+	}
+	return im, nil
+}
+
+// Header returns the authenticated header.
+func (im *Image) Header() *Header { return im.hdr }
+
+// Superblock returns the index superblock (counts and locations).
+func (im *Image) Superblock() *Superblock { return im.sb }
+
+// Source returns the byte source the image is read from.
+func (im *Image) Source() blobio.Source { return im.src }
+
+// Stats returns a snapshot of the counters.
+func (im *Image) Stats() Stats {
+	return Stats{CacheHits: im.cacheHits.Load(), CacheMisses: im.cacheMisses.Load(),
+		BlocksVerified: im.verified.Load(), IntegrityFailures: im.failures.Load()}
+}
+
+// ContentBytes is the size of the content space.
+func (im *Image) ContentBytes() uint64 { return im.contentBytes }
+
+// Close closes the source.
+func (im *Image) Close() error { return im.src.Close() }
+
+// prefetcher is implemented by sources that can fetch ahead (blobio.Chunked).
+type prefetcher interface{ Prefetch(off, length int64) }
+
+// Prefetch hints that content bytes [off, off+n) will be read soon.
+func (im *Image) Prefetch(off, n uint64) {
+	if p, ok := im.src.(prefetcher); ok && within(off, n, im.contentBytes) {
+		p.Prefetch(int64(contentOffset+off), int64(n))
+	}
+}
+
+// ReadContent fills p with verified plaintext from content offset off. Whole blocks are read,
+// verified and decrypted in place in p; partial blocks at either edge come through the cache.
+// With cacheAll, whole blocks are cached too (for index data that is read again and again).
+func (im *Image) ReadContent(ctx context.Context, p []byte, off uint64, cacheAll bool) error {
+	if !within(off, uint64(len(p)), im.contentBytes) {
+		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
+	}
+	for len(p) > 0 {
+		b, inBlock := off/BlockSize, off%BlockSize
+		if !cacheAll && inBlock == 0 && len(p) >= BlockSize {
+			n := len(p) / BlockSize * BlockSize
+			if err := im.readBlocks(ctx, p[:n], b); err != nil {
+				return err
+			}
+			p, off = p[n:], off+uint64(n)
+			continue
+		}
+		blk, err := im.block(ctx, b)
+		if err != nil {
+			return err
+		}
+		n := copy(p, blk[inBlock:])
+		p, off = p[n:], off+uint64(n)
+	}
+	return nil
+}
+
+// block returns one verified plaintext block from the cache, reading it on a miss.
+func (im *Image) block(ctx context.Context, b uint64) ([]byte, error) {
+	if blk, ok := im.blocks.get(b); ok {
+		im.cacheHits.Add(1)
+		return blk, nil
+	}
+	im.cacheMisses.Add(1)
+	blk := make([]byte, BlockSize)
+	if err := im.readBlocks(ctx, blk, b); err != nil {
+		return nil, err
+	}
+	im.blocks.put(b, blk)
+	return blk, nil
+}
+
+// minBlocksPerWorker keeps small reads on one goroutine, where a hand-off costs more than it saves.
+const minBlocksPerWorker = 32
+
+// readBlocks reads whole content blocks starting at block first into dst, verifies and
+// decrypts them in place. On failure dst is cleared, so no unverified byte escapes.
+func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error {
+	n := uint64(len(dst) / BlockSize)
+	if _, err := im.src.ReadAt(ctx, dst, int64(contentOffset+first*BlockSize)); err != nil {
+		clear(dst)
+		return fmt.Errorf("read content blocks %d..%d from %s: %w", first, first+n-1, im.src, err)
+	}
+	// The leaf blocks are few (one per 256 content blocks); fetch them before fanning out.
+	leaves := make([][]byte, (first+n-1)/tagsPerBlock-first/tagsPerBlock+1)
+	for i := range leaves {
+		l, err := im.treeBlock(ctx, 0, first/tagsPerBlock+uint64(i))
+		if err != nil {
+			clear(dst)
+			return err
+		}
+		leaves[i] = l
+	}
+	workers := int(n / minBlocksPerWorker)
+	if workers > im.workers {
+		workers = im.workers
+	}
+	var err error
+	if workers <= 1 {
+		err = im.verifyDecrypt(dst, first, first, leaves)
+	} else {
+		err = im.verifyDecryptParallel(dst, first, leaves, workers)
+	}
+	if err != nil {
+		clear(dst)
+	}
+	return err
+}
+
+func (im *Image) verifyDecryptParallel(dst []byte, first uint64, leaves [][]byte, workers int) error {
+	n := uint64(len(dst) / BlockSize)
+	per := ceilDiv(n, uint64(workers))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		lo, hi := uint64(w)*per, min(uint64(w+1)*per, n)
+		if lo >= hi {
+			break
+		}
+		part := dst[lo*BlockSize : hi*BlockSize]
+		if w == workers-1 { // the caller's goroutine does the last share
+			errs[w] = im.verifyDecrypt(part, first+lo, first, leaves)
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = im.verifyDecrypt(part, first+lo, first, leaves)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// verifyDecrypt checks each block of dst (content blocks from start) against its leaf tag and
+// decrypts it in place. leaves[i] is level-0 tree block first/256+i.
+func (im *Image) verifyDecrypt(dst []byte, start, first uint64, leaves [][]byte) error {
+	var scratch [tagSize]byte
+	base := first / tagsPerBlock
+	for i := 0; i < len(dst); i += BlockSize {
+		b := start + uint64(i/BlockSize)
+		blk := dst[i : i+BlockSize]
+		leaf := leaves[b/tagsPerBlock-base]
+		want := leaf[(b%tagsPerBlock)*tagSize:][:tagSize]
+		got := blockTag(im.keys.blockMAC, b, blk, scratch[:])
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			im.failures.Add(1)
+			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),
+				Detail: "block tag does not match the integrity tree: the block was modified, moved or comes from another image"}
+		}
+		im.keys.xts.Decrypt(blk, blk, b)
+	}
+	im.verified.Add(uint64(len(dst) / BlockSize))
+	return nil
+}
+
+// treeBlock returns verified tree block idx of the given level, checking it against its parent
+// (recursively, up to the authenticated root) on a cache miss.
+func (im *Image) treeBlock(ctx context.Context, level int, idx uint64) ([]byte, error) {
+	t := im.geo.levels[level].first + idx
+	if blk, ok := im.tree.get(t); ok {
+		return blk, nil
+	}
+	var want []byte
+	if level == im.geo.top() {
+		want = im.hdr.Root[:]
+	} else {
+		parent, err := im.treeBlock(ctx, level+1, idx/hashesPerBlock)
+		if err != nil {
+			return nil, err
+		}
+		want = parent[(idx%hashesPerBlock)*hashSize:][:hashSize]
+	}
+	blk := make([]byte, BlockSize)
+	off := int64(im.hdr.TreeOffset + t*BlockSize)
+	if _, err := im.src.ReadAt(ctx, blk, off); err != nil {
+		return nil, fmt.Errorf("read integrity tree block %d from %s: %w", t, im.src, err)
+	}
+	got := nodeHash(&im.hdr.Salt, blk)
+	if subtle.ConstantTimeCompare(got[:], want) != 1 {
+		im.failures.Add(1)
+		return nil, &IntegrityError{Region: RegionTree, Block: t, Offset: off,
+			Detail: fmt.Sprintf("level %d block %d does not hash to its parent entry", level, idx)}
+	}
+	im.tree.put(t, blk)
+	return blk, nil
+}

@@ -1,0 +1,141 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+)
+
+// Walk visits every inode reachable from the root, depth first in name order, calling fn with
+// its path ("/" for the root). Hard-linked files are visited once per name.
+func (im *Image) Walk(ctx context.Context, fn func(p string, in *Inode) error) error {
+	root, err := im.Inode(ctx, RootIno)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		path string
+		in   Inode
+	}
+	stack := []item{{"/", root}}
+	for len(stack) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if err := fn(it.path, &it.in); err != nil {
+			return err
+		}
+		if !it.in.IsDir() {
+			continue
+		}
+		entries, err := im.ReadDir(ctx, &it.in)
+		if err != nil {
+			return fmt.Errorf("%s: %w", it.path, err)
+		}
+		for i := len(entries) - 1; i >= 0; i-- {
+			e := entries[i]
+			child, err := im.Inode(ctx, e.Ino)
+			if err != nil {
+				return fmt.Errorf("%s: %w", path.Join(it.path, e.Name), err)
+			}
+			if uint32(e.Type) != child.Mode>>12 {
+				return formatErr(ErrCorrupt, "%s: entry type %d does not match inode %d", path.Join(it.path, e.Name), e.Type, e.Ino)
+			}
+			stack = append(stack, item{path.Join(it.path, e.Name), child})
+		}
+	}
+	return nil
+}
+
+// verifyBatch is how many content blocks Verify reads at a time.
+const verifyBatch = 1024
+
+// Verify checks every content block against the integrity tree (which checks every tree
+// block up to the root) and then the whole index: every directory, inode, symlink and xattr
+// list. It returns the first problem, naming the file a bad data block belongs to.
+func (im *Image) Verify(ctx context.Context, progress func(blocks uint64)) error {
+	buf := make([]byte, verifyBatch*BlockSize)
+	for b := uint64(0); b < im.hdr.ContentBlocks; b += verifyBatch {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := min(verifyBatch, im.hdr.ContentBlocks-b)
+		if err := im.readBlocks(ctx, buf[:n*BlockSize], b); err != nil {
+			var ie *IntegrityError
+			if errors.As(err, &ie) && ie.Region == RegionContent {
+				return fmt.Errorf("%w (%s)", err, im.describeBlock(ctx, ie.Block))
+			}
+			return err
+		}
+		if progress != nil {
+			progress(n)
+		}
+	}
+	var files, dirs, links, bytes uint64
+	seen := make(map[uint64]bool)
+	err := im.Walk(ctx, func(p string, in *Inode) error {
+		switch {
+		case in.IsDir():
+			dirs++
+		case in.IsSymlink():
+			links++
+			if _, err := im.Readlink(ctx, in); err != nil {
+				return fmt.Errorf("%s: %w", p, err)
+			}
+		case in.IsRegular() && !seen[in.Ino]:
+			files++
+			bytes += in.Size
+		}
+		if in.Nlink > 1 && in.IsRegular() {
+			seen[in.Ino] = true
+		}
+		if _, err := im.Xattrs(ctx, in); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	sb := im.sb
+	if files != sb.Files || dirs != sb.Dirs || links != sb.Symlinks || bytes != sb.FileBytes {
+		return formatErr(ErrCorrupt, "index counts %d files, %d directories, %d symlinks, %d bytes; the tree holds %d, %d, %d, %d",
+			sb.Files, sb.Dirs, sb.Symlinks, sb.FileBytes, files, dirs, links, bytes)
+	}
+	return nil
+}
+
+// describeBlock says what a content block holds: which file's data, or which index part.
+func (im *Image) describeBlock(ctx context.Context, b uint64) string {
+	lo, hi := b*BlockSize, (b+1)*BlockSize
+	overlaps := func(off, n uint64) bool { return n > 0 && off < hi && off+n > lo }
+	switch {
+	case b == im.hdr.IndexBlock:
+		return "the index superblock"
+	case overlaps(im.sb.InodeTableOffset, im.sb.InodeCount*InodeSize):
+		return "the inode table of the index"
+	case overlaps(im.sb.MetaOffset, im.sb.MetaLength):
+		return "the directory and symlink lists of the index"
+	}
+	var found []string
+	errStop := errors.New("stop")
+	err := im.Walk(ctx, func(p string, in *Inode) error {
+		if in.IsRegular() && overlaps(in.DataOffset, in.Size) {
+			found = append(found, fmt.Sprintf("data of file %s at offset %d", p, max(lo, in.DataOffset)-in.DataOffset))
+			if len(found) == 4 {
+				return errStop
+			}
+		}
+		return nil
+	})
+	if len(found) == 0 {
+		if err != nil && !errors.Is(err, errStop) {
+			return "owner unknown: the index cannot be read either"
+		}
+		return "padding between files"
+	}
+	return fmt.Sprint(found)
+}

@@ -1,0 +1,346 @@
+package image
+
+import (
+	"bufio"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// WriterOptions configure a new image. Only ReleaseKeys is required; the fixed values are for
+// reproducible builds and test vectors (see docs/FORMAT.md on why fixing all of MasterKey,
+// Salt and UUID for two different trees must never be done outside tests).
+type WriterOptions struct {
+	ReleaseKeys [][]byte // 1 to MaxKeyslots release keys, one keyslot each
+	MasterKey   []byte   // default: random
+	Salt        *[32]byte
+	UUID        *[16]byte
+	Created     time.Time // default: now
+	Generation  uint64
+	Workers     int    // encryption goroutines; default GOMAXPROCS
+	TempDir     string // for the leaf-tag spool; default: the image's directory
+}
+
+// batchBlocks is the unit of work of the encryption pipeline: 1 MiB.
+const batchBlocks = 256
+
+type batch struct {
+	buf   []byte
+	first uint64 // first content block
+	tags  []byte
+	done  chan struct{}
+}
+
+// Writer streams content into a new image: callers Write file data and index bytes into the
+// content space, and Finish writes the index superblock, the integrity tree and the header.
+// Encryption and tagging run on Workers goroutines; memory is bounded by a few batches per
+// worker, whatever the image size.
+type Writer struct {
+	f      *os.File
+	hdr    Header
+	keys   *imageKeys
+	master []byte
+
+	cur    *batch
+	offset uint64 // content bytes written so far
+	free   chan *batch
+	work   chan *batch
+	order  chan *batch
+	wg     sync.WaitGroup // workers
+	done   chan struct{}  // closed when the ordering writer exits
+	leaves *os.File
+	errMu  sync.Mutex
+	err    error
+}
+
+// NewWriter starts an image in f, which must be empty and seekable.
+func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
+	if n := len(opts.ReleaseKeys); n < 1 || n > MaxKeyslots {
+		return nil, fmt.Errorf("an image needs 1 to %d release keys, got %d", MaxKeyslots, n)
+	}
+	w := &Writer{f: f}
+	h := &w.hdr
+	w.master = make([]byte, MasterKeySize)
+	if opts.MasterKey != nil {
+		if len(opts.MasterKey) != MasterKeySize {
+			return nil, fmt.Errorf("master key must be %d bytes", MasterKeySize)
+		}
+		copy(w.master, opts.MasterKey)
+	} else {
+		rand.Read(w.master)
+	}
+	if opts.Salt != nil {
+		h.Salt = *opts.Salt
+	} else {
+		rand.Read(h.Salt[:])
+	}
+	if opts.UUID != nil {
+		h.UUID = *opts.UUID
+	} else {
+		rand.Read(h.UUID[:])
+		h.UUID[6] = h.UUID[6]&0x0f | 0x40 // version 4
+		h.UUID[8] = h.UUID[8]&0x3f | 0x80 // RFC 4122 variant
+	}
+	if opts.Created.IsZero() {
+		opts.Created = time.Now()
+	}
+	h.Created = opts.Created.Unix()
+	h.Generation = opts.Generation
+	for i, k := range opts.ReleaseKeys {
+		if len(k) != ReleaseKeySize {
+			return nil, fmt.Errorf("release key %d is %d bytes, want %d", i+1, len(k), ReleaseKeySize)
+		}
+		ks := wrapMasterKey(h, k, w.master)
+		for _, prev := range h.Keyslots {
+			if prev.Fingerprint == ks.Fingerprint {
+				return nil, fmt.Errorf("release key with fingerprint %x given twice", ks.Fingerprint)
+			}
+		}
+		h.Keyslots = append(h.Keyslots, ks)
+	}
+	var err error
+	if w.keys, err = deriveKeys(w.master, h.Salt[:]); err != nil {
+		return nil, err
+	}
+	if opts.TempDir == "" {
+		opts.TempDir = dirOf(f.Name())
+	}
+	if w.leaves, err = os.CreateTemp(opts.TempDir, ".encfs-leaves-*"); err != nil {
+		return nil, fmt.Errorf("leaf tag spool: %w", err)
+	}
+	os.Remove(w.leaves.Name()) // unlinked: vanishes with the process, whatever happens
+
+	workers := opts.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	inflight := 2*workers + 2
+	w.free = make(chan *batch, inflight)
+	for i := 0; i < inflight; i++ {
+		w.free <- &batch{buf: make([]byte, 0, batchBlocks*BlockSize), tags: make([]byte, 0, batchBlocks*tagSize)}
+	}
+	w.work = make(chan *batch, inflight)
+	w.order = make(chan *batch, inflight)
+	w.done = make(chan struct{})
+	for i := 0; i < workers; i++ {
+		w.wg.Add(1)
+		go w.encryptLoop()
+	}
+	go w.writeLoop()
+	return w, nil
+}
+
+func dirOf(path string) string {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i] == '/' {
+			return path[:i+1]
+		}
+	}
+	return "."
+}
+
+// Offset is the content offset the next Write lands at.
+func (w *Writer) Offset() uint64 { return w.offset }
+
+// Write appends p to the content space.
+func (w *Writer) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		if err := w.failed(); err != nil {
+			return written, err
+		}
+		if w.cur == nil {
+			w.cur = <-w.free
+			w.cur.buf = w.cur.buf[:0]
+			w.cur.first = w.offset / BlockSize
+		}
+		n := copy(w.cur.buf[len(w.cur.buf):cap(w.cur.buf)], p)
+		w.cur.buf = w.cur.buf[:len(w.cur.buf)+n]
+		p, written, w.offset = p[n:], written+n, w.offset+uint64(n)
+		if len(w.cur.buf) == cap(w.cur.buf) {
+			w.submit()
+		}
+	}
+	return written, nil
+}
+
+// PadToBlock writes zeros up to the next block boundary.
+func (w *Writer) PadToBlock() error {
+	if r := w.offset % BlockSize; r != 0 {
+		_, err := w.Write(make([]byte, BlockSize-r))
+		return err
+	}
+	return nil
+}
+
+func (w *Writer) submit() {
+	b := w.cur
+	w.cur = nil
+	b.done = make(chan struct{})
+	w.order <- b
+	w.work <- b
+}
+
+func (w *Writer) encryptLoop() {
+	defer w.wg.Done()
+	for b := range w.work {
+		n := len(b.buf) / BlockSize
+		b.tags = b.tags[:n*tagSize]
+		for i := 0; i < n; i++ {
+			blk := b.buf[i*BlockSize : (i+1)*BlockSize]
+			block := b.first + uint64(i)
+			w.keys.xts.Encrypt(blk, blk, block)
+			blockTag(w.keys.blockMAC, block, blk, b.tags[i*tagSize:(i+1)*tagSize])
+		}
+		close(b.done)
+	}
+}
+
+// writeLoop writes encrypted batches in content order and spools their tags.
+func (w *Writer) writeLoop() {
+	defer close(w.done)
+	tags := bufio.NewWriterSize(w.leaves, 1<<20)
+	for b := range w.order {
+		<-b.done
+		if w.failed() == nil {
+			if _, err := w.f.WriteAt(b.buf, int64(contentOffset+b.first*BlockSize)); err != nil {
+				w.fail(fmt.Errorf("write image: %w", err))
+			} else if _, err := tags.Write(b.tags); err != nil {
+				w.fail(fmt.Errorf("write leaf tag spool: %w", err))
+			}
+		}
+		w.free <- b
+	}
+	if err := tags.Flush(); err != nil {
+		w.fail(fmt.Errorf("write leaf tag spool: %w", err))
+	}
+}
+
+func (w *Writer) fail(err error) {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+func (w *Writer) failed() error {
+	w.errMu.Lock()
+	defer w.errMu.Unlock()
+	return w.err
+}
+
+// drain stops the pipeline and waits for every batch to be written.
+func (w *Writer) drain() {
+	if w.work == nil {
+		return
+	}
+	close(w.work)
+	close(w.order)
+	w.wg.Wait()
+	<-w.done
+	w.work = nil
+}
+
+// Abort stops the pipeline and releases its resources; the caller removes the file.
+func (w *Writer) Abort() {
+	w.drain()
+	w.leaves.Close()
+	clear(w.master)
+}
+
+// Finish writes the index superblock sb (its locations filled in by the caller), the
+// integrity tree and the authenticated header, and syncs the file. It returns the header.
+func (w *Writer) Finish(sb *Superblock) (*Header, error) {
+	defer w.Abort()
+	if err := w.PadToBlock(); err != nil {
+		return nil, err
+	}
+	w.hdr.IndexBlock = w.offset / BlockSize
+	if _, err := w.Write(sb.marshal()); err != nil {
+		return nil, err
+	}
+	if w.cur != nil {
+		w.submit()
+	}
+	w.drain()
+	if err := w.failed(); err != nil {
+		return nil, err
+	}
+	h := &w.hdr
+	h.ContentBlocks = w.offset / BlockSize
+	h.TreeOffset = contentOffset + h.ContentBlocks*BlockSize
+	geo := newTreeGeometry(h.ContentBlocks)
+	h.TreeBlocks = geo.totalBlocks
+	root, err := w.writeTree(geo)
+	if err != nil {
+		return nil, err
+	}
+	h.Root = root
+	h.Seal(w.keys.headerMAC)
+	if _, err := w.f.WriteAt(h.Marshal(), 0); err != nil {
+		return nil, fmt.Errorf("write header: %w", err)
+	}
+	if err := w.f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync image: %w", err)
+	}
+	out := *h
+	return &out, nil
+}
+
+// writeTree streams the spooled leaf tags into level 0 and builds every level above it with
+// one block of memory per level. It returns the root.
+func (w *Writer) writeTree(geo treeGeometry) ([32]byte, error) {
+	var root [32]byte
+	next := make([]uint64, len(geo.levels)) // next block index per level
+	acc := make([][]byte, len(geo.levels))  // partial block of hashes per level above 0
+	var emit func(level int, blk []byte) error
+	emit = func(level int, blk []byte) error {
+		t := geo.levels[level].first + next[level]
+		next[level]++
+		if _, err := w.f.WriteAt(blk, int64(w.hdr.TreeOffset+t*BlockSize)); err != nil {
+			return fmt.Errorf("write integrity tree: %w", err)
+		}
+		h := nodeHash(&w.hdr.Salt, blk)
+		if level == geo.top() {
+			root = h
+			return nil
+		}
+		acc[level+1] = append(acc[level+1], h[:]...)
+		if len(acc[level+1]) == BlockSize {
+			err := emit(level+1, acc[level+1])
+			acc[level+1] = acc[level+1][:0]
+			return err
+		}
+		return nil
+	}
+	if _, err := w.leaves.Seek(0, io.SeekStart); err != nil {
+		return root, err
+	}
+	r := bufio.NewReaderSize(w.leaves, 1<<20)
+	blk := make([]byte, BlockSize)
+	for i := uint64(0); i < geo.levels[0].count; i++ {
+		clear(blk)
+		if _, err := io.ReadFull(r, blk); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+			return root, fmt.Errorf("read leaf tag spool: %w", err)
+		}
+		if err := emit(0, blk); err != nil {
+			return root, err
+		}
+	}
+	for level := 1; level < len(geo.levels); level++ {
+		if len(acc[level]) > 0 {
+			full := make([]byte, BlockSize)
+			copy(full, acc[level])
+			if err := emit(level, full); err != nil {
+				return root, err
+			}
+		}
+	}
+	return root, nil
+}
