@@ -1,0 +1,186 @@
+package image_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/testtree"
+)
+
+// tamperFixture is one packed image plus what the tamper cases need to aim at.
+type tamperFixture struct {
+	key      []byte
+	img      []byte // pristine image bytes
+	other    []byte // the same tree packed again: another master key, salt and UUID
+	hdr      *image.Header
+	sb       image.Superblock
+	fileOff  uint64 // content offset of multi/mib3's data
+	snapshot map[string]testtree.Entry
+}
+
+func newTamperFixture(t *testing.T) *tamperFixture {
+	src := testtree.Build(t, t.TempDir())
+	f := &tamperFixture{key: newKey(t), snapshot: testtree.Snapshot(t, src)}
+	path := packTree(t, src, f.key)
+	im := openImage(t, path, f.key)
+	f.hdr, f.sb = im.Header(), *im.Superblock()
+	in, err := im.LookupPath(context.Background(), "multi/mib3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fileOff = in.DataOffset
+	if f.img, err = os.ReadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if f.other, err = os.ReadFile(packTree(t, src, f.key)); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// check opens a tampered copy and requires both the read path (Open, then reading every file)
+// and Verify to fail with wantErr, and never to return bytes that differ from the source.
+func (f *tamperFixture) check(t *testing.T, b []byte, wantErr error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tampered.img")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	src, err := blobio.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	im, err := image.Open(ctx, src, [][]byte{f.key}, image.Options{})
+	if err != nil {
+		if !errors.Is(err, wantErr) {
+			t.Fatalf("open: %v, want %v", err, wantErr)
+		}
+		return // refused before anything could be read: also what verify sees
+	}
+	var readErr error
+	im.Walk(ctx, func(p string, in *image.Inode) error {
+		if !in.IsRegular() {
+			return nil
+		}
+		buf := make([]byte, in.Size)
+		n, err := im.ReadFile(ctx, in, buf, 0)
+		want := f.snapshot[p[1:]].Content
+		if err == nil && !bytes.Equal(buf[:n], want) {
+			t.Errorf("%s: read returned different bytes without an error", p)
+		}
+		if err != nil && readErr == nil && !errors.Is(err, io.EOF) {
+			readErr = err
+		}
+		return nil
+	})
+	walkErr := im.Walk(ctx, func(string, *image.Inode) error { return nil })
+	if readErr == nil {
+		readErr = walkErr
+	}
+	if !errors.Is(readErr, wantErr) {
+		t.Errorf("read path: %v, want %v", readErr, wantErr)
+	}
+	if err := im.Verify(ctx, nil); !errors.Is(err, wantErr) {
+		t.Errorf("verify: %v, want %v", err, wantErr)
+	}
+}
+
+func flip(b []byte, off uint64) []byte {
+	c := bytes.Clone(b)
+	c[off] ^= 0x40
+	return c
+}
+
+func TestTamper(t *testing.T) {
+	f := newTamperFixture(t)
+	content := func(off uint64) uint64 { return image.HeaderSize + off }
+	treeOff := f.hdr.TreeOffset
+	blk := func(b []byte, n uint64) []byte { return b[content(n*image.BlockSize):][:image.BlockSize] }
+	dataBlock := f.fileOff / image.BlockSize
+	cases := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"header generation", flip(f.img, 40), image.ErrIntegrity},
+		{"header root", flip(f.img, 128), image.ErrIntegrity},
+		{"header MAC", flip(f.img, 800), image.ErrIntegrity},
+		{"header reserved", flip(f.img, 3000), image.ErrCorrupt},
+		{"keyslot", flip(f.img, 160+30), image.ErrCorrupt},
+		{"unsupported version", func() []byte { c := bytes.Clone(f.img); binary.LittleEndian.PutUint16(c[8:], 2); return c }(), image.ErrUnsupportedVersion},
+		{"not an image", bytes.Repeat([]byte("x"), 10000), image.ErrNotImage},
+		{"index superblock", flip(f.img, content(f.hdr.IndexBlock*image.BlockSize+20)), image.ErrIntegrity},
+		{"index inode table", flip(f.img, content(f.sb.InodeTableOffset+70)), image.ErrIntegrity},
+		{"index directory entries", flip(f.img, content(f.sb.MetaOffset+3)), image.ErrIntegrity},
+		{"file data", flip(f.img, content(f.fileOff+5000)), image.ErrIntegrity},
+		{"integrity tree leaf", flip(f.img, treeOff+17), image.ErrIntegrity},
+		{"integrity tree top", flip(f.img, uint64(len(f.img))-image.BlockSize+1), image.ErrIntegrity},
+		{"truncated by a block", f.img[:len(f.img)-image.BlockSize], image.ErrTruncated},
+		{"truncated to the header", f.img[:image.HeaderSize], image.ErrTruncated},
+		{"truncated inside the header", f.img[:100], image.ErrTruncated},
+		{"bytes appended", append(bytes.Clone(f.img), 0), image.ErrCorrupt},
+		{"blocks swapped", func() []byte {
+			c := bytes.Clone(f.img)
+			a, b := blk(c, dataBlock), blk(c, dataBlock+1)
+			tmp := bytes.Clone(a)
+			copy(a, b)
+			copy(b, tmp)
+			return c
+		}(), image.ErrIntegrity},
+		{"block spliced from another image", func() []byte {
+			c := bytes.Clone(f.img)
+			copy(blk(c, dataBlock), blk(f.other, dataBlock))
+			return c
+		}(), image.ErrIntegrity},
+		{"tree spliced from another image", func() []byte {
+			c := bytes.Clone(f.img)
+			copy(c[treeOff:], f.other[treeOff:])
+			return c
+		}(), image.ErrIntegrity},
+		{"header spliced from another image", func() []byte {
+			c := bytes.Clone(f.img)
+			copy(c[:image.HeaderSize], f.other[:image.HeaderSize])
+			return c
+		}(), image.ErrIntegrity},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { f.check(t, c.b, c.want) })
+	}
+}
+
+// TestTamperedFileOnlyFailsItsReads checks that a bad data block fails exactly the reads that
+// need it: other files, and other ranges of the same file, still read.
+func TestTamperedFileOnlyFailsItsReads(t *testing.T) {
+	f := newTamperFixture(t)
+	path := filepath.Join(t.TempDir(), "t.img")
+	os.WriteFile(path, flip(f.img, image.HeaderSize+f.fileOff+3*image.BlockSize+7), 0o600)
+	im := openImage(t, path, f.key)
+	ctx := context.Background()
+	in, _ := im.LookupPath(ctx, "multi/mib3")
+	buf := make([]byte, image.BlockSize)
+	_, err := im.ReadFile(ctx, &in, buf, 3*image.BlockSize)
+	var ie *image.IntegrityError
+	if !errors.As(err, &ie) || ie.Region != image.RegionContent || ie.Block != f.fileOff/image.BlockSize+3 {
+		t.Fatalf("read of the bad block: %v", err)
+	}
+	if n, err := im.ReadFile(ctx, &in, buf, 4*image.BlockSize); err != nil || !bytes.Equal(buf[:n], f.snapshot["multi/mib3"].Content[4*image.BlockSize:5*image.BlockSize]) {
+		t.Fatalf("read of the next block: %v", err)
+	}
+	other, _ := im.LookupPath(ctx, "b4097")
+	if _, err := im.ReadFile(ctx, &other, make([]byte, 4097), 0); err != nil {
+		t.Fatalf("other file: %v", err)
+	}
+	if im.Stats().IntegrityFailures == 0 {
+		t.Error("integrity failure not counted")
+	}
+}

@@ -1,0 +1,232 @@
+package pack_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/testtree"
+	"github.com/encfs/encfs/pack"
+)
+
+func key() []byte {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return k
+}
+
+func packOpts(keys ...[]byte) pack.Options {
+	return pack.Options{WriterOptions: image.WriterOptions{ReleaseKeys: keys}}
+}
+
+func TestRefusesImageInsideSource(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	os.Mkdir(filepath.Join(src, "sub"), 0o755)
+	for _, img := range []string{filepath.Join(src, "x.img"), filepath.Join(src, "sub", "x.img")} {
+		_, err := pack.Pack(context.Background(), src, img, packOpts(key()))
+		if err == nil || !strings.Contains(err.Error(), "inside the source directory") {
+			t.Errorf("%s: %v", img, err)
+		}
+	}
+}
+
+func TestReproducible(t *testing.T) {
+	src := testtree.Build(t, t.TempDir())
+	salt, uuid := [32]byte{1, 2, 3}, [16]byte{4, 5, 6}
+	k := key()
+	opts := pack.Options{WriterOptions: image.WriterOptions{ReleaseKeys: [][]byte{k}, MasterKey: key(), Salt: &salt, UUID: &uuid, Created: time.Unix(1, 0)}}
+	var images [][]byte
+	for i := 0; i < 2; i++ {
+		p := filepath.Join(t.TempDir(), "img")
+		if _, err := pack.Pack(context.Background(), src, p, opts); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		images = append(images, b)
+	}
+	if !bytes.Equal(images[0], images[1]) {
+		t.Fatal("same inputs gave different images")
+	}
+	p := filepath.Join(t.TempDir(), "img")
+	pack.Pack(context.Background(), src, p, packOpts(k))
+	if b, _ := os.ReadFile(p); bytes.Equal(b, images[0]) {
+		t.Fatal("random salt, UUID and master key gave the same image")
+	}
+}
+
+func TestSpecialFilesSkipped(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "regular"), []byte("x"), 0o644)
+	if err := unix.Mkfifo(filepath.Join(src, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", filepath.Join(src, "sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var logs bytes.Buffer
+	opts := packOpts(key())
+	opts.Log = slogTo(&logs)
+	img := filepath.Join(t.TempDir(), "img")
+	res, err := pack.Pack(context.Background(), src, img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Index.Files != 1 || !strings.Contains(logs.String(), "fifo") || !strings.Contains(logs.String(), "sock") {
+		t.Fatalf("files %d, log %q", res.Index.Files, logs.String())
+	}
+}
+
+func TestChangedFileReportedAndNothingLeft(t *testing.T) {
+	src := t.TempDir()
+	grow := filepath.Join(src, "growing.log")
+	os.WriteFile(grow, make([]byte, 3<<20), 0o644)
+	opts := packOpts(key())
+	once := false
+	opts.Progress = func(int64) { // runs after the first 1 MiB is read: the file grows under us
+		if !once {
+			once = true
+			f, _ := os.OpenFile(grow, os.O_APPEND|os.O_WRONLY, 0)
+			f.Write([]byte("more"))
+			f.Close()
+		}
+	}
+	out := t.TempDir()
+	_, err := pack.Pack(context.Background(), src, filepath.Join(out, "img"), opts)
+	if err == nil || !strings.Contains(err.Error(), "growing.log changed while being packed") {
+		t.Fatalf("err = %v", err)
+	}
+	if left, _ := os.ReadDir(out); len(left) != 0 {
+		t.Fatalf("a failed pack left %v behind", left)
+	}
+}
+
+// TestUnreadableFileNamed packs a tree with a file the packer cannot read. Root reads
+// everything, so as root the pack runs in a child process with the nobody user's uid.
+func TestUnreadableFileNamed(t *testing.T) {
+	if os.Getenv("ENCFS_PACK_CHILD") != "" {
+		_, err := pack.Pack(context.Background(), os.Getenv("SRC"), os.Getenv("IMG"), packOpts(key()))
+		if err == nil {
+			os.Exit(3)
+		}
+		os.Stderr.WriteString(err.Error())
+		os.Exit(2)
+	}
+	base, err := os.MkdirTemp("", "encfs-unreadable-") // t.TempDir's parent is private to root
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o777)
+	src, out := filepath.Join(base, "src"), filepath.Join(base, "out")
+	os.Mkdir(src, 0o755)
+	os.Mkdir(out, 0o777)
+	os.Chmod(out, 0o777) // past the umask
+	os.WriteFile(filepath.Join(src, "ok"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(src, "secret"), []byte("x"), 0o000)
+	img := filepath.Join(out, "img")
+	if os.Getuid() != 0 {
+		_, err = pack.Pack(context.Background(), src, img, packOpts(key()))
+	} else {
+		exe := filepath.Join(base, "pack.test")
+		copyFile(t, os.Args[0], exe)
+		cmd := exec.Command(exe, "-test.run=^TestUnreadableFileNamed$")
+		cmd.Env = append(os.Environ(), "ENCFS_PACK_CHILD=1", "SRC="+src, "IMG="+img)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if runErr := cmd.Run(); runErr == nil || cmd.ProcessState.ExitCode() != 2 {
+			t.Fatalf("child: %v %s", runErr, stderr.String())
+		}
+		err = errors.New(stderr.String())
+	}
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(src, "secret")) || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, statErr := os.Stat(img); statErr == nil {
+		t.Fatal("image exists after a failed pack")
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHugeFile packs a file of several GiB, generated on the fly, and reads it back. Each
+// 8-byte word holds its own file offset, so a misplaced or stale block shows.
+func TestHugeFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes and packs 3 GiB")
+	}
+	const size = 3<<30 + 12345
+	src := t.TempDir()
+	f, err := os.Create(filepath.Join(src, "huge"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		fillOffsets(buf, off)
+		n := min(int64(len(buf)), size-off)
+		if _, err := f.Write(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	k := key()
+	img := filepath.Join(t.TempDir(), "img")
+	if _, err := pack.Pack(context.Background(), src, img, packOpts(k)); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(src, "huge")) // keep at most one copy besides the image on disk
+	s, _ := blobio.OpenFile(img)
+	im, err := image.Open(context.Background(), s, [][]byte{k}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	in, err := im.LookupPath(context.Background(), "huge")
+	if err != nil || in.Size != size {
+		t.Fatalf("lookup: %v, size %d", err, in.Size)
+	}
+	want := make([]byte, len(buf))
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		n, err := im.ReadFile(context.Background(), &in, buf, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+		fillOffsets(want, off)
+		if !bytes.Equal(buf[:n], want[:n]) {
+			t.Fatalf("content differs in the 8 MiB at %d", off)
+		}
+	}
+}
+
+func fillOffsets(b []byte, off int64) {
+	for i := 0; i+8 <= len(b); i += 8 {
+		binary.LittleEndian.PutUint64(b[i:], uint64(off)+uint64(i))
+	}
+}
