@@ -280,14 +280,15 @@ func (im *Image) verifyDecryptParallel(dst []byte, first uint64, leaves [][]byte
 // verifyDecrypt checks each block of dst (content blocks from start) against its leaf tag and
 // decrypts it in place. leaves[i] is level-0 tree block first/256+i.
 func (im *Image) verifyDecrypt(dst []byte, start, first uint64, leaves [][]byte) error {
-	var scratch [tagSize]byte
+	tg := getTagger(im.keys.blockMAC)
+	defer taggers.Put(tg)
 	base := first / tagsPerBlock
 	for i := 0; i < len(dst); i += BlockSize {
 		b := start + uint64(i/BlockSize)
 		blk := dst[i : i+BlockSize]
 		leaf := leaves[b/tagsPerBlock-base]
 		want := leaf[(b%tagsPerBlock)*tagSize:][:tagSize]
-		got := blockTag(im.keys.blockMAC, b, blk, scratch[:])
+		got := tg.tagOf(b, blk)
 		if subtle.ConstantTimeCompare(got, want) != 1 {
 			im.failures.Add(1)
 			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),

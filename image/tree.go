@@ -4,6 +4,7 @@ import (
 	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/binary"
+	"sync"
 )
 
 // Integrity tree geometry; docs/FORMAT.md, "Integrity tree".
@@ -45,13 +46,29 @@ func newTreeGeometry(contentBlocks uint64) treeGeometry {
 
 func (g *treeGeometry) top() int { return len(g.levels) - 1 }
 
-// blockTag computes the GMAC tag of one ciphertext content block. The nonce is the block
-// number, so a block moved to another position fails its tag; the key is per image, so a block
-// from another image fails too. scratch must have capacity for tagSize bytes.
-func blockTag(mac cipher.AEAD, block uint64, ciphertext []byte, scratch []byte) []byte {
-	var nonce [12]byte
-	binary.LittleEndian.PutUint64(nonce[:], block)
-	return mac.Seal(scratch[:0], nonce[:], nil, ciphertext)
+// tagger computes GMAC tags of ciphertext content blocks. The nonce is the block number, so a
+// block moved to another position fails its tag; the key is per image, so a block from another
+// image fails too. A tagger holds the nonce and tag buffers that the AEAD interface would
+// otherwise allocate for every block; it is not safe for concurrent use.
+type tagger struct {
+	mac   cipher.AEAD
+	nonce [12]byte
+	tag   [tagSize]byte
+}
+
+var taggers = sync.Pool{New: func() any { return new(tagger) }}
+
+// getTagger takes a tagger for mac from the pool; put it back with taggers.Put.
+func getTagger(mac cipher.AEAD) *tagger {
+	t := taggers.Get().(*tagger)
+	t.mac = mac
+	return t
+}
+
+// tagOf returns the tag of one ciphertext block; the slice is valid until the next call.
+func (t *tagger) tagOf(block uint64, ciphertext []byte) []byte {
+	binary.LittleEndian.PutUint64(t.nonce[:], block)
+	return t.mac.Seal(t.tag[:0], t.nonce[:], nil, ciphertext)
 }
 
 // nodeHash is the salted hash of one tree block.

@@ -46,7 +46,7 @@ func TestVectorKeySchedule(t *testing.T) {
 	}
 	k, _ := deriveKeys(master, salt)
 	block0 := raw[contentOffset : contentOffset+BlockSize]
-	tag := blockTag(k.blockMAC, 0, block0, make([]byte, tagSize))
+	tag := getTagger(k.blockMAC).tagOf(0, block0)
 	plain := make([]byte, BlockSize)
 	k.xts.Decrypt(plain, block0, 0)
 	computed := map[string]string{

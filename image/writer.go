@@ -188,6 +188,8 @@ func (w *Writer) submit() {
 
 func (w *Writer) encryptLoop() {
 	defer w.wg.Done()
+	tg := getTagger(w.keys.blockMAC)
+	defer taggers.Put(tg)
 	for b := range w.work {
 		n := len(b.buf) / BlockSize
 		b.tags = b.tags[:n*tagSize]
@@ -195,7 +197,7 @@ func (w *Writer) encryptLoop() {
 			blk := b.buf[i*BlockSize : (i+1)*BlockSize]
 			block := b.first + uint64(i)
 			w.keys.xts.Encrypt(blk, blk, block)
-			blockTag(w.keys.blockMAC, block, blk, b.tags[i*tagSize:(i+1)*tagSize])
+			copy(b.tags[i*tagSize:], tg.tagOf(block, blk))
 		}
 		close(b.done)
 	}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The project's test command (the README's second command; .ci/run runs it). It installs what
+# the tests need (Azurite from npm), cleans up after an interrupted earlier run, then runs
+# go vet, the whole test suite with the race detector, and every fuzz target briefly.
+#
+# Environment: ENCFS_FUZZTIME (default 8s per fuzz target; 0 skips fuzzing),
+#              ENCFS_TEST_FLAGS (extra go test flags, e.g. -short).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+
+scripts/cleanup.sh
+scripts/azurite.sh >/dev/null
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+# shellcheck disable=SC2086
+go test -race -count=1 -timeout 30m ${ENCFS_TEST_FLAGS:-} ./...
+
+fuzztime="${ENCFS_FUZZTIME:-8s}"
+if [[ "$fuzztime" != "0" ]]; then
+	echo "== fuzz ($fuzztime per target)"
+	# Every func FuzzXxx in a _test.go file, with its package directory.
+	grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
+		dir=$(dirname "$file")
+		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
+			echo "-- $dir $target"
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/encfs-fuzz.log 2>&1 || {
+				cat /tmp/encfs-fuzz.log
+				echo "fuzz target $target in $dir failed; the failing input is under $dir/testdata/fuzz/$target" >&2
+				exit 1
+			}
+		done
+	done
+fi
+echo "== all tests passed"
