@@ -154,11 +154,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 		if err := w.failed(); err != nil {
 			return written, err
 		}
-		if w.cur == nil {
-			w.cur = <-w.free
-			w.cur.buf = w.cur.buf[:0]
-			w.cur.first = w.offset / BlockSize
-		}
+		w.takeBatch()
 		n := copy(w.cur.buf[len(w.cur.buf):cap(w.cur.buf)], p)
 		w.cur.buf = w.cur.buf[:len(w.cur.buf)+n]
 		p, written, w.offset = p[n:], written+n, w.offset+uint64(n)
@@ -169,6 +165,30 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return written, nil
 }
 
+// ReadFrom appends everything r yields to the content space, reading straight into the
+// pipeline's batch buffers (no intermediate copy).
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if err := w.failed(); err != nil {
+			return total, err
+		}
+		w.takeBatch()
+		n, err := r.Read(w.cur.buf[len(w.cur.buf):cap(w.cur.buf)])
+		w.cur.buf = w.cur.buf[:len(w.cur.buf)+n]
+		total, w.offset = total+int64(n), w.offset+uint64(n)
+		if len(w.cur.buf) == cap(w.cur.buf) {
+			w.submit()
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 // PadToBlock writes zeros up to the next block boundary.
 func (w *Writer) PadToBlock() error {
 	if r := w.offset % BlockSize; r != 0 {
@@ -176,6 +196,15 @@ func (w *Writer) PadToBlock() error {
 		return err
 	}
 	return nil
+}
+
+// takeBatch makes sure there is a batch to fill, waiting for a free one if needed.
+func (w *Writer) takeBatch() {
+	if w.cur == nil {
+		w.cur = <-w.free
+		w.cur.buf = w.cur.buf[:0]
+		w.cur.first = w.offset / BlockSize
+	}
 }
 
 func (w *Writer) submit() {

@@ -373,27 +373,13 @@ func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 		}
 	}
 	in.DataOffset = t.w.Offset()
-	var n int64
-	for {
-		m, err := f.Read(t.copyBuf)
-		if m > 0 {
-			if n+int64(m) > st.Size {
-				return changedErr(path)
-			}
-			if _, werr := t.w.Write(t.copyBuf[:m]); werr != nil {
-				return werr
-			}
-			n += int64(m)
-			if t.opts.Progress != nil {
-				t.opts.Progress(int64(m))
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
+	// Read at most one byte more than stat said, to notice a file that grew.
+	n, err := t.w.ReadFrom(&progressReader{r: io.LimitReader(f, st.Size+1), progress: t.opts.Progress})
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if n > st.Size {
+		return changedErr(path)
 	}
 	var after unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &after); err != nil {
@@ -406,6 +392,20 @@ func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 	t.sb.Files++
 	t.sb.FileBytes += uint64(n)
 	return nil
+}
+
+// progressReader reports every read to an optional progress callback.
+type progressReader struct {
+	r        io.Reader
+	progress func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 && p.progress != nil {
+		p.progress(int64(n))
+	}
+	return n, err
 }
 
 func changedErr(path string) error {
