@@ -1,0 +1,175 @@
+// Package config reads the sidecar's configuration: the reference sidecar's JSON document (from a
+// file, or base64 in the EncfsSideCarArgs environment variable) with encfs's own per-filesystem
+// fields added. Decoding is strict: unknown fields, duplicate keys and type errors are reported
+// with their JSON path, and the whole document is validated before anything is mounted.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// EnvVar is the environment variable holding the base64 configuration, as in the reference.
+const EnvVar = "EncfsSideCarArgs"
+
+// Config is the whole document.
+type Config struct {
+	AzureInfo        AzureInfo    `json:"azure_info"`
+	AzureFilesystems []FileSystem `json:"azure_filesystems"`
+}
+
+// AzureInfo holds settings shared by all filesystems.
+type AzureInfo struct {
+	CertCache CertCache `json:"certcache"`
+	Identity  Identity  `json:"identity"`
+}
+
+// CertCache says where to refresh the AMD VCEK chain (see keys.CertCache).
+type CertCache struct {
+	EndpointType string `json:"endpoint_type"`
+	Endpoint     string `json:"endpoint"`
+	TeeType      string `json:"tee_type"`
+	APIVersion   string `json:"api_version"`
+	ClientID     string `json:"client_id"` // accepted for compatibility; unused
+}
+
+// Identity selects a user-assigned managed identity by client id.
+type Identity struct {
+	ClientID string `json:"client_id"`
+}
+
+// FileSystem is one image to mount.
+type FileSystem struct {
+	MountPoint      string `json:"mount_point"`
+	AzureURL        string `json:"azure_url"`         // https blob URL, or a local path / file:// URL
+	AzureURLPrivate bool   `json:"azure_url_private"` // fetch with the managed identity's token
+	ReadWrite       bool   `json:"read_write"`        // must be false: images are read-only
+
+	Key           *Key           `json:"key,omitempty"`
+	KeyDerivation *KeyDerivation `json:"key_derivation,omitempty"`
+
+	// encfs's own fields.
+
+	// KeyFile is a raw 32-byte key file used instead of Key (development).
+	KeyFile string `json:"key_file,omitempty"`
+	// PinnedRoot is the image's integrity root (hex); any other image is refused before mounting.
+	PinnedRoot string `json:"pinned_root,omitempty"`
+	// MinGeneration refuses images with a lower generation number (rollback protection).
+	MinGeneration uint64 `json:"min_generation,omitempty"`
+	// CacheSize bounds the in-memory verified-plaintext cache; 0 for the default.
+	CacheSize ByteSize `json:"cache_size,omitempty"`
+	// DiskCacheDir and DiskCacheSize enable a ciphertext cache on local disk.
+	DiskCacheDir  string   `json:"disk_cache_dir,omitempty"`
+	DiskCacheSize ByteSize `json:"disk_cache_size,omitempty"`
+	// PublishSymlink mounts at a hidden <dir of mount_point>/.filesystem-N and then atomically
+	// points mount_point at it, so consumers see the path only once it is ready (the reference
+	// sidecar's behaviour).
+	PublishSymlink bool `json:"publish_symlink,omitempty"`
+}
+
+// Key names the release key in Key Vault / Managed HSM and the authority that attests for it.
+type Key struct {
+	KID       string    `json:"kid"`
+	KTY       string    `json:"kty"`
+	KeyOps    []string  `json:"key_ops"`
+	Authority Authority `json:"authority"`
+	AKV       AKV       `json:"akv"`
+}
+
+// Authority is the Azure Attestation endpoint.
+type Authority struct {
+	Endpoint string `json:"endpoint"`
+}
+
+// AKV is the Key Vault or Managed HSM endpoint.
+type AKV struct {
+	Endpoint   string `json:"endpoint"`
+	APIVersion string `json:"api_version"` // accepted for compatibility; the SDK picks its own
+	// BearerToken is a fixed AAD token; usually empty so that managed identity is used.
+	BearerToken Secret `json:"bearer_token"`
+}
+
+// KeyDerivation turns an RSA-HSM key into a symmetric key (HKDF-SHA256).
+type KeyDerivation struct {
+	Salt  string `json:"salt"` // hex
+	Label string `json:"label"`
+}
+
+// Secret is a string that never prints or logs its value.
+type Secret string
+
+func (Secret) String() string               { return "<redacted>" }
+func (Secret) GoString() string             { return "<redacted>" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("<redacted>") }
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(s.String())) }
+
+// MarshalJSON redacts too: a configuration printed as JSON must not carry the token.
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"<redacted>"`), nil }
+
+// Load reads and validates a configuration file.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ErrNoEnv is returned by FromEnv when EncfsSideCarArgs is not set.
+var ErrNoEnv = errors.New("config: " + EnvVar + " is not set")
+
+// FromEnv reads and validates the base64 configuration in EncfsSideCarArgs.
+func FromEnv() (*Config, error) {
+	v, ok := os.LookupEnv(EnvVar)
+	if !ok || strings.TrimSpace(v) == "" {
+		return nil, ErrNoEnv
+	}
+	b, err := decodeBase64(v)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s is not base64: %w", EnvVar, err)
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("config from %s: %w", EnvVar, err)
+	}
+	return c, nil
+}
+
+// Parse strictly decodes and validates a JSON document.
+func Parse(b []byte) (*Config, error) {
+	var c Config
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func decodeBase64(s string) ([]byte, error) {
+	s = strings.Join(strings.Fields(s), "")
+	var err error
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		var b []byte
+		if b, err = enc.DecodeString(s); err == nil {
+			return b, nil
+		}
+	}
+	return nil, err
+}
+
+// HiddenMountPoint is where filesystem index is mounted when PublishSymlink is set:
+// <dir of mount_point>/.filesystem-<index>.
+func (fs FileSystem) HiddenMountPoint(index int) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(fs.MountPoint)), fmt.Sprintf(".filesystem-%d", index))
+}

@@ -1,0 +1,164 @@
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// Validate checks the document as a whole and reports every problem, each with its path.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &PathError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch strings.ToLower(c.AzureInfo.CertCache.EndpointType) {
+	case "", "localthim", "thim":
+	case "azcache":
+		if c.AzureInfo.CertCache.Endpoint == "" {
+			add("azure_info.certcache.endpoint", "required when endpoint_type is AzCache")
+		}
+	default:
+		add("azure_info.certcache.endpoint_type", "%q: want LocalTHIM or AzCache", c.AzureInfo.CertCache.EndpointType)
+	}
+	if len(c.AzureFilesystems) == 0 {
+		add("azure_filesystems", "no filesystems to mount")
+	}
+	mounts := map[string]int{}
+	for i, fs := range c.AzureFilesystems {
+		p := fmt.Sprintf("azure_filesystems[%d]", i)
+		for _, e := range fs.validate() {
+			add(join(p, e.Path), "%s", e.Msg)
+		}
+		if fs.MountPoint != "" {
+			mp := filepath.Clean(fs.MountPoint)
+			if j, dup := mounts[mp]; dup {
+				add(p+".mount_point", "%s is also the mount point of azure_filesystems[%d]", fs.MountPoint, j)
+			}
+			mounts[mp] = i
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validate checks one filesystem; paths are relative to it.
+func (fs *FileSystem) validate() []*PathError {
+	var errs []*PathError
+	add := func(path, format string, args ...any) {
+		errs = append(errs, &PathError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case fs.MountPoint == "":
+		add("mount_point", "required: the path where consumers read the files")
+	case !filepath.IsAbs(fs.MountPoint):
+		add("mount_point", "%q must be an absolute path", fs.MountPoint)
+	case filepath.Clean(fs.MountPoint) == "/":
+		add("mount_point", "cannot be /")
+	}
+	if msg := checkImageURL(fs.AzureURL); msg != "" {
+		add("azure_url", "%s", msg)
+	}
+	if fs.ReadWrite {
+		add("read_write", "true is not supported: encfs images are read-only and integrity-protected; set read_write to false")
+	}
+	switch {
+	case fs.KeyFile != "" && fs.Key != nil:
+		add("key_file", "set either key_file (development) or key (Azure secure key release), not both")
+	case fs.KeyFile == "" && fs.Key == nil:
+		add("key", "required: the Key Vault key to release (or key_file in development)")
+	case fs.Key != nil:
+		errs = append(errs, fs.Key.validate()...)
+	}
+	if fs.KeyDerivation != nil {
+		if _, err := hex.DecodeString(fs.KeyDerivation.Salt); err != nil {
+			add("key_derivation.salt", "must be hex")
+		}
+	}
+	if fs.Key != nil && fs.Key.KTY == "RSA-HSM" && fs.KeyDerivation == nil {
+		add("key_derivation", "required for an RSA-HSM key (salt, and optionally label)")
+	}
+	if fs.PinnedRoot != "" {
+		if b, err := hex.DecodeString(fs.PinnedRoot); err != nil || len(b) != 32 {
+			add("pinned_root", "want the image's 64-hex-character integrity root (see `encfs inspect`)")
+		}
+	}
+	if fs.CacheSize < 0 {
+		add("cache_size", "must not be negative")
+	}
+	if fs.DiskCacheSize > 0 && fs.DiskCacheDir == "" {
+		add("disk_cache_size", "set disk_cache_dir too")
+	}
+	if fs.DiskCacheDir != "" && !filepath.IsAbs(fs.DiskCacheDir) {
+		add("disk_cache_dir", "%q must be an absolute path", fs.DiskCacheDir)
+	}
+	return errs
+}
+
+func (k *Key) validate() []*PathError {
+	var errs []*PathError
+	add := func(path, msg string) { errs = append(errs, &PathError{Path: "key." + path, Msg: msg}) }
+	if k.KID == "" {
+		add("kid", "required: the key's name in Key Vault")
+	}
+	switch k.KTY {
+	case "", "oct", "oct-HSM", "RSA-HSM", "RSA":
+	default:
+		add("kty", fmt.Sprintf("%q: want oct-HSM, oct or RSA-HSM", k.KTY))
+	}
+	if k.Authority.Endpoint == "" {
+		add("authority.endpoint", "required: the Azure Attestation endpoint, e.g. sharedeus2.eus2.attest.azure.net")
+	} else if msg := checkHTTPSHost(k.Authority.Endpoint); msg != "" {
+		add("authority.endpoint", msg)
+	}
+	if k.AKV.Endpoint == "" {
+		add("akv.endpoint", "required: the Key Vault or Managed HSM, e.g. myvault.vault.azure.net")
+	} else if msg := checkHTTPSHost(k.AKV.Endpoint); msg != "" {
+		add("akv.endpoint", msg)
+	}
+	return errs
+}
+
+// checkHTTPSHost accepts a bare host name (the reference's form) or an https URL.
+func checkHTTPSHost(s string) string {
+	if !strings.Contains(s, "://") {
+		s = "https://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return fmt.Sprintf("%q is not a host name or https URL", s)
+	}
+	if u.Scheme != "https" {
+		return fmt.Sprintf("%q must use https", s)
+	}
+	return ""
+}
+
+// checkImageURL accepts http(s) URLs, file:// URLs and absolute local paths.
+func checkImageURL(s string) string {
+	if s == "" {
+		return "required: the image's blob URL (or a local path in development)"
+	}
+	if !strings.Contains(s, "://") {
+		if !filepath.IsAbs(s) {
+			return fmt.Sprintf("%q is neither a URL nor an absolute path", s)
+		}
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Sprintf("%q is not a URL", s)
+	}
+	switch u.Scheme {
+	case "https", "http":
+		if u.Host == "" {
+			return fmt.Sprintf("%q has no host", s)
+		}
+	case "file":
+	default:
+		return fmt.Sprintf("%q: want an https, http or file URL", s)
+	}
+	return ""
+}
