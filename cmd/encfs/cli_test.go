@@ -1,0 +1,133 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/testtree"
+)
+
+// The CLI tests run the real binary, built once, as a user would.
+var encfsBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "encfs-cli-")
+	if err != nil {
+		panic(err)
+	}
+	encfsBin = filepath.Join(dir, "encfs")
+	if out, err := exec.Command("go", "build", "-o", encfsBin, ".").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		panic("build encfs: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// run runs encfs and returns its combined output and exit code.
+func run(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(encfsBin, args...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, code := run(t, args...)
+	if code != 0 {
+		t.Fatalf("encfs %s: exit %d\n%s", strings.Join(args, " "), code, out)
+	}
+	return out
+}
+
+func expectFail(t *testing.T, want string, args ...string) string {
+	t.Helper()
+	out, code := run(t, args...)
+	if code == 0 || !strings.Contains(out, want) {
+		t.Fatalf("encfs %s: exit %d, want non-zero with %q in:\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return out
+}
+
+func TestKeygen(t *testing.T) {
+	dir := t.TempDir()
+	k := filepath.Join(dir, "k")
+	out := mustRun(t, "keygen", "--out", k)
+	st, err := os.Stat(k)
+	if err != nil || st.Size() != 32 || st.Mode().Perm() != 0o600 || !strings.Contains(out, "fingerprint") {
+		t.Fatalf("key file %v %v, output %q", st, err, out)
+	}
+	before, _ := os.ReadFile(k)
+	expectFail(t, "already exists", "keygen", "--out", k)
+	if after, _ := os.ReadFile(k); string(after) != string(before) {
+		t.Fatal("keygen overwrote an existing key")
+	}
+}
+
+func TestPackInspectVerifyBrowse(t *testing.T) {
+	dir := t.TempDir()
+	src := testtree.Build(t, filepath.Join(dir, "src"))
+	k, k2 := filepath.Join(dir, "k"), filepath.Join(dir, "k2")
+	mustRun(t, "keygen", "--out", k)
+	mustRun(t, "keygen", "--out", k2)
+	img := filepath.Join(dir, "img")
+	mustRun(t, "pack", "--key-file", k, src, img)
+
+	out := mustRun(t, "inspect", img)
+	for _, want := range []string{"uuid:", "generation:", "integrity root:", "keyslot 0:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "files:") {
+		t.Error("inspect without a key shows index counts")
+	}
+	if out := mustRun(t, "inspect", "--key-file", k, img); !strings.Contains(out, "files:") {
+		t.Errorf("inspect with a key lacks counts:\n%s", out)
+	}
+	mustRun(t, "verify", "--key-file", k, img)
+	if out := mustRun(t, "ls", "--key-file", k, img, "small"); !strings.Contains(out, "hardlink-b4097") || !strings.Contains(out, "a.txt") {
+		t.Errorf("ls small:\n%s", out)
+	}
+	if out := mustRun(t, "ls", "--key-file", k, img, "-R"); !strings.Contains(out, "/link-rel -> small/a.txt") {
+		t.Errorf("ls -R:\n%s", out)
+	}
+	if out := mustRun(t, "cat", "--key-file", k, img, "small/b.txt"); out != string(testtree.Content("small/b.txt", 2000)) {
+		t.Error("cat returned different bytes")
+	}
+
+	wrong := expectFail(t, "fingerprint", "ls", "--key-file", k2, img)
+	if !strings.Contains(wrong, "wrong key") {
+		t.Errorf("wrong-key message: %s", wrong)
+	}
+	expectFail(t, "not an encfs image", "inspect", k)
+	os.WriteFile(filepath.Join(dir, "short"), []byte("ENCFSIMG"), 0o644)
+	expectFail(t, "truncated", "inspect", filepath.Join(dir, "short"))
+
+	// Rotate: add k2, remove k.
+	fp := func(key string) string { b, _ := os.ReadFile(key); return image.Fingerprint(b) }
+	mustRun(t, "key", "add-slot", "--key-file", k, "--new-key-file", k2, img)
+	mustRun(t, "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k), img)
+	mustRun(t, "verify", "--key-file", k2, img)
+	expectFail(t, "wrong key", "verify", "--key-file", k, img)
+	expectFail(t, "only keyslot", "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k2), img)
+
+	// A flipped data byte: verify names the block and the file.
+	b, _ := os.ReadFile(img)
+	b[4096+100] ^= 1
+	os.WriteFile(img, b, 0o644)
+	expectFail(t, "integrity check failed", "verify", "--key-file", k2, img)
+}
