@@ -1,0 +1,82 @@
+//go:build amd64 && !purego
+
+package xts
+
+import "encoding/binary"
+
+// AES-256 key expansion (FIPS 197, section 5.2) for the assembly, which needs
+// the round keys themselves; crypto/aes keeps its own private. Words are
+// stored big-endian, the byte order AESENC expects.
+
+// sbox is the AES S-box: the inverse in GF(2^8) followed by the affine map of
+// FIPS 197 section 5.1.1, computed rather than transcribed.
+var sbox = func() (s [256]byte) {
+	for i := range s {
+		b := gfInverse(byte(i))
+		s[i] = b ^ rotl8(b, 1) ^ rotl8(b, 2) ^ rotl8(b, 3) ^ rotl8(b, 4) ^ 0x63
+	}
+	return s
+}()
+
+// gfMul multiplies in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+func gfMul(a, b byte) byte {
+	var p byte
+	for ; b != 0; b >>= 1 {
+		if b&1 != 0 {
+			p ^= a
+		}
+		a = a<<1 ^ 0x1b&-(a>>7)
+	}
+	return p
+}
+
+// gfInverse returns a^254, which is a^-1 for a != 0 and 0 for 0.
+func gfInverse(a byte) byte {
+	r := byte(1)
+	for range 254 {
+		r = gfMul(r, a)
+	}
+	return r
+}
+
+func rotl8(b byte, n uint) byte { return b<<n | b>>(8-n) }
+
+func subWord(w uint32) uint32 {
+	return uint32(sbox[w>>24])<<24 | uint32(sbox[w>>16&0xff])<<16 |
+		uint32(sbox[w>>8&0xff])<<8 | uint32(sbox[w&0xff])
+}
+
+// expandKey256 writes the 15 round keys of a 32-byte AES key.
+func expandKey256(rk *[15][16]byte, key []byte) {
+	const nk = 8 // key words
+	var w [60]uint32
+	for i := range nk {
+		w[i] = binary.BigEndian.Uint32(key[4*i:])
+	}
+	rcon := uint32(1)
+	for i := nk; i < len(w); i++ {
+		t := w[i-1]
+		switch i % nk {
+		case 0:
+			t = subWord(t<<8|t>>24) ^ rcon<<24
+			rcon = uint32(gfMul(byte(rcon), 2))
+		case 4:
+			t = subWord(t)
+		}
+		w[i] = w[i-nk] ^ t
+	}
+	for i, x := range w {
+		binary.BigEndian.PutUint32(rk[i/4][4*(i%4):], x)
+	}
+}
+
+// inverseKeySchedule derives the round keys of the "equivalent inverse
+// cipher" (FIPS 197 section 5.3.5) that AESDEC implements: the encryption
+// keys in reverse order, the inner ones passed through InvMixColumns.
+func inverseKeySchedule(dec, enc *[15][16]byte) {
+	dec[0], dec[14] = enc[14], enc[0]
+	for i := 1; i < 14; i++ {
+		dec[i] = enc[14-i]
+		invMixColumns(&dec[i])
+	}
+}
