@@ -27,7 +27,7 @@ if [[ "$fuzztime" != "0" ]]; then
 		dir=$(dirname "$file")
 		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | cut -d' ' -f2); do
 			echo "-- $dir $target"
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$dir" >/tmp/encfs-fuzz.log 2>&1 || {
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 2s "$dir" >/tmp/encfs-fuzz.log 2>&1 || {
 				cat /tmp/encfs-fuzz.log
 				echo "fuzz target $target in $dir failed; the failing input is under $dir/testdata/fuzz/$target" >&2
 				exit 1
