@@ -1,6 +1,16 @@
 // Package blobio is where image bytes come from: a local file, an Azure blob or any HTTPS server
 // that honours Range requests, plus the chunked, parallel, deduplicating fetch layer that sits in
 // front of a remote source. It knows nothing about the image format: it moves ciphertext.
+//
+//   - Open (open.go) turns a location into a Source: a local path, an Azure blob (azure.go,
+//     credentials in azauth.go) or any HTTP server that honours Range (httpsource.go). Remote
+//     sources are pinned to the version seen at open (ErrChanged), retry with a bounded budget
+//     (retry.go) and report one of ErrNotFound, ErrAuth, ErrUnreachable, ErrChanged,
+//     ErrBadResponse, ErrIncomplete (errors.go), with secrets redacted (redact.go).
+//   - Chunked (chunked.go) fetches aligned chunks in parallel with deduplication, prefetch, an
+//     LRU memory cache (lru.go) and an optional disk cache (diskcache.go).
+//   - Upload (upload.go) writes an image to a block or page blob, resumably.
+//   - Tests use azuritetest (a real Azurite) and faultproxy (injected storage faults).
 package blobio
 
 import (

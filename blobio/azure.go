@@ -1,0 +1,256 @@
+package blobio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+)
+
+// Blob metadata that encfs upload writes and the Azure source reads.
+const (
+	// MetaSize is the image's real length: a page blob is padded to 512 bytes.
+	MetaSize = "encfs_size"
+	// MetaID identifies the image content (see ImageID): the same image uploaded twice is
+	// recognised, and an interrupted upload resumes only into the same image.
+	MetaID = "encfs_id"
+	// MetaState is "uploading" on a page blob whose pages are still being written.
+	MetaState = "encfs_state"
+)
+
+// ErrIncomplete reports a blob whose upload has not finished.
+var ErrIncomplete = errors.New("upload not finished")
+
+// AzureSource reads an image from an Azure block or page blob. Every read carries If-Match
+// with the ETag seen at open, so a blob replaced while mounted fails reads with ErrChanged
+// instead of mixing versions.
+type AzureSource struct {
+	client   *blob.Client
+	url      *url.URL
+	name     string // redacted
+	etag     azcore.ETag
+	size     int64
+	blobType string
+	auth     Auth
+	retry    retrier
+	retries  atomic.Int64
+}
+
+func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, error) {
+	name := redactURL(u)
+	creds, err := resolveAuth(u, opts)
+	if err != nil {
+		return nil, &Error{Op: "open", Source: name, Kind: ErrAuth, Err: err}
+	}
+	var errs []string
+	var last error
+	for _, c := range creds {
+		s, err := openAzureWith(ctx, u, c, opts)
+		if err == nil {
+			return s, nil
+		}
+		// Only a refusal is worth trying the next credential for.
+		if !errors.Is(err, ErrAuth) && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		last = err
+		errs = append(errs, fmt.Sprintf("%s: %v", c.mode, err))
+	}
+	if len(errs) > 1 {
+		return nil, fmt.Errorf("%w (tried: %s)", last, strings.Join(errs[:len(errs)-1], "; "))
+	}
+	return nil, last
+}
+
+func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (*AzureSource, error) {
+	s := &AzureSource{url: u, name: redactURL(u), auth: c.mode}
+	s.retry = retrier{opts: opts.Retry.withDefaults(), retries: &s.retries, source: s.name, azure: true}
+	cl, err := newBlobClient(u.String(), c, opts)
+	if err != nil {
+		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: redactErr(err),
+			Hint: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
+	}
+	s.client = cl
+	if err := checkToken(ctx, c, s.retry.opts.TryTimeout, "open", s.name); err != nil {
+		return nil, err
+	}
+	var props blob.GetPropertiesResponse
+	err = s.retry.do(ctx, "open", func(ctx context.Context) *attemptError {
+		var err error
+		props, err = cl.GetProperties(ctx, nil)
+		return classifyAzure(err)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if props.ETag == nil || props.ContentLength == nil {
+		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: errors.New("no ETag or Content-Length in the blob's properties")}
+	}
+	s.etag = *props.ETag
+	s.size = *props.ContentLength
+	if props.BlobType != nil {
+		s.blobType = string(*props.BlobType)
+	}
+	meta := lowerKeys(props.Metadata)
+	if meta[MetaState] == "uploading" {
+		return nil, &Error{Op: "open", Source: s.name, Kind: ErrIncomplete,
+			Hint: "an `encfs upload` of this blob was interrupted; run it again to finish"}
+	}
+	if v, ok := meta[MetaSize]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > s.size {
+			return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse,
+				Err: fmt.Errorf("metadata %s=%q is not a length within the blob's %d bytes", MetaSize, v, s.size)}
+		}
+		s.size = n
+	}
+	return s, nil
+}
+
+// lowerKeys flattens SDK metadata; services and the SDK differ in key case.
+func lowerKeys(m map[string]*string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if v != nil {
+			out[strings.ToLower(k)] = *v
+		}
+	}
+	return out
+}
+
+// classifyAzure maps an SDK error to an attempt error.
+func classifyAzure(err error) *attemptError {
+	if err == nil {
+		return nil
+	}
+	var afe *azidentity.AuthenticationFailedError
+	if errors.As(err, &afe) {
+		return &attemptError{kind: ErrAuth, err: redactErr(errors.New("the identity could not get a token"))}
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		var h http.Header
+		if re.RawResponse != nil {
+			h = re.RawResponse.Header
+		}
+		a := classifyStatus(re.StatusCode, re.ErrorCode, h, nil)
+		a.err = nil
+		return a
+	}
+	return classifyTransport(err)
+}
+
+// ReadAt reads len(p) bytes at off with one ranged Get Blob pinned by If-Match, retried;
+// a body cut short resumes after the bytes that arrived.
+func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read %s: negative offset %d", s.name, off)
+	}
+	if off >= s.size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := p
+	var eof error
+	if rem := s.size - off; int64(len(want)) > rem {
+		want = want[:rem]
+		eof = io.EOF
+	}
+	done := 0
+	etag := s.etag
+	op := fmt.Sprintf("read %d bytes at %d from", len(want), off)
+	err := s.retry.do(ctx, op, func(ctx context.Context) *attemptError {
+		for done < len(want) {
+			start := off + int64(done)
+			count := int64(len(want) - done)
+			resp, err := s.client.DownloadStream(ctx, &blob.DownloadStreamOptions{
+				Range: blob.HTTPRange{Offset: start, Count: count},
+				AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
+					IfMatch: &etag}},
+			})
+			if a := classifyAzure(err); a != nil {
+				return a
+			}
+			if resp.ETag != nil && *resp.ETag != etag {
+				resp.Body.Close()
+				return &attemptError{kind: ErrChanged, err: fmt.Errorf("ETag is now %s, was %s", *resp.ETag, etag)}
+			}
+			if resp.ContentLength != nil && *resp.ContentLength != count {
+				resp.Body.Close()
+				return &attemptError{kind: ErrBadResponse, err: fmt.Errorf("asked for %d bytes, the answer has %d", count, *resp.ContentLength)}
+			}
+			n, err := io.ReadFull(resp.Body, want[done:])
+			resp.Body.Close()
+			done += n
+			if err != nil {
+				return classifyTransport(fmt.Errorf("body cut short after %d of %d bytes: %w", n, count, err))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return done, err
+	}
+	return len(want), eof
+}
+
+func (s *AzureSource) Size() int64    { return s.size }
+func (s *AzureSource) String() string { return s.name }
+func (s *AzureSource) Close() error   { return nil }
+
+// ETag is the version every read is pinned to.
+func (s *AzureSource) ETag() string { return string(s.etag) }
+
+// BlobType is BlockBlob or PageBlob.
+func (s *AzureSource) BlobType() string { return s.blobType }
+
+// Auth says which credential opened the blob.
+func (s *AzureSource) Auth() Auth { return s.auth }
+
+// Retries counts retried attempts since open.
+func (s *AzureSource) Retries() int64 { return s.retries.Load() }
+
+// Identity names this exact version of the blob (for the disk cache): the URL without the SAS
+// (which changes when it is renewed), snapshot or version id included, and the ETag.
+func (s *AzureSource) Identity() string {
+	u := *s.url
+	q := u.Query()
+	keep := url.Values{}
+	for _, k := range []string{"snapshot", "versionid"} {
+		if v := q.Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	u.RawQuery = keep.Encode()
+	u.User = nil
+	return "azure " + u.String() + " " + string(s.etag) + " " + strconv.FormatInt(s.size, 10)
+}
+
+// checkToken gets a token first when the credential is an identity: a missing identity is an
+// access problem to report at once, not a network failure to retry for the whole budget.
+func checkToken(ctx context.Context, c azureCred, timeout time.Duration, op, name string) error {
+	if c.token == nil {
+		return nil
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
+	if err != nil {
+		return &Error{Op: op, Source: name, Kind: ErrAuth, Err: fmt.Errorf("no token from the identity: %w", redactErr(err)),
+			Hint: "on Azure, assign a managed identity (and pass --client-id for a user-assigned one); elsewhere run az login, or use a SAS URL"}
+	}
+	return nil
+}

@@ -1,0 +1,310 @@
+package blobio_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/encfs/encfs/blobio"
+)
+
+// memSource is an in-memory Source that counts reads and injects faults.
+type memSource struct {
+	data     []byte
+	identity string
+	delay    time.Duration
+	reads    atomic.Int64
+	inFlight atomic.Int64
+	maxIn    atomic.Int64
+	mu       sync.Mutex
+	failAt   map[int64]error // offset -> error to return (every time)
+}
+
+func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	m.reads.Add(1)
+	n := m.inFlight.Add(1)
+	defer m.inFlight.Add(-1)
+	for {
+		old := m.maxIn.Load()
+		if n <= old || m.maxIn.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	if m.delay > 0 {
+		select {
+		case <-time.After(m.delay):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	err := m.failAt[off]
+	m.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	if off >= int64(len(m.data)) {
+		return 0, io.EOF
+	}
+	n2 := copy(p, m.data[off:])
+	if n2 < len(p) {
+		return n2, io.EOF
+	}
+	return n2, nil
+}
+
+func (m *memSource) Size() int64      { return int64(len(m.data)) }
+func (m *memSource) String() string   { return "mem" }
+func (m *memSource) Close() error     { return nil }
+func (m *memSource) Identity() string { return m.identity }
+
+func newMem(t *testing.T, n int) *memSource {
+	return &memSource{data: randBytes(t, n), identity: "mem v1", failAt: map[int64]error{}}
+}
+
+func TestChunkedReadsMatchSource(t *testing.T) {
+	m := newMem(t, 10<<20+333)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 4 << 20})
+	defer c.Close()
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		off := r.Int64N(int64(len(m.data)))
+		n := r.IntN(3 << 20)
+		p := make([]byte, n)
+		got, err := c.ReadAt(ctx, p, off)
+		want := min(n, len(m.data)-int(off))
+		if got != want || !bytes.Equal(p[:got], m.data[off:off+int64(got)]) {
+			t.Fatalf("ReadAt(%d, %d) = %d, %v", off, n, got, err)
+		}
+		if (want < n) != (err == io.EOF) || (err != nil && err != io.EOF) {
+			t.Fatalf("ReadAt(%d, %d) err %v", off, n, err)
+		}
+	}
+	st := c.Stats()
+	if st.CachedBytes > 4<<20 {
+		t.Fatalf("cache holds %d bytes, bound 4 MiB", st.CachedBytes)
+	}
+	if st.CacheHits == 0 || st.Evictions == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestChunkedDeduplicatesConcurrentFetches(t *testing.T) {
+	m := newMem(t, 4<<20)
+	m.delay = 50 * time.Millisecond
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 8})
+	defer c.Close()
+	var wg sync.WaitGroup
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := make([]byte, 100)
+			if _, err := c.ReadAt(context.Background(), p, int64(i)*1000); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if r := m.reads.Load(); r != 1 {
+		t.Fatalf("%d source reads for one chunk, want 1", r)
+	}
+	if st := c.Stats(); st.DedupWaits+st.CacheHits != 31 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestChunkedBoundsWorkersAndMemory(t *testing.T) {
+	m := newMem(t, 32<<20)
+	m.delay = 5 * time.Millisecond
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 3, CacheBytes: 2 << 20})
+	defer c.Close()
+	p := make([]byte, 32<<20)
+	if _, err := c.ReadAt(context.Background(), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(p, m.data) {
+		t.Fatal("content differs")
+	}
+	if mx := m.maxIn.Load(); mx > 3 {
+		t.Fatalf("%d fetches in flight, Workers 3", mx)
+	}
+	if st := c.Stats(); st.CachedBytes > 2<<20 || st.Fetches != 32 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestChunkedPrefetch(t *testing.T) {
+	m := newMem(t, 16<<20)
+	m.delay = 200 * time.Millisecond
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 16 << 20})
+	defer c.Close()
+	c.Prefetch(0, 16<<20) // 16 chunks; at most Workers-1 = 3 start, the rest is dropped
+	if st := c.Stats(); st.PrefetchIssued != 3 || st.PrefetchDropped != 1 {
+		t.Fatalf("after one hint: %+v", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Stats().InFlight > 0 || m.reads.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("prefetch did not finish")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	before := m.reads.Load()
+	p := make([]byte, 3<<20)
+	if _, err := c.ReadAt(context.Background(), p, 0); err != nil || !bytes.Equal(p, m.data[:3<<20]) {
+		t.Fatal(err)
+	}
+	if m.reads.Load() != before {
+		t.Fatalf("prefetched chunks were fetched again")
+	}
+	c.Prefetch(-5, 10)          // ignored
+	c.Prefetch(16<<20, 1<<20)   // past the end: ignored
+	c.Prefetch(15<<20, 100<<20) // clamped
+}
+
+func TestChunkedErrorsPropagateAndRecover(t *testing.T) {
+	m := newMem(t, 4<<20)
+	boom := errors.New("injected")
+	m.failAt[1<<20] = boom
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20})
+	defer c.Close()
+	p := make([]byte, 2<<20)
+	if _, err := c.ReadAt(context.Background(), p, 512<<10); !errors.Is(err, boom) {
+		t.Fatalf("err %v, want the source's error", err)
+	}
+	// Other chunks still serve, and the failed one is retried on the next read (not cached).
+	if _, err := c.ReadAt(context.Background(), p[:10], 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	m.mu.Lock()
+	delete(m.failAt, 1<<20)
+	m.mu.Unlock()
+	if _, err := c.ReadAt(context.Background(), p, 512<<10); err != nil || !bytes.Equal(p, m.data[512<<10:512<<10+2<<20]) {
+		t.Fatalf("after recovery: %v", err)
+	}
+	if st := c.Stats(); st.FetchErrors != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	// A cancelled reader returns at once even while its fetch continues.
+	m.delay = time.Second
+	c.Invalidate(0, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.ReadAt(ctx, p[:10], 0); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("cancelled read: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestChunkedDiskCache(t *testing.T) {
+	dir := t.TempDir()
+	m := newMem(t, 5<<20+10)
+	opts := blobio.ChunkOptions{ChunkSize: 1 << 20, CacheBytes: -1, DiskCache: dir, DiskCacheBytes: 3<<20 + 100}
+	p := make([]byte, 1<<20)
+	for off := int64(0); off < int64(len(m.data)); off += 1 << 20 {
+		// One layer per chunk so that the disk writes land in order (Close waits for them)
+		// and the LRU keeps the last three.
+		c := blobio.NewChunked(m, opts)
+		if err := c.DiskCacheError(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadAt(context.Background(), p, off); err != nil && err != io.EOF {
+			t.Fatal(err)
+		}
+		c.Close()
+		if st := c.Stats(); st.DiskWrites != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	}
+	if n := cacheBytes(t, dir); n > 3<<20+100 {
+		t.Fatalf("disk cache holds %d bytes, bound %d", n, 3<<20+100)
+	}
+
+	// Reopen ("restart"): the last chunks come from disk, not the source.
+	m2 := &memSource{data: m.data, identity: m.identity, failAt: map[int64]error{}}
+	c2 := blobio.NewChunked(m2, opts)
+	q := make([]byte, 10)
+	if _, err := c2.ReadAt(context.Background(), q, 5<<20); (err != nil && err != io.EOF) || !bytes.Equal(q, m.data[5<<20:]) {
+		t.Fatal(err)
+	}
+	if m2.reads.Load() != 0 || c2.Stats().DiskHits != 1 {
+		t.Fatalf("reads %d, stats %+v", m2.reads.Load(), c2.Stats())
+	}
+	// A corrupted file is a miss, not bad bytes.
+	corruptAll(t, dir)
+	q2 := make([]byte, 1<<20)
+	if _, err := c2.ReadAt(context.Background(), q2, 4<<20); err != nil || !bytes.Equal(q2, m.data[4<<20:5<<20]) {
+		t.Fatalf("after corruption: %v", err)
+	}
+	if m2.reads.Load() != 1 {
+		t.Fatalf("corrupted chunk was served from disk")
+	}
+	c2.Close()
+
+	// Another version of the blob (another ETag) never meets these chunks.
+	m3 := &memSource{data: randBytes(t, len(m.data)), identity: "mem v2", failAt: map[int64]error{}}
+	c3 := blobio.NewChunked(m3, opts)
+	defer c3.Close()
+	if _, err := c3.ReadAt(context.Background(), q, 5<<20); (err != nil && err != io.EOF) || !bytes.Equal(q, m3.data[5<<20:]) {
+		t.Fatal(err)
+	}
+	if m3.reads.Load() != 1 {
+		t.Fatalf("new version read %d times from the source, want 1", m3.reads.Load())
+	}
+}
+
+func cacheBytes(t *testing.T, dir string) int64 {
+	var n int64
+	filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+func corruptAll(t *testing.T, dir string) {
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() && filepath.Ext(p) == ".chunk" {
+			f, err := os.OpenFile(p, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte{0xff, 0xee}, 100)
+			f.Close()
+		}
+		return nil
+	})
+}
+
+func TestChunkedDiskCacheNeedsIdentity(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "img")
+	os.WriteFile(f, []byte("hello"), 0o600)
+	src, err := blobio.OpenFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := blobio.NewChunked(src, blobio.ChunkOptions{DiskCache: t.TempDir()})
+	defer c.Close()
+	if c.DiskCacheError() == nil {
+		t.Fatal("disk cache accepted a source without identity")
+	}
+	p := make([]byte, 5)
+	if _, err := c.ReadAt(context.Background(), p, 0); err != nil || string(p) != "hello" {
+		t.Fatal(err, string(p))
+	}
+	_ = fmt.Sprint()
+}

@@ -1,0 +1,98 @@
+package blobio
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The kinds of failure a remote source reports. Every error from Open and ReadAt of a remote
+// source wraps exactly one of these (or ErrChanged), so callers can decide with errors.Is what
+// to tell the user: a wrong URL, a missing permission, a network problem or a replaced image
+// each need a different fix.
+var (
+	// ErrNotFound: the container or blob does not exist (Azure also answers 404 to anonymous
+	// requests for a private blob, so it can mean "not public" too).
+	ErrNotFound = errors.New("not found")
+	// ErrAuth: the server refused the credential (401 or 403).
+	ErrAuth = errors.New("access refused")
+	// ErrUnreachable: the server could not be reached or kept failing (connection errors,
+	// timeouts, 408, 429 and 5xx) until the retries and the time budget were spent.
+	ErrUnreachable = errors.New("storage unreachable")
+	// ErrBadResponse: the server answered something a range source cannot use (no Range
+	// support, a Content-Range that does not match the request).
+	ErrBadResponse = errors.New("unusable response")
+)
+
+// Error describes a failed operation on a remote source. It never holds secrets: Source is the
+// redacted location and Err has been through redactString.
+type Error struct {
+	Op     string // "open", "read", "upload", ...
+	Source string // redacted location
+	Kind   error  // ErrNotFound, ErrAuth, ErrUnreachable, ErrChanged or ErrBadResponse
+	Status int    // HTTP status of the last answer, 0 for transport errors
+	Code   string // service error code (x-ms-error-code), if any
+	Tries  int
+	Took   time.Duration
+	Err    error // the last underlying error, already redacted
+	Hint   string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: %v", e.Op, e.Source, e.Kind)
+	if e.Status != 0 || e.Code != "" {
+		b.WriteString(" (")
+		if e.Status != 0 {
+			fmt.Fprintf(&b, "HTTP %d", e.Status)
+		}
+		if e.Code != "" {
+			if e.Status != 0 {
+				b.WriteString(" ")
+			}
+			b.WriteString(e.Code)
+		}
+		b.WriteString(")")
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if e.Tries > 1 {
+		fmt.Fprintf(&b, " (after %d tries in %s)", e.Tries, e.Took.Round(time.Millisecond))
+	}
+	if e.Hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.Hint)
+	}
+	return b.String()
+}
+
+// Unwrap exposes both the kind and the underlying cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
+
+// hintFor says what to do about a kind of failure.
+func hintFor(kind error, azure bool) string {
+	switch kind {
+	case ErrNotFound:
+		if azure {
+			return "check the account, container and blob names; a private blob also answers 404 to anonymous requests, so give a SAS URL or an identity with the Storage Blob Data Reader role"
+		}
+		return "check the URL"
+	case ErrAuth:
+		if azure {
+			return "the SAS may have expired or lack read permission, or the identity lacks the Storage Blob Data Reader role (or Contributor to upload)"
+		}
+		return "the presigned URL may have expired"
+	case ErrChanged:
+		return "the blob was replaced after it was opened; restart the mount to serve the new image"
+	case ErrUnreachable:
+		return "check network access to the storage endpoint (firewall, private endpoint DNS, proxy)"
+	}
+	return ""
+}

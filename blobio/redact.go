@@ -1,0 +1,72 @@
+package blobio
+
+import (
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// secretParams are query parameters whose values are credentials: Azure SAS signatures, S3
+// presigned URL signatures, and generic tokens. Their values never reach logs or errors.
+var secretParams = []string{
+	"sig", "x-amz-signature", "x-amz-credential", "x-amz-security-token",
+	"x-goog-signature", "x-goog-credential", "signature", "token", "access_token",
+}
+
+// secretRE finds secret=VALUE pairs inside arbitrary text (error messages from the HTTP stack
+// quote whole URLs) and bearer tokens.
+var secretRE = regexp.MustCompile(`(?i)((?:^|[?&;\s"'])(?:` +
+	strings.Join(secretParams, "|") + `)=)[^&\s"';]*|(bearer\s+)[A-Za-z0-9._~+/=-]+|(accountkey=)[^;\s"']*`)
+
+// redactString removes secret query values, bearer tokens and account keys from s.
+func redactString(s string) string {
+	return secretRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := secretRE.FindStringSubmatch(m)
+		for _, p := range sub[1:] {
+			if p != "" {
+				return p + "REDACTED"
+			}
+		}
+		return "REDACTED"
+	})
+}
+
+// redactURL returns u as text with the values of secret query parameters replaced, keeping
+// the others (a SAS's se= expiry and sp= permissions help when access is refused).
+func redactURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	if c.RawQuery != "" {
+		q := c.Query()
+		for k := range q {
+			for _, s := range secretParams {
+				if strings.EqualFold(k, s) {
+					q[k] = []string{"REDACTED"}
+				}
+			}
+		}
+		c.RawQuery = q.Encode()
+	}
+	return c.String()
+}
+
+// redactErr returns err with its message redacted, or nil.
+func redactErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return redactedError{msg: redactString(err.Error()), err: err}
+}
+
+// redactedError keeps the chain for errors.Is/As (context.DeadlineExceeded, net errors) while
+// printing only the redacted message.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
