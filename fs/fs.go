@@ -1,0 +1,93 @@
+package fs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
+
+	"github.com/encfs/encfs/image"
+)
+
+// Timeout is how long the kernel may cache entries, negative lookups and attributes. The image
+// is immutable for the life of the mount, so anything long is correct; a year is effectively
+// forever without risking overflow in the kernel's jiffies arithmetic.
+const Timeout = 365 * 24 * time.Hour
+
+// Options configure a filesystem. The zero value serves the image as it is.
+type Options struct {
+	// UID and GID, if set, replace the owner of every file (for consumers running as another
+	// user than the one who packed the tree).
+	UID, GID *uint32
+	// MaxPrefetch bounds how far ahead of a sequential reader the image is asked to prefetch
+	// (default DefaultMaxPrefetch). Keep it well below the source's chunk cache, or prefetched
+	// chunks are evicted before they are read. Negative disables prefetching.
+	MaxPrefetch int64
+	// Log receives integrity failures and I/O errors; default slog.Default().
+	Log *slog.Logger
+}
+
+// FS is one image served as a filesystem. Its root node is Root(); everything else is created
+// by lookups. It is safe for concurrent use.
+type FS struct {
+	im   *image.Image
+	opts Options
+	log  *slog.Logger
+	root *node
+
+	reported reportOnce // integrity failures already logged
+
+	bytesRead, reads, readErrors, integrityErrors, prefetched atomic.Uint64
+	openFiles                                                 atomic.Int64
+}
+
+// Stats are the filesystem's counters, for metrics. The image and the source keep their own.
+type Stats struct {
+	BytesRead       uint64 // bytes returned to readers
+	Reads           uint64 // read requests served
+	ReadErrors      uint64 // requests (reads, lookups, listings) that failed with an I/O error
+	IntegrityErrors uint64 // of those, the ones refused because a block failed verification
+	PrefetchBytes   uint64 // bytes hinted ahead of sequential readers
+	OpenFiles       int64  // files open now
+}
+
+// New reads the image's root directory and returns the filesystem.
+func New(ctx context.Context, im *image.Image, opts Options) (*FS, error) {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.MaxPrefetch == 0 {
+		opts.MaxPrefetch = DefaultMaxPrefetch
+	}
+	root, err := im.Inode(ctx, image.RootIno)
+	if err != nil {
+		return nil, fmt.Errorf("read root directory: %w", err)
+	}
+	f := &FS{im: im, opts: opts, log: opts.Log}
+	f.root = f.newNode(root)
+	return f, nil
+}
+
+// Root is the root directory node, for fusefs.Mount. Mount it with RootStableAttr() so that
+// its inode number follows the same rule as every other node.
+func (f *FS) Root() fusefs.InodeEmbedder { return f.root }
+
+// RootStableAttr is the root's identity: image inode 0 is FUSE inode 1.
+func (f *FS) RootStableAttr() *fusefs.StableAttr {
+	return &fusefs.StableAttr{Mode: f.root.in.Mode & modeType, Ino: fuseIno(image.RootIno)}
+}
+
+// Image is the image being served.
+func (f *FS) Image() *image.Image { return f.im }
+
+// Stats returns a snapshot of the counters.
+func (f *FS) Stats() Stats {
+	return Stats{BytesRead: f.bytesRead.Load(), Reads: f.reads.Load(), ReadErrors: f.readErrors.Load(),
+		IntegrityErrors: f.integrityErrors.Load(), PrefetchBytes: f.prefetched.Load(), OpenFiles: f.openFiles.Load()}
+}
+
+// fuseIno maps an image inode number to the FUSE one: FUSE reserves 0, and the root must be 1.
+func fuseIno(ino uint64) uint64 { return ino + 1 }

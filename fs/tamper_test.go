@@ -1,0 +1,107 @@
+package fs_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/encfs/encfs/fs/fstest"
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/testtree"
+)
+
+// TestTamperedBlock flips one byte in one data block of one file. Exactly the reads that need
+// that block fail with EIO, with one log line naming the file, and are counted; every other
+// read of that file and of every other file returns the right bytes, never different ones.
+func TestTamperedBlock(t *testing.T) {
+	src := t.TempDir()
+	sizes := map[string]int{"victim": 4<<20 + 10, "other": 3<<20 + 1, "dir/small": 5000}
+	writeFiles(t, src, sizes)
+	key := fstest.NewKey(t)
+	img := fstest.Pack(t, src, key)
+
+	// Aim at the block holding victim's byte 2 MiB + 100.
+	const target = 2<<20 + 100
+	im := fstest.OpenImage(t, img, key, image.Options{})
+	in, err := im.LookupPath(context.Background(), "victim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	badBlock := (in.DataOffset + target) / image.BlockSize
+	badStart := int64(badBlock*image.BlockSize) - int64(in.DataOffset) // file offset where it starts
+	b, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[image.HeaderSize+in.DataOffset+target] ^= 0x01
+	if err := os.WriteFile(img, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	m := fstest.Mount(t, img, key, nil)
+	want := testtree.Content("victim", sizes["victim"])
+	f, err := os.Open(filepath.Join(m.Dir, "victim"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	read := func(off int64, n int) error {
+		got, err := f.ReadAt(buf[:n], off)
+		if got > 0 && !bytes.Equal(buf[:got], want[off:off+int64(got)]) {
+			t.Fatalf("read %d at %d returned different bytes", n, off)
+		}
+		return err
+	}
+	// Reads that need the block fail, however they overlap it.
+	for _, c := range []struct {
+		off int64
+		n   int
+	}{{badStart, 1}, {badStart + 4095, 1}, {badStart - 10, 20}, {badStart - 1<<19, 1 << 20}} {
+		if err := read(c.off, c.n); !errors.Is(err, syscall.EIO) {
+			t.Errorf("read %d at %d (needs the bad block): %v, want EIO", c.n, c.off, err)
+		}
+	}
+	if _, err := os.ReadFile(filepath.Join(m.Dir, "victim")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("reading the whole file: %v, want EIO", err)
+	}
+	// Reads that do not need it succeed, including the blocks on either side.
+	for _, c := range []struct {
+		off int64
+		n   int
+	}{{0, 4096}, {badStart - 4096, 4096}, {badStart + 4096, 4096}, {3 << 20, 1 << 20}} {
+		if err := read(c.off, c.n); err != nil {
+			t.Errorf("read %d at %d (does not need the bad block): %v", c.n, c.off, err)
+		}
+	}
+	// Other files are untouched.
+	for _, name := range []string{"other", "dir/small"} {
+		got, err := os.ReadFile(filepath.Join(m.Dir, name))
+		if err != nil || !bytes.Equal(got, testtree.Content(name, sizes[name])) {
+			t.Errorf("%s: %d bytes, %v; want the source", name, len(got), err)
+		}
+	}
+
+	logs := m.Logs()
+	lines := strings.Count(logs, "msg=\"integrity check failed")
+	if lines != 1 {
+		t.Errorf("%d integrity log lines, want exactly 1 for one bad block:\n%s", lines, logs)
+	}
+	for _, s := range []string{"path=/victim", fmt.Sprintf("block=%d", badBlock), fmt.Sprintf("file_offset=%d", badStart), "offset="} {
+		if !strings.Contains(logs, s) {
+			t.Errorf("log does not say %q:\n%s", s, logs)
+		}
+	}
+	if st := m.FS.Stats(); st.IntegrityErrors == 0 || st.IntegrityErrors != st.ReadErrors {
+		t.Errorf("stats %+v: want integrity errors counted, and no other errors", st)
+	}
+	if m.Image.Stats().IntegrityFailures == 0 {
+		t.Error("image counted no integrity failures")
+	}
+}

@@ -1,0 +1,49 @@
+package metrics
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/encfs/encfs/blobio"
+)
+
+// Counting wraps a source that keeps no statistics of its own (a local file) so that the
+// fetch metrics cover it too. Remote sources go through blobio.Chunked, which counts itself.
+type Counting struct {
+	blobio.Source
+	bytes, reads, errs, nanos atomic.Int64
+}
+
+// Count returns src itself if it already keeps statistics, else src wrapped in Counting.
+func Count(src blobio.Source) blobio.Source {
+	if _, ok := src.(sourceStats); ok {
+		return src
+	}
+	return &Counting{Source: src}
+}
+
+func (c *Counting) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	start := time.Now()
+	n, err := c.Source.ReadAt(ctx, p, off)
+	c.nanos.Add(int64(time.Since(start)))
+	c.reads.Add(1)
+	c.bytes.Add(int64(n))
+	if err != nil {
+		c.errs.Add(1)
+	}
+	return n, err
+}
+
+// Prefetch forwards prefetch hints, so wrapping never hides them from the image.
+func (c *Counting) Prefetch(off, length int64) {
+	if p, ok := c.Source.(interface{ Prefetch(off, length int64) }); ok {
+		p.Prefetch(off, length)
+	}
+}
+
+// Stats reports the reads in the shape of blobio's statistics.
+func (c *Counting) Stats() blobio.Stats {
+	return blobio.Stats{BytesFetched: c.bytes.Load(), Fetches: c.reads.Load(), FetchErrors: c.errs.Load(),
+		FetchLatencySum: time.Duration(c.nanos.Load()), FetchLatencyCount: c.reads.Load()}
+}

@@ -1,0 +1,78 @@
+package metrics
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/encfs/encfs/blobio"
+	encfs "github.com/encfs/encfs/fs"
+	"github.com/encfs/encfs/image"
+)
+
+func TestHandler(t *testing.T) {
+	c := NewCollector()
+	remove := c.Add("/mnt/a", func() Stats {
+		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, OpenFiles: 5},
+			Image:  image.Stats{CacheHits: 7, IntegrityFailures: 2},
+			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4}}
+	})
+	ready, healthy := false, errors.New("not mounted")
+	srv := httptest.NewServer(Handler(NewRegistry(c), Probes{Ready: func() bool { return ready }, Healthy: func() error { return healthy }}))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz before ready: %d", code)
+	}
+	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
+		t.Errorf("/healthz while unhealthy: %d", code)
+	}
+	ready, healthy = true, nil
+	for _, p := range []string{"/readyz", "/healthz"} {
+		if code, _ := get(p); code != http.StatusOK {
+			t.Errorf("%s: %d", p, code)
+		}
+	}
+	_, body := get("/metrics")
+	for _, want := range []string{
+		`encfs_read_bytes_total{mount="/mnt/a"} 1234`,
+		`encfs_read_errors_total{cause="integrity",mount="/mnt/a"} 2`,
+		`encfs_read_errors_total{cause="io",mount="/mnt/a"} 1`,
+		`encfs_integrity_failures_total{mount="/mnt/a"} 2`,
+		`encfs_cache_hits_total{cache="plaintext",mount="/mnt/a"} 7`,
+		`encfs_fetch_bytes_total{mount="/mnt/a"} 4096`,
+		`encfs_fetch_duration_seconds_sum{mount="/mnt/a"} 1`,
+		`encfs_fetch_duration_seconds_count{mount="/mnt/a"} 4`,
+		`encfs_open_files{mount="/mnt/a"} 5`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	remove()
+	if _, body := get("/metrics"); strings.Contains(body, "/mnt/a") {
+		t.Error("removed mount still reported")
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{":9090": "127.0.0.1:9090", "9090": "127.0.0.1:9090",
+		"0.0.0.0:9090": "0.0.0.0:9090", "[::1]:0": "[::1]:0", "localhost:1": "localhost:1"} {
+		if got := listenAddr(in); got != want {
+			t.Errorf("listenAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

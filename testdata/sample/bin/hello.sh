@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "this script was read from an encfs mount"
