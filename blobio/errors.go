@@ -26,7 +26,7 @@ var (
 )
 
 // Error describes a failed operation on a remote source. It never holds secrets: Source is the
-// redacted location and Err has been through redactString.
+// redacted location and Err has been through Redact.
 type Error struct {
 	Op     string // "open", "read", "upload", ...
 	Source string // redacted location

@@ -105,7 +105,7 @@ func IsRemote(location string) bool {
 func Open(ctx context.Context, location string, opts Options) (Source, error) {
 	if !IsRemote(location) {
 		if strings.Contains(location, "://") {
-			return nil, fmt.Errorf("open %q: unsupported scheme; use a local path, https://, http:// or azure://", redactString(location))
+			return nil, fmt.Errorf("open %q: unsupported scheme; use a local path, https://, http:// or azure://", Redact(location))
 		}
 		s, err := OpenFile(location)
 		if err != nil {
@@ -115,7 +115,7 @@ func Open(ctx context.Context, location string, opts Options) (Source, error) {
 	}
 	u, err := url.Parse(location)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: not a valid URL: %v", redactString(location), redactErr(err))
+		return nil, fmt.Errorf("open %s: not a valid URL: %v", Redact(location), redactErr(err))
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("open %s: the URL has no host", redactURL(u))

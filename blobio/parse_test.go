@@ -66,7 +66,7 @@ func TestRedaction(t *testing.T) {
 		t.Fatal(s)
 	}
 	msg := `Get "https://a/b?X-Amz-Signature=abc123&x=1": EOF; Authorization: Bearer eyJhbGciOi.x.y; AccountKey=zzz==;`
-	r := redactString(msg)
+	r := Redact(msg)
 	for _, bad := range []string{"abc123", "eyJhbGciOi", "zzz=="} {
 		if strings.Contains(r, bad) {
 			t.Errorf("%q survives in %q", bad, r)

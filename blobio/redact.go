@@ -18,8 +18,8 @@ var secretParams = []string{
 var secretRE = regexp.MustCompile(`(?i)((?:^|[?&;\s"'])(?:` +
 	strings.Join(secretParams, "|") + `)=)[^&\s"';]*|(bearer\s+)[A-Za-z0-9._~+/=-]+|(accountkey=)[^;\s"']*`)
 
-// redactString removes secret query values, bearer tokens and account keys from s.
-func redactString(s string) string {
+// Redact removes secret query values, bearer tokens and account keys from s.
+func Redact(s string) string {
 	return secretRE.ReplaceAllStringFunc(s, func(m string) string {
 		sub := secretRE.FindStringSubmatch(m)
 		for _, p := range sub[1:] {
@@ -58,7 +58,7 @@ func redactErr(err error) error {
 	if err == nil {
 		return nil
 	}
-	return redactedError{msg: redactString(err.Error()), err: err}
+	return redactedError{msg: Redact(err.Error()), err: err}
 }
 
 // redactedError keeps the chain for errors.Is/As (context.DeadlineExceeded, net errors) while

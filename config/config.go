@@ -128,18 +128,24 @@ func Load(path string) (*Config, error) {
 var ErrNoEnv = errors.New("config: " + EnvVar + " is not set")
 
 // FromEnv reads and validates the base64 configuration in EncfsSideCarArgs.
-func FromEnv() (*Config, error) {
-	v, ok := os.LookupEnv(EnvVar)
+func FromEnv() (*Config, error) { return FromEnvVar(EnvVar) }
+
+// FromEnvVar reads and validates the base64 configuration in the environment variable name.
+func FromEnvVar(name string) (*Config, error) {
+	v, ok := os.LookupEnv(name)
 	if !ok || strings.TrimSpace(v) == "" {
-		return nil, ErrNoEnv
+		if name == EnvVar {
+			return nil, ErrNoEnv
+		}
+		return nil, fmt.Errorf("config: %s is not set", name)
 	}
 	b, err := decodeBase64(v)
 	if err != nil {
-		return nil, fmt.Errorf("config: %s is not base64: %w", EnvVar, err)
+		return nil, fmt.Errorf("config: %s is not base64: %w", name, err)
 	}
 	c, err := Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("config from %s: %w", EnvVar, err)
+		return nil, fmt.Errorf("config from %s: %w", name, err)
 	}
 	return c, nil
 }

@@ -218,9 +218,30 @@ func (im *Image) block(ctx context.Context, b uint64) ([]byte, error) {
 // minBlocksPerWorker keeps small reads on one goroutine, where a hand-off costs more than it saves.
 const minBlocksPerWorker = 32
 
+// invalidator is implemented by sources that cache what they fetched (blobio.Chunked).
+type invalidator interface{ Invalidate(off, length int64) }
+
 // readBlocks reads whole content blocks starting at block first into dst, verifies and
-// decrypts them in place. On failure dst is cleared, so no unverified byte escapes.
+// decrypts them in place. On failure dst is cleared, so no unverified byte escapes. A source
+// with a cache gets one more chance: the cached copy (in memory or on disk) may be what went
+// bad, so it is dropped and the blocks fetched again.
 func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error {
+	err := im.readBlocksOnce(ctx, dst, first)
+	if inv, ok := im.src.(invalidator); ok && errors.Is(err, ErrIntegrity) {
+		inv.Invalidate(int64(contentOffset+first*BlockSize), int64(len(dst)))
+		var ie *IntegrityError
+		if errors.As(err, &ie) && ie.Region == RegionTree {
+			inv.Invalidate(ie.Offset, BlockSize)
+		}
+		err = im.readBlocksOnce(ctx, dst, first)
+	}
+	if errors.Is(err, ErrIntegrity) {
+		im.failures.Add(1)
+	}
+	return err
+}
+
+func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) error {
 	n := uint64(len(dst) / BlockSize)
 	if _, err := im.src.ReadAt(ctx, dst, int64(contentOffset+first*BlockSize)); err != nil {
 		clear(dst)
@@ -290,7 +311,6 @@ func (im *Image) verifyDecrypt(dst []byte, start, first uint64, leaves [][]byte)
 		want := leaf[(b%tagsPerBlock)*tagSize:][:tagSize]
 		got := tg.tagOf(b, blk)
 		if subtle.ConstantTimeCompare(got, want) != 1 {
-			im.failures.Add(1)
 			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),
 				Detail: "block tag does not match the integrity tree: the block was modified, moved or comes from another image"}
 		}
@@ -324,7 +344,6 @@ func (im *Image) treeBlock(ctx context.Context, level int, idx uint64) ([]byte, 
 	}
 	got := nodeHash(&im.hdr.Salt, blk)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
-		im.failures.Add(1)
 		return nil, &IntegrityError{Region: RegionTree, Block: t, Offset: off,
 			Detail: fmt.Sprintf("level %d block %d does not hash to its parent entry", level, idx)}
 	}

@@ -184,3 +184,46 @@ func TestTamperedFileOnlyFailsItsReads(t *testing.T) {
 		t.Error("integrity failure not counted")
 	}
 }
+
+// flakyCache is a source with a cache whose copy of one block went bad: reads return the block
+// corrupted until Invalidate drops it, as a damaged disk-cache chunk would.
+type flakyCache struct {
+	blobio.Source
+	badOff      int64
+	invalidated bool
+}
+
+func (f *flakyCache) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	n, err := f.Source.ReadAt(ctx, p, off)
+	if !f.invalidated && off <= f.badOff && f.badOff < off+int64(n) {
+		p[f.badOff-off] ^= 1
+	}
+	return n, err
+}
+
+func (f *flakyCache) Invalidate(off, length int64) {
+	if off <= f.badOff && f.badOff < off+length {
+		f.invalidated = true
+	}
+}
+
+func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
+	f := newTamperFixture(t)
+	path := filepath.Join(t.TempDir(), "img")
+	os.WriteFile(path, f.img, 0o600)
+	src, _ := blobio.OpenFile(path)
+	flaky := &flakyCache{Source: src, badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
+	im, err := image.Open(context.Background(), flaky, [][]byte{f.key}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	in, _ := im.LookupPath(context.Background(), "multi/mib3")
+	buf := make([]byte, 64<<10)
+	if _, err := im.ReadFile(context.Background(), &in, buf, 0); err != nil || !bytes.Equal(buf, f.snapshot["multi/mib3"].Content[:len(buf)]) {
+		t.Fatalf("read: %v", err)
+	}
+	if !flaky.invalidated || im.Stats().IntegrityFailures != 0 {
+		t.Fatalf("invalidated %v, failures %d", flaky.invalidated, im.Stats().IntegrityFailures)
+	}
+}

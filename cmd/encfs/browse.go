@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
 )
 
@@ -18,6 +19,7 @@ import (
 // /dev/fuse.
 
 func init() {
+	var lsSrc, catSrc, verifySrc *sourceFlags
 	var keyFiles []string
 	var recursive bool
 	ls := &cobra.Command{
@@ -26,7 +28,7 @@ func init() {
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			im, err := openImage(ctx, args[0], keyFiles, image.Options{})
+			im, err := openImage(ctx, args[0], keyFiles, lsSrc, image.Options{})
 			if err != nil {
 				return err
 			}
@@ -70,6 +72,7 @@ func init() {
 	}
 	ls.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file")
 	ls.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole subtree, with paths")
+	lsSrc = addSourceFlags(ls)
 	rootCmd.AddCommand(ls)
 
 	var catKeys []string
@@ -79,7 +82,7 @@ func init() {
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			im, err := openImage(ctx, args[0], catKeys, image.Options{})
+			im, err := openImage(ctx, args[0], catKeys, catSrc, image.Options{})
 			if err != nil {
 				return err
 			}
@@ -111,6 +114,7 @@ func init() {
 		},
 	}
 	cat.Flags().StringArrayVar(&catKeys, "key-file", nil, "release key file")
+	catSrc = addSourceFlags(cat)
 	rootCmd.AddCommand(cat)
 
 	var verifyKeys []string
@@ -123,7 +127,7 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			im, err := openImage(ctx, args[0], verifyKeys, image.Options{})
+			im, err := openImage(ctx, args[0], verifyKeys, verifySrc, image.Options{})
 			if err != nil {
 				return err
 			}
@@ -140,15 +144,16 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 				bar.Finish()
 			}
 			if err != nil {
-				return fmt.Errorf("%s is damaged: %w", args[0], err)
+				return fmt.Errorf("%s is damaged: %w", blobio.Redact(args[0]), err)
 			}
 			sb := im.Superblock()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs; integrity root %s)\n",
-				args[0], h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
+				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
 			return nil
 		},
 	}
 	verify.Flags().StringArrayVar(&verifyKeys, "key-file", nil, "release key file")
+	verifySrc = addSourceFlags(verify)
 	rootCmd.AddCommand(verify)
 }
 

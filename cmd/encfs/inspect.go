@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
 )
 
@@ -31,33 +32,42 @@ type inspectReport struct {
 func init() {
 	var keyFiles []string
 	var asJSON bool
+	var srcFlags *sourceFlags
 	cmd := &cobra.Command{
 		Use:   "inspect [--key-file KEY] IMAGE",
 		Short: "Show an image's header; with a key also its file, directory and byte counts",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			src, err := openSource(ctx, args[0])
+			so, err := srcFlags.options()
+			if err != nil {
+				return err
+			}
+			src, err := openSource(ctx, args[0], so)
 			if err != nil {
 				return err
 			}
 			defer src.Close()
 			h, err := image.ReadHeader(ctx, src)
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
 			}
-			r := inspectReport{Image: args[0], FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
+			r := inspectReport{Image: blobio.Redact(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
 				Created: time.Unix(h.Created, 0).UTC().Format(time.RFC3339), ImageBytes: h.ImageSize(),
 				ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IntegrityRoot: h.RootHex()}
 			for _, ks := range h.Keyslots {
 				r.Keyslots = append(r.Keyslots, fmt.Sprintf("%x", ks.Fingerprint))
 			}
 			if len(keyFiles) > 0 {
-				im, err := openImage(ctx, args[0], keyFiles, image.Options{})
+				ks, zero, err := readKeyFiles(keyFiles)
 				if err != nil {
 					return err
 				}
-				defer im.Close()
+				im, err := image.Open(ctx, src, ks, image.Options{})
+				zero()
+				if err != nil {
+					return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
+				}
 				sb := im.Superblock()
 				r.Files, r.Directories, r.Symlinks, r.FileBytes = &sb.Files, &sb.Dirs, &sb.Symlinks, &sb.FileBytes
 			}
@@ -85,5 +95,6 @@ func init() {
 	}
 	cmd.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file, to also show the index counts")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	srcFlags = addSourceFlags(cmd)
 	rootCmd.AddCommand(cmd)
 }

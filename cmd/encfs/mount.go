@@ -4,15 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
-	"strconv"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/config"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
@@ -23,7 +25,10 @@ import (
 // MountSpec is one filesystem to mount. `encfs mount` builds one from its flags; a config
 // file can list several, each with its own key provider.
 type MountSpec struct {
+	Name       string // for logs: "filesystem 0 (/mnt/data)" from a config; empty for one mount
 	Image      string // local path or URL, as openSource takes it
+	Source     sourceOptions
+	Pin        image.Pin // rollback protection, checked before anything is mounted
 	Mountpoint string
 	// Keys returns the release keys to try. mountOne zeroes them once the image is open.
 	Keys       func(ctx context.Context) ([][]byte, error)
@@ -58,14 +63,18 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(ctx, spec.Image)
+	src, err := openSource(ctx, spec.Image, spec.Source)
 	if err != nil {
 		return nil, err
 	}
 	im, err := image.Open(ctx, metrics.Count(src), ks, image.Options{CacheBytes: spec.CacheBytes})
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", spec.Image, err)
+		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
+	}
+	if err := spec.Pin.Check(im.Header()); err != nil {
+		im.Close()
+		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
 	}
 	m := &Mounted{Spec: spec, Image: im}
 	if m.FS, err = encfs.New(ctx, im, encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log}); err != nil {
@@ -119,28 +128,64 @@ func init() {
 		allowOther, publish              bool
 		uid, gid                         int64
 		cacheSize, readyFile, metricAddr string
+		configFile, configEnv, pinRoot   string
+		minGeneration                    uint64
+		srcFlags                         *sourceFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "mount --key-file KEY IMAGE MOUNTPOINT",
-		Short: "Mount an image read-only with FUSE and serve it until SIGTERM or SIGINT",
-		Long: `Mount IMAGE at MOUNTPOINT, read-only, in the foreground. One line is printed when the mount
-is live; SIGTERM or SIGINT unmounts it (retrying while files are open, then detaching it lazily)
-and exits 0. A stale mount left at MOUNTPOINT by a crashed run is removed first.
+		Use:   "mount (--key-file KEY IMAGE MOUNTPOINT | --config FILE | --config-env NAME)",
+		Short: "Mount images read-only with FUSE and serve them until SIGTERM or SIGINT",
+		Long: `Mount IMAGE (a local path or a URL) at MOUNTPOINT, read-only, in the foreground. One line is
+printed when the mount is live; SIGTERM or SIGINT unmounts it (retrying while files are open,
+then detaching it lazily) and exits 0. A stale mount left at MOUNTPOINT by a crashed run is
+removed first.
 
 Every block is verified against the image's integrity tree before a byte of it is returned; a
 block that fails gives EIO to the reads that need it, is logged, and counted in the metrics.
 
 --publish-symlink mounts at a hidden directory beside MOUNTPOINT (.NAME.encfs-mnt) and then
-atomically makes MOUNTPOINT a symlink to it, so consumers see the path only once it is ready.`,
-		Args: cobra.ExactArgs(2),
+atomically makes MOUNTPOINT a symlink to it, so consumers see the path only once it is ready.
+
+With --config FILE (JSON) or --config-env NAME (base64 JSON in that environment variable, as
+the reference sidecar's EncfsSideCarArgs), every filesystem of the configuration is mounted,
+each with its own key (a key file, or Azure secure key release after SEV-SNP attestation) and
+each independently: one that fails is reported and the others keep serving.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if configFile != "" || configEnv != "" {
+				if len(args) != 0 {
+					return errors.New("with --config or --config-env, give no IMAGE or MOUNTPOINT: the configuration names them")
+				}
+				return nil
+			}
+			if len(args) != 2 {
+				return errors.New("give IMAGE and MOUNTPOINT (or --config FILE / --config-env NAME)")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			cache, err := parseSize(cacheSize)
+			if configFile != "" || configEnv != "" {
+				c, err := loadConfig(configFile, configEnv)
+				if err != nil {
+					return err
+				}
+				specs, err := specsFromConfig(c)
+				if err != nil {
+					return err
+				}
+				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr)
+			}
+			cache, err := config.ParseByteSize(cacheSize)
 			if err != nil {
 				return fmt.Errorf("--cache-size: %w", err)
 			}
-			spec := MountSpec{Image: args[0], Mountpoint: args[1], CacheBytes: cache, AllowOther: allowOther,
-				Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
+			so, err := srcFlags.options()
+			if err != nil {
+				return err
+			}
+			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache),
+				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
+				Pin: image.Pin{Root: pinRoot, MinGeneration: minGeneration},
 				Keys: func(context.Context) ([][]byte, error) {
 					ks, _, err := readKeyFiles(keyFiles)
 					return ks, err
@@ -151,7 +196,7 @@ atomically makes MOUNTPOINT a symlink to it, so consumers see the path only once
 			if spec.GID, err = optionalID("--gid", gid); err != nil {
 				return err
 			}
-			return runMount(ctx, cmd, spec, metricAddr)
+			return runMounts(ctx, cmd.OutOrStdout(), []MountSpec{spec}, metricAddr)
 		},
 	}
 	f := cmd.Flags()
@@ -162,57 +207,171 @@ atomically makes MOUNTPOINT a symlink to it, so consumers see the path only once
 	f.StringVar(&cacheSize, "cache-size", "256M", "verified-plaintext cache size (e.g. 64M, 1G)")
 	f.StringVar(&readyFile, "ready-file", "", "write the mount path to this file once the mount is live")
 	f.BoolVar(&publish, "publish-symlink", false, "mount at a hidden directory and publish MOUNTPOINT as a symlink to it")
+	f.StringVar(&pinRoot, "pinned-root", "", "refuse any image whose integrity root is not this (hex, as encfs inspect prints it)")
+	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images with a lower generation number")
+	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
+	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
+	srcFlags = addSourceFlags(cmd)
 	rootCmd.AddCommand(cmd)
 }
 
-// runMount mounts spec, serves metrics if asked, and waits for a signal or an unmount from
-// outside.
-func runMount(ctx context.Context, cmd *cobra.Command, spec MountSpec, metricsAddr string) error {
-	var live atomic.Pointer[Mounted]
+func loadConfig(file, envName string) (*config.Config, error) {
+	if file != "" && envName != "" {
+		return nil, errors.New("give --config or --config-env, not both")
+	}
+	if file != "" {
+		return config.Load(file)
+	}
+	return config.FromEnvVar(envName)
+}
+
+// specsFromConfig turns each filesystem of a configuration into a MountSpec. customize is
+// passed to the key providers (tests point them at test servers).
+func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) ([]MountSpec, error) {
+	var specs []MountSpec
+	for i, fsys := range c.AzureFilesystems {
+		name := fmt.Sprintf("filesystem %d (%s)", i, fsys.MountPoint)
+		provider, err := fsys.KeyProvider(c.AzureInfo, customize...)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		cache := int64(fsys.CacheSize)
+		if cache == 0 {
+			cache = 256 << 20
+		}
+		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
+		specs = append(specs, MountSpec{
+			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache,
+			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, Log: log,
+			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
+			Source: sourceOptions{
+				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: blobio.RetryOptions{MaxElapsed: 30 * time.Second}},
+				Chunk: blobio.ChunkOptions{DiskCache: fsys.DiskCacheDir, DiskCacheBytes: int64(fsys.DiskCacheSize)},
+			},
+			Keys: func(ctx context.Context) ([][]byte, error) {
+				log.Info("obtaining the release key", "provider", provider.String())
+				k, err := provider.ReleaseKey(ctx)
+				if err != nil {
+					return nil, err
+				}
+				return [][]byte{k}, nil
+			},
+		})
+	}
+	return specs, nil
+}
+
+// runMounts mounts every spec independently and concurrently (key release included), serves
+// metrics if asked, and waits for a signal. A spec that fails is logged and the others keep
+// serving; it is an error only when none mounts. /readyz is ready once every spec is mounted.
+func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAddr string) error {
+	live := make([]atomic.Pointer[Mounted], len(specs))
 	collector := metrics.NewCollector()
 	if metricsAddr != "" {
 		probes := metrics.Probes{
-			Ready: func() bool { return live.Load() != nil },
+			Ready: func() bool {
+				for i := range live {
+					if live[i].Load() == nil {
+						return false
+					}
+				}
+				return true
+			},
 			Healthy: func() error {
-				if m := live.Load(); m != nil {
-					select {
-					case <-m.Point.Done():
-						return errors.New("the filesystem is no longer mounted")
-					default:
+				for i := range live {
+					if m := live[i].Load(); m != nil && m.unmounted() {
+						return fmt.Errorf("%s is no longer mounted", m.Point.Target)
 					}
 				}
 				return nil
 			},
 		}
-		addr, err := metrics.Serve(ctx, metricsAddr, metrics.Handler(metrics.NewRegistry(collector), probes), spec.Log)
+		addr, err := metrics.Serve(ctx, metricsAddr, metrics.Handler(metrics.NewRegistry(collector), probes), slog.Default())
 		if err != nil {
 			return err
 		}
-		spec.Log.Info("serving metrics", "addr", addr.String())
+		slog.Info("serving metrics", "addr", addr.String())
 	}
-	start := time.Now()
-	m, err := mountOne(ctx, spec)
-	if err != nil {
-		return err
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		if spec.Log == nil {
+			spec.Log = slog.Default()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			m, err := mountOne(ctx, spec)
+			if err != nil {
+				errs[i] = err
+				if len(specs) > 1 {
+					errs[i] = fmt.Errorf("%s: %w", spec.Name, err)
+					spec.Log.Error("filesystem not mounted; the others keep serving", "err", err)
+				}
+				return
+			}
+			collector.Add(m.Point.Target, metrics.For(m.FS))
+			live[i].Store(m)
+			sb, h := m.Image.Superblock(), m.Image.Header()
+			fmt.Fprintf(out, "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
+				blobio.Redact(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
+				time.Since(start).Milliseconds())
+		}()
 	}
-	collector.Add(m.Point.Target, metrics.For(m.FS))
-	live.Store(m)
-	sb := m.Image.Superblock()
-	fmt.Fprintf(cmd.OutOrStdout(), "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
-		spec.Image, m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, m.Image.Header().UUIDString(),
-		m.Image.Header().Generation, time.Since(start).Milliseconds())
+	wg.Wait()
+	var mounted []*Mounted
+	for i := range live {
+		if m := live[i].Load(); m != nil {
+			mounted = append(mounted, m)
+		}
+	}
+	if len(mounted) == 0 {
+		return errors.Join(errs...)
+	}
+	waitForEnd(ctx, mounted)
+	var unmountErrs []error
+	for _, m := range mounted {
+		if err := m.Unmount(); err != nil {
+			unmountErrs = append(unmountErrs, err)
+			continue
+		}
+		m.Spec.Log.Info("unmounted", "path", m.Point.Target)
+	}
+	return errors.Join(unmountErrs...)
+}
+
+// waitForEnd returns on a signal, or once every filesystem was unmounted from outside.
+func waitForEnd(ctx context.Context, mounted []*Mounted) {
+	gone := make(chan struct{}, len(mounted))
+	for _, m := range mounted {
+		go func() {
+			select {
+			case <-m.Point.Done():
+				m.Spec.Log.Warn("the filesystem was unmounted from outside", "path", m.Point.Target)
+				gone <- struct{}{}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for range mounted {
+		select {
+		case <-ctx.Done():
+			slog.Info("signal received: unmounting")
+			return
+		case <-gone:
+		}
+	}
+}
+
+func (m *Mounted) unmounted() bool {
 	select {
-	case <-ctx.Done():
-		spec.Log.Info("signal received: unmounting", "path", m.Point.Target)
 	case <-m.Point.Done():
-		spec.Log.Warn("the filesystem was unmounted from outside; exiting", "path", m.Point.Target)
+		return true
+	default:
+		return false
 	}
-	if err := m.Unmount(); err != nil {
-		return err
-	}
-	spec.Log.Info("unmounted", "path", m.Point.Target)
-	return nil
 }
 
 func optionalID(flag string, v int64) (*uint32, error) {
@@ -224,22 +383,4 @@ func optionalID(flag string, v int64) (*uint32, error) {
 	}
 	id := uint32(v)
 	return &id, nil
-}
-
-// parseSize reads a byte count: a number with an optional K, M, G or T suffix (powers of
-// 1024; "KiB", "MB" and the like mean the same).
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	shift := 0
-	if n := len(t); n > 0 {
-		if i := strings.IndexByte("KMGT", t[n-1]); i >= 0 {
-			shift, t = 10*(i+1), t[:n-1]
-		}
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || v < 0 || v*float64(int64(1)<<shift) > 1<<62 {
-		return 0, fmt.Errorf("%q is not a size (use a number with an optional K, M, G or T suffix)", s)
-	}
-	return int64(v * float64(int64(1)<<shift)), nil
 }

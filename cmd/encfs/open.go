@@ -3,15 +3,75 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 )
 
-// openSource opens an image location: a local path or a URL.
-func openSource(ctx context.Context, loc string) (blobio.Source, error) {
-	return blobio.OpenFile(loc)
+// sourceOptions say how an image location is opened.
+type sourceOptions struct {
+	Blob  blobio.Options
+	Chunk blobio.ChunkOptions
+}
+
+// openSource opens an image location: a local path (or file:// URL), or a URL. Remote sources
+// get the chunked, prefetching, caching fetch layer in front.
+func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source, error) {
+	loc = strings.TrimPrefix(loc, "file://")
+	src, err := blobio.Open(ctx, loc, o.Blob)
+	if err != nil {
+		return nil, err
+	}
+	if blobio.IsRemote(loc) {
+		return blobio.NewChunked(src, o.Chunk), nil
+	}
+	return src, nil
+}
+
+// sourceFlags are the flags of every command that reads an image, for remote images.
+type sourceFlags struct {
+	clientID, auth, diskCache, diskCacheSize, chunkSize string
+	readTimeout                                         time.Duration
+}
+
+func addSourceFlags(cmd *cobra.Command) *sourceFlags {
+	sf := &sourceFlags{}
+	f := cmd.Flags()
+	f.StringVar(&sf.auth, "auth", "auto", "how to reach an Azure blob: auto, sas, anonymous, identity or connection-string")
+	f.StringVar(&sf.clientID, "client-id", "", "client id of the user-assigned managed identity (or workload identity) for Azure")
+	f.StringVar(&sf.chunkSize, "chunk-size", "8M", "size of the range requests to remote storage")
+	f.StringVar(&sf.diskCache, "disk-cache", "", "directory for an on-disk cache of fetched ciphertext (remote images)")
+	f.StringVar(&sf.diskCacheSize, "disk-cache-size", "1G", "size bound of --disk-cache")
+	f.DurationVar(&sf.readTimeout, "read-timeout", 30*time.Second, "give up on one read of remote storage after this long, retries included (the read fails with EIO)")
+	return sf
+}
+
+func (sf *sourceFlags) options() (sourceOptions, error) {
+	var o sourceOptions
+	var err error
+	if o.Blob.Auth, err = blobio.ParseAuth(sf.auth); err != nil {
+		return o, fmt.Errorf("--auth: %w", err)
+	}
+	o.Blob.ClientID = sf.clientID
+	o.Blob.Retry.MaxElapsed = sf.readTimeout
+	chunk, err := config.ParseByteSize(sf.chunkSize)
+	if err != nil || chunk < 64<<10 {
+		return o, fmt.Errorf("--chunk-size %q: want a size of at least 64K, such as 8M", sf.chunkSize)
+	}
+	o.Chunk.ChunkSize = int64(chunk)
+	o.Chunk.DiskCache = sf.diskCache
+	size, err := config.ParseByteSize(sf.diskCacheSize)
+	if err != nil {
+		return o, fmt.Errorf("--disk-cache-size: %w", err)
+	}
+	o.Chunk.DiskCacheBytes = int64(size)
+	return o, nil
 }
 
 // readKeyFiles reads release keys; the returned func zeroes them.
@@ -37,20 +97,24 @@ func readKeyFiles(files []string) ([][]byte, func(), error) {
 }
 
 // openImage opens and authenticates an image with key files.
-func openImage(ctx context.Context, loc string, keyFiles []string, opts image.Options) (*image.Image, error) {
+func openImage(ctx context.Context, loc string, keyFiles []string, sf *sourceFlags, opts image.Options) (*image.Image, error) {
+	so, err := sf.options()
+	if err != nil {
+		return nil, err
+	}
 	ks, zero, err := readKeyFiles(keyFiles)
 	if err != nil {
 		return nil, err
 	}
 	defer zero()
-	src, err := openSource(ctx, loc)
+	src, err := openSource(ctx, loc, so)
 	if err != nil {
 		return nil, err
 	}
 	im, err := image.Open(ctx, src, ks, opts)
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", loc, err)
+		return nil, fmt.Errorf("%s: %w", blobio.Redact(loc), err)
 	}
 	return im, nil
 }

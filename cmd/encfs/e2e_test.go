@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
+	"github.com/encfs/encfs/blobio/azuritetest"
+	"github.com/encfs/encfs/config"
+	"github.com/encfs/encfs/fs/fstest"
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/testtree"
+	"github.com/encfs/encfs/keys/skrtest"
+	"github.com/encfs/encfs/mount"
+)
+
+// TestEndToEndAttestedMount is the production path in one test: a configuration document in
+// the reference sidecar's shape; the key released by Key Vault after SEV-SNP attestation (fake
+// SEV device, test Azure Attestation and Key Vault servers over HTTPS, real azkeys client); the
+// image streamed from Azure Blob Storage (Azurite, SAS URL); a real FUSE mount; files read and
+// compared with their source. A second filesystem in the same configuration pins another
+// integrity root: it is refused, and the first keeps serving.
+func TestEndToEndAttestedMount(t *testing.T) {
+	fstest.RequireFUSE(t)
+	env := skrtest.NewEnv(t, skrtest.EnvOptions{})
+	dir := t.TempDir()
+	src := testtree.Build(t, filepath.Join(dir, "src"))
+	img := fstest.Pack(t, src, env.ReleaseKey)
+	data, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := image.ParseHeader(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	srv := azuritetest.Start(t, azuritetest.Config{})
+	srv.CreateContainer(t, "images", false)
+	srv.PutBlockBlob(t, "images", "data.img", data, nil)
+	blobURL := srv.SAS(t, "images", "data.img", sas.BlobPermissions{Read: true}, time.Now().Add(time.Hour))
+	u, _ := url.Parse(blobURL)
+	sig := u.Query().Get("sig")
+
+	good, refused := filepath.Join(dir, "mnt", "data"), filepath.Join(dir, "mnt", "old")
+	os.Mkdir(filepath.Join(dir, "mnt"), 0o755) // the shared volume
+	doc := map[string]any{
+		"azure_info": map[string]any{"identity": map[string]any{"client_id": ""}},
+		"azure_filesystems": []map[string]any{
+			{"mount_point": good, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
+				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "min_generation": h.Generation},
+			{"mount_point": refused, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
+				"key": env.ConfigKey(), "pinned_root": strings.Repeat("ab", 32)},
+		},
+	}
+	js, _ := json.Marshal(doc)
+	c, err := config.Parse(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	logs := new(syncWriter)
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	specs, err := specsFromConfig(c, env.Customize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range specs {
+		specs[i].ReadyFile = filepath.Join(dir, "ready-"+filepath.Base(specs[i].Mountpoint))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := new(syncWriter)
+	done := make(chan error, 1)
+	go func() { done <- runMounts(ctx, out, specs, "") }()
+	waitFor(t, specs[0].ReadyFile, done)
+
+	testtree.Equal(t, testtree.Snapshot(t, src), testtree.Snapshot(t, good))
+	if _, err := os.Stat(specs[1].ReadyFile); err == nil {
+		t.Error("the filesystem with the wrong pinned root is ready")
+	}
+	if ms, _ := mount.MountsAt(refused); len(ms) != 0 {
+		t.Error("the filesystem with the wrong pinned root was mounted")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runMounts: %v", err)
+	}
+	if ms, _ := mount.MountsAt(good); len(ms) != 0 {
+		t.Fatal("still mounted after the signal")
+	}
+	all := out.String() + logs.String()
+	if !strings.Contains(all, "rollback protection") {
+		t.Errorf("the refusal is not reported:\n%s", all)
+	}
+	for name, secret := range map[string]string{"SAS signature": sig, "release key": string(env.ReleaseKey)} {
+		if secret != "" && strings.Contains(all, secret) {
+			t.Errorf("the %s appears in the output or logs", name)
+		}
+	}
+}
+
+// syncWriter is a buffer that goroutines may write to while a test reads it.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor waits for a ready file, failing early if the mounts ended.
+func waitFor(t *testing.T, path string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("runMounts ended before %s appeared: %v", path, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("%s did not appear", path)
+}
