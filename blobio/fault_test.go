@@ -100,7 +100,9 @@ func TestFaultsChunkedAndOverwrite(t *testing.T) {
 	if n, err := c.ReadAt(context.Background(), got, 50); err != nil || n != len(got) || !bytes.Equal(got, data[50:len(data)-50]) {
 		t.Fatalf("chunked read through faults: %d %v", n, err)
 	}
-	if st := c.Stats(); st.Retries < 3 || st.Fetches != 6 {
+	// Three faults, but net/http itself retries a GET whose reused connection was reset before
+	// any response, so blobio may count only two of them.
+	if st := c.Stats(); st.Retries < 2 || st.Fetches != 6 {
 		t.Fatalf("stats %+v", st)
 	}
 	// Replace the blob: a chunk not yet cached must fail with ErrChanged, never old+new bytes.

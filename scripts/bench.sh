@@ -1,0 +1,662 @@
+#!/usr/bin/env bash
+# The encfs benchmark (issue 4 item 8, issue 5 item 7). Run as root from anywhere:
+#
+#   sudo scripts/bench.sh [--quick] [--write]
+#
+# In one run, on the same data, with the page cache dropped before every cold measurement:
+#   1. sequential read of one large file (2 GiB) with 1 MiB read(2) calls: the plain file on
+#      disk, encfs, gocryptfs and a no-crypto go-fuse loopback mount of the plain directory;
+#   2. 8 parallel readers over 10,000 files of 100 KiB in shuffled order (an ML data loader);
+#   3. mount latency and resident memory of encfs on an image of 1,000,000 small files;
+#   4. streaming from Azurite: sequential read through `encfs mount URL` against a plain
+#      parallel azblob download of the same blob, and the time from `encfs mount URL` to the
+#      first byte of a file.
+# It prints a markdown report; --write also puts it into docs/PERFORMANCE.md as the section
+# "## Benchmark script" (replacing an earlier one).
+#
+# Options and environment:
+#   --quick, BENCH_QUICK=1   small sizes for a quick run (256 MiB file, 1,000 small files,
+#                            10,000-file image)
+#   --write                  write the report into docs/PERFORMANCE.md
+#   --prepare                only build the tools and generate the data and images, then stop
+#   BENCH_DIR                work directory (default /var/tmp/encfs-bench); generated data, images
+#                            and binaries are kept there and reused by later runs
+#   BENCH_RUNS               runs per measurement, the median is reported (default 3)
+#   BENCH_BIG_MIB, BENCH_SMALL_COUNT, BENCH_TREE_DIRS, BENCH_TREE_FILES   override sizes
+#   BENCH_SKIP               comma-separated parts to skip: seq,shuffle,tree,blob,gocryptfs
+#   BENCH_REPACK=1           pack the encfs images again even if the cached ones open
+#   BENCH_PERF=1             record `perf record -g` of the encfs daemon during its first
+#                            sequential and shuffled runs (BENCH_DIR/.../perf-*.data)
+#
+# Everything it mounts is unmounted and every process it starts is stopped (by recorded pid)
+# on exit, on error and on Ctrl-C.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WRITE=0
+PREPARE=0
+QUICK="${BENCH_QUICK:-0}"
+for a in "$@"; do
+	case "$a" in
+	--write) WRITE=1 ;;
+	--prepare) PREPARE=1 ;;
+	--quick) QUICK=1 ;;
+	-h | --help)
+		sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "bench.sh: unknown argument $a (see --help)" >&2
+		exit 2
+		;;
+	esac
+done
+if [[ $(id -u) -ne 0 ]]; then
+	echo "bench.sh: run as root (it mounts FUSE filesystems and drops the page cache)" >&2
+	exit 1
+fi
+command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
+
+RUNS="${BENCH_RUNS:-3}"
+if [[ "$QUICK" == 1 ]]; then
+	MODE=quick
+	BIG_MIB="${BENCH_BIG_MIB:-256}"
+	SMALL_COUNT="${BENCH_SMALL_COUNT:-1000}"
+	TREE_DIRS="${BENCH_TREE_DIRS:-100}"
+	TREE_FILES="${BENCH_TREE_FILES:-100}"
+else
+	MODE=full
+	BIG_MIB="${BENCH_BIG_MIB:-2048}"
+	SMALL_COUNT="${BENCH_SMALL_COUNT:-10000}"
+	TREE_DIRS="${BENCH_TREE_DIRS:-1000}"
+	TREE_FILES="${BENCH_TREE_FILES:-1000}"
+fi
+SMALL_BYTES=102400
+TREE_BYTES=100
+JOBS=8
+SKIP=",${BENCH_SKIP:-},"
+
+WORK="${BENCH_DIR:-/var/tmp/encfs-bench}"
+case "$WORK" in "$REPO" | "$REPO"/*)
+	echo "bench.sh: BENCH_DIR must be outside the repository" >&2
+	exit 1
+	;;
+esac
+BIN="$WORK/bin"
+D="$WORK/$MODE-${BIG_MIB}m-${SMALL_COUNT}f-${TREE_DIRS}x${TREE_FILES}"
+RUN="$D/run" # logs, pid and ready files of this run
+MNT="$D/mnt"
+KEY="$WORK/key"
+PLAIN="$D/plain"
+IMG="$D/data.img"
+TREE="$D/tree"
+TREE_IMG="$D/tree.img"
+CIPHER="$D/gocryptfs"
+LIST="$D/small.list"
+BIGREL="big.bin"
+GOCRYPTFS_PW="echo pw"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+skip() { [[ "$SKIP" == *",$1,"* ]]; }
+
+# ---- cleanup: everything started or mounted is recorded here --------------------------------
+PIDS=()   # daemons (encfs, gocryptfs, loopback, Azurite)
+MOUNTS=() # mount points
+AZ_PID=""
+
+unmount_dir() { # unmount $1 if mounted: retry while busy, then detach lazily
+	local m="$1" i
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		mountpoint -q "$m" 2>/dev/null || return 0
+		umount "$m" 2>/dev/null && return 0
+		sleep 0.3
+	done
+	log "unmount $m: still busy, detaching lazily"
+	umount -l "$m" 2>/dev/null || true
+}
+
+wait_pid() { # wait up to $2 tenths of a second for pid $1 to exit
+	local i
+	for ((i = 0; i < $2; i++)); do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+stop_pid() { # SIGTERM, then SIGKILL after 10 s
+	local p="$1"
+	[[ -n "$p" ]] || return 0
+	kill -0 "$p" 2>/dev/null || return 0
+	kill -TERM "$p" 2>/dev/null || true
+	if ! wait_pid "$p" 100; then
+		log "pid $p ignored SIGTERM for 10 s: killing it"
+		kill -KILL "$p" 2>/dev/null || true
+	fi
+}
+
+# shellcheck disable=SC2317 # invoked by the trap
+cleanup() {
+	local rc=$? p m
+	trap - EXIT INT TERM
+	set +e
+	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done # encfs unmounts itself on SIGTERM
+	for m in "${MOUNTS[@]}"; do unmount_dir "$m"; done
+	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	if [[ -n "$AZ_PID" ]]; then
+		kill -TERM -- "-$AZ_PID" 2>/dev/null # its own process group (setsid)
+		wait_pid "$AZ_PID" 50 || kill -KILL -- "-$AZ_PID" 2>/dev/null
+	fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+kv() { # kv KEY "k=v k=v ..." prints the value of KEY
+	local x
+	for x in $2; do
+		if [[ "$x" == "$1="* ]]; then
+			printf '%s' "${x#*=}"
+			return 0
+		fi
+	done
+	printf 'n/a'
+}
+
+median() { # median of the numeric arguments ("n/a" when there are none)
+	if [[ $# -eq 0 ]]; then
+		printf 'n/a'
+		return
+	fi
+	printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'
+}
+
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; } # calc EXPR [DECIMALS]
+fmt0() { if [[ "$1" == n/a ]]; then printf 'n/a'; else calc "$1" 0; fi; }
+
+# ---- mounts ----------------------------------------------------------------------------------
+# Each start_* mounts through `benchread start`, which times it and leaves the daemon running;
+# STARTED holds its key=value output, MPID the daemon's pid.
+STARTED=""
+MPID=""
+
+start_daemon() { # start_daemon NAME MOUNTPOINT [benchread start flags] -- CMD ...
+	local name="$1" mnt="$2"
+	shift 2
+	mkdir -p "$mnt"
+	unmount_dir "$mnt"
+	MOUNTS+=("$mnt")
+	rm -f "$RUN/$name.pid"
+	if ! STARTED="$("$BIN/benchread" start --pidfile "$RUN/$name.pid" --log "$RUN/$name.log" "$@")"; then
+		[[ -s "$RUN/$name.pid" ]] && PIDS+=("$(cat "$RUN/$name.pid")")
+		log "$name: mount failed; the end of $RUN/$name.log:"
+		tail -5 "$RUN/$name.log" >&2 || true
+		return 1
+	fi
+	MPID="$(kv pid "$STARTED")"
+	PIDS+=("$MPID")
+}
+
+mount_encfs() { # mount_encfs NAME IMAGE-OR-URL MOUNTPOINT [benchread start flags]
+	local name="$1" img="$2" mnt="$3"
+	shift 3
+	start_daemon "$name" "$mnt" --ready-file "$RUN/$name.ready" "$@" -- \
+		"$BIN/encfs" --log-format text mount --key-file "$KEY" --ready-file "$RUN/$name.ready" \
+		${ENCFS_METRICS:+--metrics-addr "$ENCFS_METRICS"} "$img" "$mnt"
+}
+
+mount_gocryptfs() {
+	start_daemon gocryptfs "$1" --wait-mount "$1" -- gocryptfs -fg -extpass "$GOCRYPTFS_PW" -quiet "$CIPHER" "$1"
+}
+
+mount_loopback() {
+	start_daemon loopback "$1" --wait-mount "$1" -- "$BIN/loopback" -q -ro -directmount "$1" "$PLAIN"
+}
+
+mount_target() { # mount_target TARGET: mounts encfs|gocryptfs|loopback at $MNT/TARGET
+	case "$1" in
+	encfs) mount_encfs encfs "$IMG" "$MNT/encfs" ;;
+	gocryptfs) mount_gocryptfs "$MNT/gocryptfs" ;;
+	loopback) mount_loopback "$MNT/loopback" ;;
+	esac
+}
+
+unmount_target() { # unmount_target MOUNTPOINT: stop the daemon MPID (encfs unmounts on SIGTERM)
+	local mnt="$1"
+	if [[ -n "$MPID" ]]; then
+		kill -TERM "$MPID" 2>/dev/null || true
+		wait_pid "$MPID" 50 || true
+	fi
+	unmount_dir "$mnt"
+	stop_pid "$MPID"
+	MPID=""
+}
+
+target_root() { # the directory a target serves the data at
+	case "$1" in
+	plain) printf '%s' "$PLAIN" ;;
+	*) printf '%s' "$MNT/$1" ;;
+	esac
+}
+
+read_ahead_of() { # read_ahead_kb of the filesystem at $1
+	local dev
+	dev="$(mountpoint -d "$1" 2>/dev/null)" || {
+		printf 'n/a'
+		return
+	}
+	cat "/sys/class/bdi/$dev/read_ahead_kb" 2>/dev/null || printf 'n/a'
+}
+
+# ---- tools -----------------------------------------------------------------------------------
+install_tools() {
+	local pkgs=()
+	command -v gocryptfs >/dev/null || pkgs+=(gocryptfs)
+	command -v fusermount3 >/dev/null || pkgs+=(fuse3) # gocryptfs mounts through fusermount
+	if [[ ${#pkgs[@]} -gt 0 ]] && ! skip gocryptfs; then
+		log "installing ${pkgs[*]} with apt-get"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >"$WORK/apt.log" 2>&1 ||
+			{
+				apt-get update -q >>"$WORK/apt.log" 2>&1
+				DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >>"$WORK/apt.log" 2>&1
+			}
+	fi
+	log "building encfs, benchread and the go-fuse loopback example into $BIN"
+	(
+		cd "$REPO"
+		go build -o "$BIN/encfs" ./cmd/encfs
+		go build -o "$BIN/benchread" ./scripts/benchread
+		# The example ships in go-fuse's module (already in go.mod); build it from the module cache.
+		go build -o "$BIN/loopback" github.com/hanwen/go-fuse/v2/example/loopback
+	)
+}
+
+# ---- data (generated once per size, kept in $D) -----------------------------------------------
+prepare_data() {
+	[[ -s "$KEY" ]] || "$BIN/encfs" keygen --out "$KEY" >/dev/null
+	if [[ ! -e "$D/.plain-done" ]]; then
+		log "generating $BIG_MIB MiB file and $SMALL_COUNT files of $SMALL_BYTES bytes in $PLAIN"
+		rm -rf "$PLAIN" "$IMG" "$CIPHER" "$D/.gocryptfs-done"
+		mkdir -p "$PLAIN"
+		"$BIN/benchread" genbig "$PLAIN/$BIGREL" "$((BIG_MIB << 20))" >/dev/null
+		"$BIN/benchread" gensmall "$PLAIN/small" "$SMALL_COUNT" "$SMALL_BYTES" >/dev/null
+		"$BIN/benchread" list "$PLAIN" "$D/all.list" >/dev/null
+		grep '^small/' "$D/all.list" >"$LIST"
+		touch "$D/.plain-done"
+	fi
+	if [[ "${BENCH_REPACK:-0}" == 1 ]] || ! "$BIN/encfs" inspect --key-file "$KEY" "$IMG" >/dev/null 2>&1; then
+		log "packing $PLAIN into $IMG"
+		rm -f "$IMG"
+		"$BIN/encfs" --log-format text pack --key-file "$KEY" "$PLAIN" "$IMG" >"$D/pack.log"
+	fi
+	if ! skip gocryptfs && [[ ! -e "$D/.gocryptfs-done" ]]; then
+		log "creating the gocryptfs copy in $CIPHER"
+		rm -rf "$CIPHER"
+		mkdir -p "$CIPHER"
+		gocryptfs -init -extpass "$GOCRYPTFS_PW" -quiet "$CIPHER" >/dev/null
+		mount_gocryptfs "$MNT/gocryptfs"
+		cp -a "$PLAIN/." "$MNT/gocryptfs/"
+		sync
+		unmount_target "$MNT/gocryptfs"
+		touch "$D/.gocryptfs-done"
+	fi
+	if ! skip tree; then
+		if [[ ! -e "$D/.tree-done" ]]; then
+			log "generating $TREE_DIRS x $TREE_FILES files of about $TREE_BYTES bytes in $TREE"
+			rm -rf "$TREE" "$TREE_IMG"
+			"$BIN/benchread" gentree "$TREE" "$TREE_DIRS" "$TREE_FILES" "$TREE_BYTES" >/dev/null
+			touch "$D/.tree-done"
+		fi
+		if [[ "${BENCH_REPACK:-0}" == 1 ]] || ! "$BIN/encfs" inspect --key-file "$KEY" "$TREE_IMG" >/dev/null 2>&1; then
+			log "packing $TREE into $TREE_IMG"
+			rm -f "$TREE_IMG"
+			local t0
+			t0=$(date +%s.%N)
+			"$BIN/encfs" --log-format text pack --key-file "$KEY" "$TREE" "$TREE_IMG" >"$D/tree-pack.log"
+			calc "$(date +%s.%N) - $t0" 1 >"$D/tree-pack.secs"
+		fi
+	fi
+}
+
+# ---- 1. sequential -----------------------------------------------------------------------------
+declare -A SEQ RA REQKB SHUF_FPS SHUF_MBPS
+TARGETS=(plain encfs gocryptfs loopback)
+skip gocryptfs && TARGETS=(plain encfs loopback)
+
+encfs_request_kb() { # average read request size seen by the encfs daemon, from its metrics
+	local port="$1" m bytes reqs
+	m="$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null)" || {
+		printf 'n/a'
+		return
+	}
+	bytes="$(awk '/^encfs_read_bytes_total/ {s+=$2} END {print s+0}' <<<"$m")"
+	reqs="$(awk '/^encfs_read_requests_total/ {s+=$2} END {print s+0}' <<<"$m")"
+	if [[ "$reqs" == 0 ]]; then printf 'n/a'; else calc "$bytes / $reqs / 1024" 0; fi
+}
+
+free_port() { "$BIN/benchread" freeport; }
+
+bench_seq() {
+	local r t out port
+	declare -A all
+	for ((r = 1; r <= RUNS; r++)); do
+		for t in "${TARGETS[@]}"; do # round robin, so load changes hit every target alike
+			port=""
+			if [[ "$t" == encfs ]]; then
+				port="$(free_port)"
+				ENCFS_METRICS="127.0.0.1:$port" mount_target encfs
+			elif [[ "$t" != plain ]]; then
+				mount_target "$t"
+			fi
+			if [[ "$t" != plain ]]; then RA[$t]="$(read_ahead_of "$MNT/$t")"; fi
+			drop_caches
+			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
+				perf record -q -g -p "$MPID" -o "$D/perf-seq.data" 2>/dev/null &
+				local perfpid=$!
+				sleep 0.2
+			fi
+			out="$("$BIN/benchread" seq "$(target_root "$t")/$BIGREL")"
+			if [[ -n "${perfpid:-}" ]]; then
+				kill -INT "$perfpid"
+				wait "$perfpid" || true
+				perfpid=""
+			fi
+			log "seq $t run $r: $out"
+			all[$t]="${all[$t]:-} $(kv mbps "$out")"
+			if [[ "$t" == encfs ]]; then REQKB[encfs]="$(encfs_request_kb "$port")"; fi
+			if [[ "$t" != plain ]]; then unmount_target "$MNT/$t"; fi
+		done
+	done
+	for t in "${TARGETS[@]}"; do
+		# shellcheck disable=SC2086
+		SEQ[$t]="$(median ${all[$t]})"
+	done
+}
+
+# ---- 2. shuffled small files --------------------------------------------------------------------
+bench_shuffle() {
+	local r t out
+	declare -A fps mbps
+	for ((r = 1; r <= RUNS; r++)); do
+		for t in "${TARGETS[@]}"; do
+			if [[ "$t" != plain ]]; then mount_target "$t"; fi
+			drop_caches
+			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
+				perf record -q -g -p "$MPID" -o "$D/perf-shuffle.data" 2>/dev/null &
+				local perfpid=$!
+				sleep 0.2
+			fi
+			out="$("$BIN/benchread" shuffle -jobs "$JOBS" -seed "$r" "$(target_root "$t")" "$LIST")"
+			if [[ -n "${perfpid:-}" ]]; then
+				kill -INT "$perfpid"
+				wait "$perfpid" || true
+				perfpid=""
+			fi
+			log "shuffle $t run $r: $out"
+			fps[$t]="${fps[$t]:-} $(kv files_per_s "$out")"
+			mbps[$t]="${mbps[$t]:-} $(kv mbps "$out")"
+			if [[ "$t" != plain ]]; then unmount_target "$MNT/$t"; fi
+		done
+	done
+	for t in "${TARGETS[@]}"; do
+		# shellcheck disable=SC2086
+		SHUF_FPS[$t]="$(median ${fps[$t]})"
+		# shellcheck disable=SC2086
+		SHUF_MBPS[$t]="$(median ${mbps[$t]})"
+	done
+}
+
+# ---- 3. mount latency and memory of the many-file image -------------------------------------------
+declare -A TR
+bench_tree() {
+	local r out k
+	declare -A all
+	local keys=(ready_ms list_root_ms mount_and_list_ms root_vmrss_kb root_vmhwm_kb list_subdirs_ms subdirs_vmrss_kb subdirs_vmhwm_kb)
+	for ((r = 1; r <= RUNS; r++)); do
+		drop_caches
+		mount_encfs tree "$TREE_IMG" "$MNT/tree" --list-root "$MNT/tree" --subdirs 10
+		out="$STARTED"
+		log "tree run $r: $out"
+		for k in "${keys[@]}"; do all[$k]="${all[$k]:-} $(kv "$k" "$out")"; done
+		TR[root_entries]="$(kv root_entries "$out")"
+		TR[subdir_entries]="$(kv subdir_entries "$out")"
+		unmount_target "$MNT/tree"
+	done
+	for k in "${keys[@]}"; do
+		# shellcheck disable=SC2086
+		TR[$k]="$(median ${all[$k]})"
+	done
+}
+
+# ---- 4. streaming from Azurite --------------------------------------------------------------------
+declare -A BL
+AZ_CONN=""
+BLOB_URL=""
+start_azurite() {
+	local azbin port i
+	azbin="$("$REPO/scripts/azurite.sh")"
+	# Run it through a link in the work directory: scripts/cleanup.sh (run by the test script)
+	# stops any Azurite whose command line names the repository's .tools.
+	ln -sfn "$(readlink -f "$(dirname "$(readlink -f "$azbin")")/../../..")" "$BIN/azurite-pkg"
+	port="$(free_port)"
+	mkdir -p "$RUN/azurite"
+	(cd "$RUN/azurite" && exec setsid node "$BIN/azurite-pkg/dist/src/blob/main.js" --blobHost 127.0.0.1 --blobPort "$port" \
+		--silent --disableTelemetry --skipApiVersionCheck --inMemoryPersistence >"$RUN/azurite.log" 2>&1) &
+	AZ_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		(: </dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+		kill -0 "$AZ_PID" 2>/dev/null || {
+			log "Azurite exited: $(cat "$RUN/azurite.log")"
+			return 1
+		}
+		sleep 0.1
+	done
+	local endpoint="http://127.0.0.1:$port/devstoreaccount1"
+	AZ_CONN="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$endpoint;"
+	BLOB_URL="$endpoint/bench/data.img"
+}
+
+bench_blob() {
+	local r out dl=() seq=() fb=() fbl=() t0 first
+	start_azurite || return 1
+	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
+	t0=$(date +%s.%N)
+	"$BIN/encfs" --log-format text upload --quiet "$IMG" "$BLOB_URL" >"$RUN/upload.log" 2>&1 || {
+		log "upload failed: $(tail -3 "$RUN/upload.log")"
+		return 1
+	}
+	BL[upload_s]="$(calc "$(date +%s.%N) - $t0" 1)"
+	BL[blob_mib]="$(calc "$(stat -c %s "$IMG") / 1048576" 0)"
+	log "uploaded $IMG to $BLOB_URL in ${BL[upload_s]} s"
+	first="$(head -1 "$LIST")"
+	for ((r = 1; r <= RUNS; r++)); do
+		out="$("$BIN/benchread" download -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
+		log "blob download run $r: $out"
+		dl+=("$(kv mbps "$out")")
+		if mount_encfs blob "$BLOB_URL" "$MNT/blob"; then
+			out="$("$BIN/benchread" seq "$MNT/blob/$BIGREL")" || out=""
+			log "blob mount seq run $r: $out"
+			if [[ -n "$out" ]]; then seq+=("$(kv mbps "$out")"); fi
+			unmount_target "$MNT/blob"
+		else
+			BL[error]="$(grep -m1 -iE 'error|encfs:' "$RUN/blob.log" | cut -c1-200)"
+		fi
+		if mount_encfs blob "$BLOB_URL" "$MNT/blob" --first-byte "$MNT/blob/$first"; then
+			log "blob mount first byte run $r: $STARTED"
+			fb+=("$(kv first_byte_ms "$STARTED")")
+			unmount_target "$MNT/blob"
+		fi
+		# the same from the local image file, for reference
+		drop_caches
+		if mount_encfs local "$IMG" "$MNT/local" --first-byte "$MNT/local/$first"; then
+			fbl+=("$(kv first_byte_ms "$STARTED")")
+			unmount_target "$MNT/local"
+		fi
+	done
+	BL[download]="$(median "${dl[@]}")"
+	BL[seq]="$(median "${seq[@]}")"
+	BL[first_byte]="$(median "${fb[@]}")"
+	BL[first_byte_local]="$(median "${fbl[@]}")"
+	unset AZURE_STORAGE_CONNECTION_STRING
+}
+
+# ---- report -------------------------------------------------------------------------------------
+ratio() { # ratio A B: A/B with two decimals, or n/a
+	if [[ "$1" == n/a || "$2" == n/a || -z "$1" || -z "$2" ]]; then printf 'n/a'; else calc "$1 / $2" 2; fi
+}
+goal() { # goal "text" CONDITION-EXPR (awk): prints a table row
+	local text="$1" expr="$2" verdict
+	if [[ "$expr" == *n/a* ]]; then
+		verdict="not measured"
+	elif awk "BEGIN { exit !($expr) }"; then
+		verdict="**met**"
+	else
+		verdict="**missed**"
+	fi
+	printf '| %s | %s |\n' "$text" "$verdict"
+}
+
+report() {
+	local t
+	local cpu kernel gover commit
+	cpu="$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)"
+	kernel="$(uname -r)"
+	gover="$(go version | awk '{print $3}')"
+	commit="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	[[ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ]] && commit="$commit + uncommitted changes"
+	cat <<EOF
+## Benchmark script
+
+\`scripts/bench.sh\` (mode: $MODE), run on $START_DATE to $(date -u '+%H:%M:%S UTC'), on \`$cpu\`
+($(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM), kernel $kernel, $gover, encfs at $commit,
+$(gocryptfs -version 2>/dev/null | head -1 || echo "gocryptfs not installed"), Azurite $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$BIN/azurite-pkg/package.json" 2>/dev/null | head -1).
+Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). The machine
+is shared, so expect noise; each figure is the median of $RUNS runs, each run cold: the page cache is
+dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) and every FUSE filesystem is mounted afresh
+before it. MB/s is 10^6 bytes per second.
+
+Data (in \`$D\`): one file of $BIG_MIB MiB and $SMALL_COUNT files of $SMALL_BYTES bytes (100 per
+directory), random bytes; the encfs image packs that directory, gocryptfs holds a copy of it
+(\`gocryptfs -init -extpass '$GOCRYPTFS_PW' -quiet\`, filled through its mount), the loopback mounts
+it directly. The many-file image holds $TREE_DIRS directories of $TREE_FILES files of $((TREE_BYTES / 2))-$((TREE_BYTES * 3 / 2)) bytes.
+
+| configuration | command |
+|---|---|
+| encfs | \`encfs mount --key-file KEY --ready-file F IMAGE MNT\` (defaults: --cache-size 256M, DirectMount, read_ahead_kb set by the mount) |
+| gocryptfs | \`gocryptfs -fg -extpass '$GOCRYPTFS_PW' -quiet CIPHERDIR MNT\` (its defaults) |
+| loopback | \`loopback -q -ro -directmount MNT PLAINDIR\` (go-fuse v2.12.1 \`example/loopback\`, no crypto, its defaults) |
+| plain | the file on the local disk (virtio, ext4), read directly |
+| sequential | \`benchread seq FILE\`: read(2) from start to end with a 1 MiB buffer |
+| shuffled | \`benchread shuffle -jobs $JOBS -seed RUN ROOT LIST\`: $JOBS readers take the next file of a shuffled list, open it and read it whole with a 1 MiB buffer |
+| mount | \`benchread start --ready-file F --list-root MNT --subdirs 10 -- encfs mount ...\`: time from exec to the ready file, then \`ReadDir\` of the root, then \`ReadDir\` and \`Lstat\` of every entry of 10 subdirectories; VmRSS/VmHWM of the encfs process from /proc after each |
+| blob download | \`benchread download -block 8388608 -concurrency 8 URL\`: Get Blob Properties + azblob \`DownloadBuffer\` of the whole blob into memory |
+| blob mount | \`encfs mount --key-file KEY URL MNT\` with \`AZURE_STORAGE_CONNECTION_STRING\`, then \`benchread seq\`; first byte: \`benchread start --first-byte MNT/FILE\` |
+
+### Sequential read, one $BIG_MIB MiB file
+
+| target | MB/s | read_ahead_kb | encfs / target |
+|---|---:|---:|---:|
+EOF
+	for t in "${TARGETS[@]}"; do
+		printf '| %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SEQ[$t]:-n/a}")" "${RA[$t]:-n/a}" "$(ratio "${SEQ[encfs]:-n/a}" "${SEQ[$t]:-n/a}")"
+	done
+	cat <<EOF
+
+encfs's average read request, from its metrics (read_bytes_total / read_requests_total): ${REQKB[encfs]:-n/a} KiB.
+
+### Shuffled reads, $JOBS readers, $SMALL_COUNT files of $((SMALL_BYTES / 1024)) KiB
+
+| target | files/s | MB/s | encfs / target |
+|---|---:|---:|---:|
+EOF
+	for t in "${TARGETS[@]}"; do
+		printf '| %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SHUF_FPS[$t]:-n/a}")" "$(fmt0 "${SHUF_MBPS[$t]:-n/a}")" "$(ratio "${SHUF_FPS[encfs]:-n/a}" "${SHUF_FPS[$t]:-n/a}")"
+	done
+	local rss_root="n/a" hwm_root="n/a" rss_sub="n/a" hwm_sub="n/a"
+	[[ "${TR[root_vmrss_kb]:-n/a}" != n/a ]] && rss_root="$(calc "${TR[root_vmrss_kb]} / 1024" 1)"
+	[[ "${TR[root_vmhwm_kb]:-n/a}" != n/a ]] && hwm_root="$(calc "${TR[root_vmhwm_kb]} / 1024" 1)"
+	[[ "${TR[subdirs_vmrss_kb]:-n/a}" != n/a ]] && rss_sub="$(calc "${TR[subdirs_vmrss_kb]} / 1024" 1)"
+	[[ "${TR[subdirs_vmhwm_kb]:-n/a}" != n/a ]] && hwm_sub="$(calc "${TR[subdirs_vmhwm_kb]} / 1024" 1)"
+	cat <<EOF
+
+### Mount latency and memory, image of $((TREE_DIRS * TREE_FILES)) files
+
+Image $(du -h "$TREE_IMG" 2>/dev/null | cut -f1 || echo n/a)B, packed in $(cat "$D/tree-pack.secs" 2>/dev/null || echo "n/a (cached)") s.
+
+| step | time (ms) | VmRSS (MiB) | VmHWM (MiB) |
+|---|---:|---:|---:|
+| exec to ready file | ${TR[ready_ms]:-n/a} | | |
+| list the root (${TR[root_entries]:-n/a} entries) | ${TR[list_root_ms]:-n/a} | $rss_root | $hwm_root |
+| **mounted and root listed** | **${TR[mount_and_list_ms]:-n/a}** | | |
+| then list + lstat 10 subdirectories (${TR[subdir_entries]:-n/a} entries) | ${TR[list_subdirs_ms]:-n/a} | $rss_sub | $hwm_sub |
+
+### Streaming from Azurite (in memory, 127.0.0.1), blob of ${BL[blob_mib]:-n/a} MiB
+
+| measurement | result |
+|---|---:|
+| \`encfs upload\` of the image | ${BL[upload_s]:-n/a} s |
+| plain parallel download (8 MiB ranges, 8 in flight) | $(fmt0 "${BL[download]:-n/a}") MB/s |
+| sequential read of the $BIG_MIB MiB file through \`encfs mount URL\` | $(fmt0 "${BL[seq]:-n/a}") MB/s |
+| mount / download | $(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}") |
+| exec of \`encfs mount URL\` to the first byte of a file | ${BL[first_byte]:-n/a} ms |
+| the same from the local image file | ${BL[first_byte_local]:-n/a} ms |
+EOF
+	# shellcheck disable=SC2016 # the backquotes are markdown
+	if [[ -n "${BL[error]:-}" ]]; then printf '\n`encfs mount URL` failed: `%s`\n' "${BL[error]}"; fi
+	cat <<EOF
+
+### Goals (issues 4 and 5)
+
+| goal | result |
+|---|---|
+EOF
+	local s_e="${SEQ[encfs]:-n/a}" s_g="${SEQ[gocryptfs]:-n/a}" s_l="${SEQ[loopback]:-n/a}"
+	local f_e="${SHUF_FPS[encfs]:-n/a}" f_g="${SHUF_FPS[gocryptfs]:-n/a}"
+	goal "sequential >= 1.2x gocryptfs ($(ratio "$s_e" "$s_g")x)" "$s_e >= 1.2 * $s_g"
+	goal "sequential >= 75% of loopback ($(ratio "$s_e" "$s_l")x)" "$s_e >= 0.75 * $s_l"
+	goal "shuffled small files >= 1.2x gocryptfs ($(ratio "$f_e" "$f_g")x)" "$f_e >= 1.2 * $f_g"
+	goal "$((TREE_DIRS * TREE_FILES))-file image mounted and root listed < 1 s (${TR[mount_and_list_ms]:-n/a} ms)" "${TR[mount_and_list_ms]:-n/a} < 1000"
+	goal "... with < 100 MB resident (VmHWM ${TR[root_vmhwm_kb]:-n/a} KiB)" "${TR[root_vmhwm_kb]:-n/a} * 1024 < 100e6"
+	goal "streaming >= 80% of the plain parallel download ($(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}")x)" "${BL[seq]:-n/a} >= 0.8 * ${BL[download]:-n/a}"
+	goal "mount to first byte < 1 s against Azurite (${BL[first_byte]:-n/a} ms)" "${BL[first_byte]:-n/a} < 1000"
+}
+
+write_doc() { # replace (or append) the "## Benchmark script" section of docs/PERFORMANCE.md
+	local doc="$REPO/docs/PERFORMANCE.md" tmp
+	tmp="$(mktemp "$WORK/perf.XXXXXX")"
+	awk -v repl="$1" '
+		/^## / { if (insec) insec = 0 }
+		/^## Benchmark script[[:space:]]*$/ { insec = 1; if (!done) { while ((getline l < repl) > 0) print l; done = 1 }; next }
+		!insec { print }
+		END { if (!done) { print ""; while ((getline l < repl) > 0) print l } }
+	' "$doc" >"$tmp"
+	cat "$tmp" >"$doc"
+	rm -f "$tmp"
+	log "wrote the report into $doc"
+}
+
+# ---- main ------------------------------------------------------------------------------------------
+START_DATE="$(date -u '+%Y-%m-%d from %H:%M:%S UTC')"
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+mkdir -p "$WORK" "$BIN" "$D" "$RUN" "$MNT"
+log "work directory $D (mode $MODE), load average $LOAD_START"
+install_tools
+prepare_data
+if [[ "$PREPARE" == 1 ]]; then
+	log "data ready in $D"
+	exit 0
+fi
+skip seq || bench_seq
+skip shuffle || bench_shuffle
+skip tree || bench_tree
+if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi
+report >"$D/report.md"
+cat "$D/report.md"
+[[ "$WRITE" == 1 ]] && write_doc "$D/report.md"
+exit 0
