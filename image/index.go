@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"encoding/binary"
-	"io/fs"
 	"strconv"
 	"strings"
 	"syscall"
@@ -96,27 +95,6 @@ const (
 func (in *Inode) IsDir() bool     { return in.Mode&modeType == modeDir }
 func (in *Inode) IsRegular() bool { return in.Mode&modeType == modeReg }
 func (in *Inode) IsSymlink() bool { return in.Mode&modeType == modeLnk }
-
-// FileMode converts the st_mode bits to an io/fs mode, for listings.
-func (in *Inode) FileMode() fs.FileMode {
-	m := fs.FileMode(in.Mode & 0o777)
-	switch in.Mode & modeType {
-	case modeDir:
-		m |= fs.ModeDir
-	case modeLnk:
-		m |= fs.ModeSymlink
-	}
-	if in.Mode&syscall.S_ISUID != 0 {
-		m |= fs.ModeSetuid
-	}
-	if in.Mode&syscall.S_ISGID != 0 {
-		m |= fs.ModeSetgid
-	}
-	if in.Mode&syscall.S_ISVTX != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
 
 // Marshal encodes the record into b[:InodeSize]. Ino is implied by the position.
 func (in *Inode) Marshal(b []byte) {

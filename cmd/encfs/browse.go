@@ -161,21 +161,24 @@ func isUnder(p, dir string) bool {
 	return len(p) > len(dir) && p[:len(dir)] == dir && p[len(dir)] == '/'
 }
 
-// printEntry prints one ls -l style line.
+// printEntry prints one ls -l style line for an inode of the image.
 func printEntry(ctx context.Context, w io.Writer, im *image.Image, name string, in *image.Inode) error {
-	mt := time.Unix(in.MtimeSec, int64(in.MtimeNsec)).UTC().Format("2006-01-02 15:04:05")
-	size := in.Size
+	size := int64(in.Size)
 	if in.IsDir() {
-		size = uint64(in.Entries)
+		size = int64(in.Entries)
 	}
-	line := fmt.Sprintf("%s %3d %5d %5d %12d %s %s", in.FileMode(), in.Nlink, in.UID, in.GID, size, mt, name)
 	if in.IsSymlink() {
 		target, err := im.Readlink(ctx, in)
 		if err != nil {
 			return err
 		}
-		line += " -> " + target
+		name += " -> " + target
 	}
-	_, err := fmt.Fprintln(w, line)
+	_, err := fmt.Fprintln(w, lsLine(in.Mode, in.Nlink, in.UID, in.GID, size, time.Unix(in.MtimeSec, int64(in.MtimeNsec)), name))
 	return err
+}
+
+// lsLine formats one entry as ls -l does; ls, demo and friends share it.
+func lsLine(mode, nlink, uid, gid uint32, size int64, mtime time.Time, name string) string {
+	return fmt.Sprintf("%s %3d %5d %5d %12d %s %s", lsMode(mode), nlink, uid, gid, size, mtime.UTC().Format("2006-01-02 15:04"), name)
 }

@@ -162,8 +162,7 @@ func listTree(out io.Writer, root string) error {
 				}
 				name += " -> " + target
 			}
-			fmt.Fprintf(w, "%s %2d %5d %5d %8d %s %s\n", lsMode(st.Mode), st.Nlink, st.Uid, st.Gid, st.Size,
-				time.Unix(st.Mtim.Unix()).Format("Jan _2 15:04"), name)
+			fmt.Fprintln(w, lsLine(st.Mode, uint32(st.Nlink), st.Uid, st.Gid, st.Size, time.Unix(st.Mtim.Unix()), name))
 		}
 		return nil
 	})
