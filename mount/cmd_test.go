@@ -2,7 +2,6 @@ package mount_test
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"io"
 	"io/fs"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/encfs/encfs/fs/fstest"
+	"github.com/encfs/encfs/internal/syncbuf"
 	"github.com/encfs/encfs/mount"
 )
 
@@ -25,26 +24,8 @@ import (
 type daemon struct {
 	cmd    *exec.Cmd
 	stdout *bufio.Reader
-	stderr lockedBuffer
+	stderr syncbuf.Buffer
 	exited chan error
-}
-
-// lockedBuffer collects the daemon's stderr, written by exec's copier while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // start runs the encfs binary with args; cleanup kills it and clears its mount at mountpoint.

@@ -8,7 +8,6 @@
 package azuritetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -39,6 +38,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
+	"github.com/encfs/encfs/internal/syncbuf"
 )
 
 // The development account every Azurite instance has.
@@ -69,7 +70,7 @@ type Server struct {
 	ConnectionString string
 
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	stop sync.Once
 }
 
@@ -148,7 +149,7 @@ func start(t testing.TB, bin, dir string, cfg Config) (*Server, error) {
 	}
 	s.Endpoint = fmt.Sprintf("%s://%s/%s", scheme, addr, Account)
 	s.ConnectionString = fmt.Sprintf("DefaultEndpointsProtocol=%s;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", scheme, Account, Key, s.Endpoint)
-	s.out = &syncBuffer{}
+	s.out = &syncbuf.Buffer{Limit: 1 << 20}
 	s.cmd = exec.Command(bin, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	s.cmd.Dir = dir // --inMemoryPersistence excludes --location; anything written lands here
@@ -347,23 +348,3 @@ func MakeJWT(aud string, nbf, exp time.Time) string {
 
 // Log returns what Azurite printed (for failure messages).
 func (s *Server) Log() string { return s.out.String() }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 1<<20 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}

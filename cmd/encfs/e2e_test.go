@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/fs/fstest"
 	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/syncbuf"
 	"github.com/encfs/encfs/internal/testtree"
 	"github.com/encfs/encfs/keys/skrtest"
 	"github.com/encfs/encfs/mount"
@@ -69,7 +68,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := new(syncWriter)
+	logs := new(syncbuf.Buffer)
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(prev) })
@@ -82,7 +81,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := new(syncWriter)
+	out := new(syncbuf.Buffer)
 	done := make(chan error, 1)
 	go func() { done <- runMounts(ctx, out, specs, "") }()
 	waitFor(t, specs[0].ReadyFile, done)
@@ -110,24 +109,6 @@ func TestEndToEndAttestedMount(t *testing.T) {
 			t.Errorf("the %s appears in the output or logs", name)
 		}
 	}
-}
-
-// syncWriter is a buffer that goroutines may write to while a test reads it.
-type syncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
 
 // waitFor waits for a ready file, failing early if the mounts ended.

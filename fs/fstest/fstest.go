@@ -6,7 +6,6 @@
 package fstest
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/encfs/encfs/blobio"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/syncbuf"
 	"github.com/encfs/encfs/mount"
 	"github.com/encfs/encfs/pack"
 )
@@ -115,7 +115,7 @@ type Mounted struct {
 	FS    *encfs.FS
 	Image *image.Image
 	Point *mount.Point
-	logs  syncBuffer
+	logs  syncbuf.Buffer
 }
 
 // Logs returns what the filesystem has logged so far (slog text format).
@@ -217,22 +217,4 @@ func dead(p string) bool {
 	case <-time.After(time.Second):
 		return false
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
