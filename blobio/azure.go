@@ -154,57 +154,26 @@ func classifyAzure(err error) *attemptError {
 // ReadAt reads len(p) bytes at off with one ranged Get Blob pinned by If-Match, retried;
 // a body cut short resumes after the bytes that arrived.
 func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("read %s: negative offset %d", s.name, off)
-	}
-	if off >= s.size {
-		if len(p) == 0 {
-			return 0, nil
-		}
-		return 0, io.EOF
-	}
-	want := p
-	var eof error
-	if rem := s.size - off; int64(len(want)) > rem {
-		want = want[:rem]
-		eof = io.EOF
-	}
-	done := 0
 	etag := s.etag
-	op := fmt.Sprintf("read %d bytes at %d from", len(want), off)
-	err := s.retry.do(ctx, op, func(ctx context.Context) *attemptError {
-		for done < len(want) {
-			start := off + int64(done)
-			count := int64(len(want) - done)
-			resp, err := s.client.DownloadStream(ctx, &blob.DownloadStreamOptions{
-				Range: blob.HTTPRange{Offset: start, Count: count},
-				AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
-					IfMatch: &etag}},
-			})
-			if a := classifyAzure(err); a != nil {
-				return a
-			}
-			if resp.ETag != nil && *resp.ETag != etag {
-				resp.Body.Close()
-				return &attemptError{kind: ErrChanged, err: fmt.Errorf("ETag is now %s, was %s", *resp.ETag, etag)}
-			}
-			if resp.ContentLength != nil && *resp.ContentLength != count {
-				resp.Body.Close()
-				return &attemptError{kind: ErrBadResponse, err: fmt.Errorf("asked for %d bytes, the answer has %d", count, *resp.ContentLength)}
-			}
-			n, err := io.ReadFull(resp.Body, want[done:])
-			resp.Body.Close()
-			done += n
-			if err != nil {
-				return classifyTransport(fmt.Errorf("body cut short after %d of %d bytes: %w", n, count, err))
-			}
+	return readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
+		resp, err := s.client.DownloadStream(ctx, &blob.DownloadStreamOptions{
+			Range: blob.HTTPRange{Offset: start, Count: count},
+			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
+				IfMatch: &etag}},
+		})
+		if a := classifyAzure(err); a != nil {
+			return nil, a
 		}
-		return nil
+		if resp.ETag != nil && *resp.ETag != etag {
+			resp.Body.Close()
+			return nil, &attemptError{kind: ErrChanged, err: fmt.Errorf("ETag is now %s, was %s", *resp.ETag, etag)}
+		}
+		if resp.ContentLength != nil && *resp.ContentLength != count {
+			resp.Body.Close()
+			return nil, &attemptError{kind: ErrBadResponse, err: fmt.Errorf("asked for %d bytes, the answer has %d", count, *resp.ContentLength)}
+		}
+		return resp.Body, nil
 	})
-	if err != nil {
-		return done, err
-	}
-	return len(want), eof
 }
 
 func (s *AzureSource) Size() int64    { return s.size }

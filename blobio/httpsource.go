@@ -104,48 +104,18 @@ func (s *HTTPSource) get(ctx context.Context, off, end int64, pinned bool) (*htt
 // ReadAt reads len(p) bytes at off with one range GET (retried, resuming after what already
 // arrived when a body is cut short).
 func (s *HTTPSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, fmt.Errorf("read %s: negative offset %d", s.name, off)
-	}
-	if off >= s.size {
-		if len(p) == 0 {
-			return 0, nil
+	return readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
+		end := start + count - 1
+		resp, a := s.get(ctx, start, end, true)
+		if a != nil {
+			return nil, a
 		}
-		return 0, io.EOF
-	}
-	want := p
-	var eof error
-	if rem := s.size - off; int64(len(want)) > rem {
-		want = want[:rem]
-		eof = io.EOF
-	}
-	done := 0
-	op := fmt.Sprintf("read %d bytes at %d from", len(want), off)
-	err := s.retry.do(ctx, op, func(ctx context.Context) *attemptError {
-		for done < len(want) {
-			start := off + int64(done)
-			end := off + int64(len(want)) - 1
-			resp, a := s.get(ctx, start, end, true)
-			if a != nil {
-				return a
-			}
-			if a := s.check(resp, start, end); a != nil {
-				drainClose(resp.Body)
-				return a
-			}
-			n, err := io.ReadFull(resp.Body, want[done:])
-			resp.Body.Close()
-			done += n
-			if err != nil {
-				return classifyTransport(fmt.Errorf("body cut short after %d of %d bytes: %w", n, end-start+1, err))
-			}
+		if a := s.check(resp, start, end); a != nil {
+			drainClose(resp.Body)
+			return nil, a
 		}
-		return nil
+		return resp.Body, nil
 	})
-	if err != nil {
-		return done, err
-	}
-	return len(want), eof
 }
 
 // check verifies that an answer is the range asked for, of the version opened.
