@@ -23,10 +23,11 @@
 #                            and binaries are kept there and reused by later runs
 #   BENCH_RUNS               runs per measurement, the median is reported (default 3)
 #   BENCH_BIG_MIB, BENCH_SMALL_COUNT, BENCH_TREE_DIRS, BENCH_TREE_FILES   override sizes
-#   BENCH_SKIP               comma-separated parts to skip: seq,shuffle,tree,blob,gocryptfs
+#   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,gocryptfs
 #   BENCH_REPACK=1           pack the encfs images again even if the cached ones open
-#   BENCH_PERF=1             record `perf record -g` of the encfs daemon during its first
-#                            sequential and shuffled runs (BENCH_DIR/.../perf-*.data)
+#   BENCH_PERF=1             record `perf record -a -g` (whole machine) during the first cold
+#                            sequential and shuffled runs of encfs (BENCH_DIR/.../perf-*.data;
+#                            `perf report -i FILE --sort comm,sym`)
 #
 # Everything it mounts is unmounted and every process it starts is stopped (by recorded pid)
 # on exit, on error and on Ctrl-C.
@@ -177,6 +178,14 @@ median() { # median of the numeric arguments ("n/a" when there are none)
 	printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2]+v[NR/2+1])/2}'
 }
 
+spread() { # spread VALUES...: "min-max" of the numeric arguments, rounded
+	if [[ $# -eq 0 ]]; then
+		printf 'n/a'
+		return
+	fi
+	printf '%s\n' "$@" | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.0f-%.0f", lo, hi}'
+}
+
 calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; } # calc EXPR [DECIMALS]
 fmt0() { if [[ "$1" == n/a ]]; then printf 'n/a'; else calc "$1" 0; fi; }
 
@@ -325,7 +334,7 @@ prepare_data() {
 }
 
 # ---- 1. sequential -----------------------------------------------------------------------------
-declare -A SEQ RA REQKB SHUF_FPS SHUF_MBPS
+declare -A SEQ SEQ_R RA REQKB SHUF_FPS SHUF_FPS_R SHUF_MBPS
 TARGETS=(plain encfs gocryptfs loopback)
 skip gocryptfs && TARGETS=(plain encfs loopback)
 
@@ -357,7 +366,7 @@ bench_seq() {
 			if [[ "$t" != plain ]]; then RA[$t]="$(read_ahead_of "$MNT/$t")"; fi
 			drop_caches
 			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
-				perf record -q -g -p "$MPID" -o "$D/perf-seq.data" 2>/dev/null &
+				perf record -q -a -g -F 1999 -o "$D/perf-seq.data" 2>/dev/null &
 				local perfpid=$!
 				sleep 0.2
 			fi
@@ -376,6 +385,42 @@ bench_seq() {
 	for t in "${TARGETS[@]}"; do
 		# shellcheck disable=SC2086
 		SEQ[$t]="$(median ${all[$t]})"
+		# shellcheck disable=SC2086
+		SEQ_R[$t]="$(spread ${all[$t]})"
+	done
+}
+
+# The same with the backing file already in the page cache (the FUSE filesystem itself
+# mounted afresh, so its own cache is cold): what each filesystem costs once the disk is out
+# of the way.
+declare -A SEQW SEQW_R
+backing_of() {
+	case "$1" in
+	encfs) printf '%s' "$IMG" ;;
+	loopback) printf '%s' "$PLAIN/$BIGREL" ;;
+	gocryptfs) find "$CIPHER" -type f -size +$((BIG_MIB / 2))M | head -1 ;;
+	esac
+}
+bench_seq_warm() {
+	local r t out
+	declare -A all
+	for ((r = 1; r <= RUNS; r++)); do
+		for t in "${TARGETS[@]}"; do
+			[[ "$t" == plain ]] && continue
+			mount_target "$t"
+			drop_caches
+			"$BIN/benchread" seq "$(backing_of "$t")" >/dev/null
+			out="$("$BIN/benchread" seq "$MNT/$t/$BIGREL")"
+			log "seq (backing file cached) $t run $r: $out"
+			all[$t]="${all[$t]:-} $(kv mbps "$out")"
+			unmount_target "$MNT/$t"
+		done
+	done
+	for t in "${TARGETS[@]}"; do
+		# shellcheck disable=SC2086
+		[[ "$t" == plain ]] || SEQW[$t]="$(median ${all[$t]})"
+		# shellcheck disable=SC2086
+		[[ "$t" == plain ]] || SEQW_R[$t]="$(spread ${all[$t]})"
 	done
 }
 
@@ -388,7 +433,7 @@ bench_shuffle() {
 			if [[ "$t" != plain ]]; then mount_target "$t"; fi
 			drop_caches
 			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
-				perf record -q -g -p "$MPID" -o "$D/perf-shuffle.data" 2>/dev/null &
+				perf record -q -a -g -F 1999 -o "$D/perf-shuffle.data" 2>/dev/null &
 				local perfpid=$!
 				sleep 0.2
 			fi
@@ -407,6 +452,8 @@ bench_shuffle() {
 	for t in "${TARGETS[@]}"; do
 		# shellcheck disable=SC2086
 		SHUF_FPS[$t]="$(median ${fps[$t]})"
+		# shellcheck disable=SC2086
+		SHUF_FPS_R[$t]="$(spread ${fps[$t]})"
 		# shellcheck disable=SC2086
 		SHUF_MBPS[$t]="$(median ${mbps[$t]})"
 	done
@@ -463,7 +510,7 @@ start_azurite() {
 }
 
 bench_blob() {
-	local r out dl=() seq=() fb=() fbl=() t0 first
+	local r out dl=() dlb=() seq=() fb=() fbl=() t0 first
 	start_azurite || return 1
 	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
 	t0=$(date +%s.%N)
@@ -476,9 +523,12 @@ bench_blob() {
 	log "uploaded $IMG to $BLOB_URL in ${BL[upload_s]} s"
 	first="$(head -1 "$LIST")"
 	for ((r = 1; r <= RUNS; r++)); do
-		out="$("$BIN/benchread" download -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
-		log "blob download run $r: $out"
+		out="$("$BIN/benchread" download -mode ranges -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
+		log "blob download (ranges) run $r: $out"
 		dl+=("$(kv mbps "$out")")
+		out="$("$BIN/benchread" download -mode buffer -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
+		log "blob download (DownloadBuffer) run $r: $out"
+		dlb+=("$(kv mbps "$out")")
 		if mount_encfs blob "$BLOB_URL" "$MNT/blob"; then
 			out="$("$BIN/benchread" seq "$MNT/blob/$BIGREL")" || out=""
 			log "blob mount seq run $r: $out"
@@ -500,6 +550,11 @@ bench_blob() {
 		fi
 	done
 	BL[download]="$(median "${dl[@]}")"
+	BL[download_r]="$(spread "${dl[@]}")"
+	BL[download_buffer]="$(median "${dlb[@]}")"
+	BL[download_buffer_r]="$(spread "${dlb[@]}")"
+	BL[seq_r]="$(spread "${seq[@]}")"
+	BL[first_byte_r]="$(spread "${fb[@]}")"
 	BL[seq]="$(median "${seq[@]}")"
 	BL[first_byte]="$(median "${fb[@]}")"
 	BL[first_byte_local]="$(median "${fbl[@]}")"
@@ -555,28 +610,38 @@ it directly. The many-file image holds $TREE_DIRS directories of $TREE_FILES fil
 | sequential | \`benchread seq FILE\`: read(2) from start to end with a 1 MiB buffer |
 | shuffled | \`benchread shuffle -jobs $JOBS -seed RUN ROOT LIST\`: $JOBS readers take the next file of a shuffled list, open it and read it whole with a 1 MiB buffer |
 | mount | \`benchread start --ready-file F --list-root MNT --subdirs 10 -- encfs mount ...\`: time from exec to the ready file, then \`ReadDir\` of the root, then \`ReadDir\` and \`Lstat\` of every entry of 10 subdirectories; VmRSS/VmHWM of the encfs process from /proc after each |
-| blob download | \`benchread download -block 8388608 -concurrency 8 URL\`: Get Blob Properties + azblob \`DownloadBuffer\` of the whole blob into memory |
+| blob download | \`benchread download -mode ranges -block 8388608 -concurrency 8 URL\`: Get Blob Properties, then 8 goroutines GET the next 8 MiB range (If-Match the ETag) into a buffer of their own, the whole blob; \`-mode buffer\`: azblob \`DownloadBuffer\` (same block size and concurrency) into one buffer the size of the blob |
 | blob mount | \`encfs mount --key-file KEY URL MNT\` with \`AZURE_STORAGE_CONNECTION_STRING\`, then \`benchread seq\`; first byte: \`benchread start --first-byte MNT/FILE\` |
 
 ### Sequential read, one $BIG_MIB MiB file
 
-| target | MB/s | read_ahead_kb | encfs / target |
-|---|---:|---:|---:|
+| target | cold: MB/s | (range) | encfs / target | backing file cached: MB/s | (range) | encfs / target | read_ahead_kb |
+|---|---:|---:|---:|---:|---:|---:|---:|
 EOF
 	for t in "${TARGETS[@]}"; do
-		printf '| %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SEQ[$t]:-n/a}")" "${RA[$t]:-n/a}" "$(ratio "${SEQ[encfs]:-n/a}" "${SEQ[$t]:-n/a}")"
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SEQ[$t]:-n/a}")" "${SEQ_R[$t]:-n/a}" \
+			"$(ratio "${SEQ[encfs]:-n/a}" "${SEQ[$t]:-n/a}")" "$(fmt0 "${SEQW[$t]:-n/a}")" "${SEQW_R[$t]:-n/a}" \
+			"$(ratio "${SEQW[encfs]:-n/a}" "${SEQW[$t]:-n/a}")" "${RA[$t]:-n/a}"
 	done
+	cat <<EOF
+
+"Cold" is the goals' measurement: page cache dropped, so the disk is read too. "Backing file
+cached": the page cache is dropped, the file under the FUSE filesystem (the encfs image, the
+gocryptfs ciphertext file, the plain file for the loopback) is read once into it, and then the
+FUSE filesystem, mounted afresh, is read: the cost of the filesystem itself without the disk.
+EOF
 	cat <<EOF
 
 encfs's average read request, from its metrics (read_bytes_total / read_requests_total): ${REQKB[encfs]:-n/a} KiB.
 
 ### Shuffled reads, $JOBS readers, $SMALL_COUNT files of $((SMALL_BYTES / 1024)) KiB
 
-| target | files/s | MB/s | encfs / target |
-|---|---:|---:|---:|
+| target | files/s | (range) | MB/s | encfs / target |
+|---|---:|---:|---:|---:|
 EOF
 	for t in "${TARGETS[@]}"; do
-		printf '| %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SHUF_FPS[$t]:-n/a}")" "$(fmt0 "${SHUF_MBPS[$t]:-n/a}")" "$(ratio "${SHUF_FPS[encfs]:-n/a}" "${SHUF_FPS[$t]:-n/a}")"
+		printf '| %s | %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SHUF_FPS[$t]:-n/a}")" "${SHUF_FPS_R[$t]:-n/a}" "$(fmt0 "${SHUF_MBPS[$t]:-n/a}")" \
+			"$(ratio "${SHUF_FPS[encfs]:-n/a}" "${SHUF_FPS[$t]:-n/a}")"
 	done
 	local rss_root="n/a" hwm_root="n/a" rss_sub="n/a" hwm_sub="n/a"
 	[[ "${TR[root_vmrss_kb]:-n/a}" != n/a ]] && rss_root="$(calc "${TR[root_vmrss_kb]} / 1024" 1)"
@@ -587,7 +652,7 @@ EOF
 
 ### Mount latency and memory, image of $((TREE_DIRS * TREE_FILES)) files
 
-Image $(du -h "$TREE_IMG" 2>/dev/null | cut -f1 || echo n/a)B, packed in $(cat "$D/tree-pack.secs" 2>/dev/null || echo "n/a (cached)") s.
+Image $(calc "$(stat -c %s "$TREE_IMG" 2>/dev/null || echo 0) / 1048576" 0) MiB, packed in $(cat "$D/tree-pack.secs" 2>/dev/null || echo "n/a (cached)") s.
 
 | step | time (ms) | VmRSS (MiB) | VmHWM (MiB) |
 |---|---:|---:|---:|
@@ -598,14 +663,15 @@ Image $(du -h "$TREE_IMG" 2>/dev/null | cut -f1 || echo n/a)B, packed in $(cat "
 
 ### Streaming from Azurite (in memory, 127.0.0.1), blob of ${BL[blob_mib]:-n/a} MiB
 
-| measurement | result |
-|---|---:|
-| \`encfs upload\` of the image | ${BL[upload_s]:-n/a} s |
-| plain parallel download (8 MiB ranges, 8 in flight) | $(fmt0 "${BL[download]:-n/a}") MB/s |
-| sequential read of the $BIG_MIB MiB file through \`encfs mount URL\` | $(fmt0 "${BL[seq]:-n/a}") MB/s |
-| mount / download | $(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}") |
-| exec of \`encfs mount URL\` to the first byte of a file | ${BL[first_byte]:-n/a} ms |
-| the same from the local image file | ${BL[first_byte_local]:-n/a} ms |
+| measurement | median | (range) |
+|---|---:|---:|
+| \`encfs upload\` of the image (once) | ${BL[upload_s]:-n/a} s | |
+| plain parallel download: 8 MiB range GETs, 8 in flight, into reused buffers | $(fmt0 "${BL[download]:-n/a}") MB/s | ${BL[download_r]:-n/a} |
+| the same with azblob \`DownloadBuffer\` into one blob-sized buffer | $(fmt0 "${BL[download_buffer]:-n/a}") MB/s | ${BL[download_buffer_r]:-n/a} |
+| sequential read of the $BIG_MIB MiB file through \`encfs mount URL\` | $(fmt0 "${BL[seq]:-n/a}") MB/s | ${BL[seq_r]:-n/a} |
+| mount / plain download | $(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}") | |
+| exec of \`encfs mount URL\` to the first byte of a file | ${BL[first_byte]:-n/a} ms | ${BL[first_byte_r]:-n/a} |
+| the same from the local image file | ${BL[first_byte_local]:-n/a} ms | |
 EOF
 	# shellcheck disable=SC2016 # the backquotes are markdown
 	if [[ -n "${BL[error]:-}" ]]; then printf '\n`encfs mount URL` failed: `%s`\n' "${BL[error]}"; fi
@@ -631,7 +697,7 @@ write_doc() { # replace (or append) the "## Benchmark script" section of docs/PE
 	local doc="$REPO/docs/PERFORMANCE.md" tmp
 	tmp="$(mktemp "$WORK/perf.XXXXXX")"
 	awk -v repl="$1" '
-		/^## / { if (insec) insec = 0 }
+		/^## / { if (insec) { insec = 0; print "" } }
 		/^## Benchmark script[[:space:]]*$/ { insec = 1; if (!done) { while ((getline l < repl) > 0) print l; done = 1 }; next }
 		!insec { print }
 		END { if (!done) { print ""; while ((getline l < repl) > 0) print l } }
@@ -653,6 +719,7 @@ if [[ "$PREPARE" == 1 ]]; then
 	exit 0
 fi
 skip seq || bench_seq
+skip seqwarm || bench_seq_warm
 skip shuffle || bench_shuffle
 skip tree || bench_tree
 if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi

@@ -8,7 +8,7 @@
 //	benchread seq FILE                          sequential read with 1 MiB buffers
 //	benchread shuffle ROOT LIST                 parallel readers over LIST in shuffled order
 //	benchread start [flags] -- CMD ARGS...      start a mount daemon, time it, leave it running
-//	benchread download URL                      plain parallel azblob download into memory
+//	benchread download URL                      plain parallel azblob download (ranged GETs)
 //	benchread freeport                          a free TCP port on 127.0.0.1
 //
 // It is a benchmark tool, not part of encfs: it lives under scripts/ and is built by bench.sh.
@@ -25,8 +25,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	mrand "math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -489,13 +489,17 @@ func isFuseMount(dir string) bool {
 	return false
 }
 
-// download fetches a whole blob into memory with the SDK's parallel DownloadBuffer, the
-// baseline for streaming through the mount. Credentials: AZURE_STORAGE_CONNECTION_STRING
+// download fetches a whole blob, the baseline for streaming through the mount. Mode "ranges"
+// (the default) is the plainest parallel reader: -concurrency goroutines take the next
+// -block-sized range, GET it and read the body into a buffer of their own, which is reused
+// (the mount's chunk layer does the same GETs). Mode "buffer" is the SDK's DownloadBuffer
+// into one buffer the size of the blob. Credentials: AZURE_STORAGE_CONNECTION_STRING
 // (account name and key), or a SAS in the URL.
 func download(args []string) error {
 	fl := flag.NewFlagSet("download", flag.ExitOnError)
 	block := fl.Int64("block", 8<<20, "bytes per range GET")
 	conc := fl.Int("concurrency", 8, "range GETs in flight")
+	mode := fl.String("mode", "ranges", "ranges or buffer")
 	_ = fl.Parse(args)
 	if fl.NArg() != 1 {
 		usage()
@@ -532,13 +536,56 @@ func download(args []string) error {
 		return err
 	}
 	size := *props.ContentLength
-	buf := make([]byte, size)
-	n, err := c.DownloadBuffer(ctx, buf, &blob.DownloadBufferOptions{BlockSize: *block, Concurrency: uint16(*conc)})
-	if err != nil {
-		return err
+	var total int64
+	switch *mode {
+	case "buffer":
+		buf := make([]byte, size)
+		if total, err = c.DownloadBuffer(ctx, buf, &blob.DownloadBufferOptions{BlockSize: *block, Concurrency: uint16(*conc)}); err != nil {
+			return err
+		}
+	case "ranges":
+		var next, got atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, *conc)
+		for w := 0; w < *conc; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, *block)
+				for {
+					off := next.Add(*block) - *block
+					if off >= size {
+						return
+					}
+					n := min(*block, size-off)
+					resp, err := c.DownloadStream(ctx, &blob.DownloadStreamOptions{
+						Range: blob.HTTPRange{Offset: off, Count: n}, AccessConditions: &blob.AccessConditions{
+							ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: props.ETag}}})
+					if err != nil {
+						errs <- err
+						return
+					}
+					m, err := io.ReadFull(resp.Body, buf[:n])
+					resp.Body.Close()
+					got.Add(int64(m))
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil {
+			return err
+		}
+		total = got.Load()
+	default:
+		usage()
 	}
 	el := time.Since(t0)
-	fmt.Printf("bytes=%d secs=%.3f mbps=%.1f\n", n, el.Seconds(), float64(n)/1e6/el.Seconds())
+	fmt.Printf("bytes=%d secs=%.3f mbps=%.1f\n", total, el.Seconds(), float64(total)/1e6/el.Seconds())
 	return nil
 }
 
