@@ -69,11 +69,14 @@ type Stats struct {
 
 var errClosed = errors.New("source closed")
 
-// call is one chunk fetch that any number of readers may wait on.
+// call is one chunk fetch that any number of readers may wait on. Each reader that waits holds
+// a reference on the result (counted in waiters until the fetch ends) and releases it after
+// copying out.
 type call struct {
-	done chan struct{}
-	data []byte
-	err  error
+	done    chan struct{}
+	buf     *chunkBuf
+	err     error
+	waiters int // guarded by Chunked.mu while the fetch is in flight
 }
 
 // Chunked is a Source that reads through aligned chunks of another Source: several fetches in
@@ -93,6 +96,7 @@ type Chunked struct {
 	mu       sync.Mutex
 	mem      *memLRU
 	inflight map[int64]*call
+	free     [][]byte // chunk buffers nobody references any more, for the next fetches
 
 	disk    *diskCache // fixed at construction; released by Close after the fetches end
 	diskErr error
@@ -123,8 +127,9 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 	c := &Chunked{
 		src: src, size: src.Size(), chunk: o.ChunkSize, workers: o.Workers,
 		sem: make(chan struct{}, o.Workers), ctx: ctx, cancel: cancel,
-		mem: newMemLRU(o.CacheBytes), inflight: map[int64]*call{},
+		inflight: map[int64]*call{},
 	}
+	c.mem = newMemLRU(o.CacheBytes, c.unrefLocked)
 	if o.DiskCache != "" {
 		if o.DiskCacheBytes <= 0 {
 			o.DiskCacheBytes = 1 << 30
@@ -208,9 +213,11 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
+			c.releaseWhenDone(calls[i:])
 			return n, ctx.Err()
 		}
 		if cl.err != nil {
+			c.releaseWhenDone(calls[i+1:])
 			return n, cl.err
 		}
 		idx := first + int64(i)
@@ -218,9 +225,54 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		if idx == first {
 			lo = off - idx*c.chunk
 		}
-		n += copy(p[n:], cl.data[lo:])
+		n += copy(p[n:], cl.buf.data[lo:])
+		c.release(cl.buf)
 	}
 	return n, eof
+}
+
+// releaseWhenDone gives back the references a reader that stopped early holds on calls.
+func (c *Chunked) releaseWhenDone(calls []*call) {
+	for _, cl := range calls {
+		go func() {
+			<-cl.done
+			if cl.buf != nil {
+				c.release(cl.buf)
+			}
+		}()
+	}
+}
+
+// newBuf returns a buffer for chunk idx, recycled when one is free: allocating (and zeroing,
+// and collecting) 8 MiB per fetch costs more CPU than the rest of the layer.
+func (c *Chunked) newBuf(n int) []byte {
+	if int64(n) == c.chunk {
+		c.mu.Lock()
+		if k := len(c.free); k > 0 {
+			b := c.free[k-1]
+			c.free = c.free[:k-1]
+			c.mu.Unlock()
+			return b
+		}
+		c.mu.Unlock()
+	}
+	return make([]byte, n)
+}
+
+// release drops one reference on b.
+func (c *Chunked) release(b *chunkBuf) {
+	c.mu.Lock()
+	c.unrefLocked(b)
+	c.mu.Unlock()
+}
+
+// unrefLocked drops one reference with c.mu held; the last one recycles the buffer (a few are
+// kept, enough for the fetches in flight).
+func (c *Chunked) unrefLocked(b *chunkBuf) {
+	b.refs--
+	if b.refs == 0 && int64(len(b.data)) == c.chunk && len(c.free) < c.workers+2 {
+		c.free = append(c.free, b.data)
+	}
 }
 
 // start returns a call for chunk idx: already done on a cache hit, shared with a fetch in
@@ -228,21 +280,25 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 // dropped set when no worker was free.
 func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	c.mu.Lock()
-	if data, ok := c.mem.get(idx); ok {
-		c.mu.Unlock()
+	if b, ok := c.mem.get(idx); ok {
 		if prefetch {
+			c.mu.Unlock()
 			return nil, false
 		}
+		b.refs++ // the reader's, released after it copied
+		c.mu.Unlock()
 		c.hits.Add(1)
-		cl := &call{done: make(chan struct{}), data: data}
+		cl := &call{done: make(chan struct{}), buf: b}
 		close(cl.done)
 		return cl, false
 	}
 	if cl, ok := c.inflight[idx]; ok {
-		c.mu.Unlock()
 		if prefetch {
+			c.mu.Unlock()
 			return nil, false
 		}
+		cl.waiters++
+		c.mu.Unlock()
 		c.dedup.Add(1)
 		return cl, false
 	}
@@ -279,6 +335,9 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		c.misses.Add(1)
 	}
 	cl = &call{done: make(chan struct{})}
+	if !prefetch {
+		cl.waiters = 1
+	}
 	c.inflight[idx] = cl
 	c.fetchWG.Add(1)
 	c.mu.Unlock()
@@ -309,7 +368,7 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 				return
 			}
 		}
-		data = make([]byte, want)
+		data = c.newBuf(want)
 		c.running.Add(1)
 		t0 := time.Now()
 		n, err := c.src.ReadAt(c.ctx, data, idx*c.chunk)
@@ -336,7 +395,8 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 		<-c.sem
 		c.prefetchN.Add(-1)
 	}
-	c.finish(idx, cl, data, nil)
+	b := &chunkBuf{data: data}
+	c.finish(idx, cl, b, nil)
 	if c.disk != nil && !fromDisk {
 		if err := c.disk.put(idx, data); err != nil {
 			c.diskErrors.Add(1)
@@ -345,17 +405,20 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 			c.diskWrites.Add(1)
 		}
 	}
+	c.release(b) // the fetch's own reference
 }
 
-// finish publishes a fetch's result to its waiters and the memory cache.
-func (c *Chunked) finish(idx int64, cl *call, data []byte, err error) {
+// finish publishes a fetch's result to its waiters and the memory cache. A successful chunk
+// starts with a reference for each waiter and one for the fetch (dropped after the disk write).
+func (c *Chunked) finish(idx int64, cl *call, b *chunkBuf, err error) {
 	c.mu.Lock()
 	delete(c.inflight, idx)
 	if err == nil {
-		c.evictions.Add(int64(c.mem.add(idx, data)))
+		b.refs = cl.waiters + 1
+		c.evictions.Add(int64(c.mem.add(idx, b)))
 	}
+	cl.buf, cl.err = b, err
 	c.mu.Unlock()
-	cl.data, cl.err = data, err
 	close(cl.done)
 }
 

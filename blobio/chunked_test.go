@@ -308,3 +308,39 @@ func TestChunkedDiskCacheNeedsIdentity(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+// TestChunkedRecyclesBuffersSafely has many readers race over a cache of two chunks, so chunk
+// buffers are evicted and reused for other chunks all the time, with prefetches in between: no
+// reader may ever see bytes of another chunk.
+func TestChunkedRecyclesBuffersSafely(t *testing.T) {
+	const chunk = 64 << 10
+	m := newMem(t, 40*chunk+77)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: chunk, Workers: 4, CacheBytes: 2 * chunk})
+	defer c.Close()
+	var wg sync.WaitGroup
+	for g := 0; g < 16; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			buf := make([]byte, 3*chunk)
+			for i := 0; i < 200; i++ {
+				off := r.Int64N(int64(len(m.data)))
+				n := 1 + r.IntN(len(buf))
+				if i%5 == 0 {
+					c.Prefetch(off, 4*chunk)
+				}
+				got, err := c.ReadAt(context.Background(), buf[:n], off)
+				if err != nil && err != io.EOF {
+					t.Error(err)
+					return
+				}
+				if !bytes.Equal(buf[:got], m.data[off:off+int64(got)]) {
+					t.Errorf("read %d at %d returned other bytes", n, off)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -2,48 +2,54 @@ package blobio
 
 import "container/list"
 
-// memLRU is the in-memory chunk cache: least recently used out first, bounded by bytes.
-// It is not safe for concurrent use; Chunked holds its mutex around it.
+// chunkBuf is one fetched chunk. Its buffer is recycled for a later fetch once nobody uses it:
+// refs counts the users (the memory cache, each reader copying out of it, the fetch writing it
+// to the disk cache). refs is guarded by Chunked.mu.
+type chunkBuf struct {
+	data []byte
+	refs int
+}
+
+// memLRU is the in-memory chunk cache: least recently used out first, bounded by bytes. It
+// holds one reference on each chunk it keeps and hands it back to release when the chunk
+// leaves. It is not safe for concurrent use; Chunked holds its mutex around it.
 type memLRU struct {
-	max   int64
-	total int64
-	ll    *list.List // front = most recent; values *memEntry
-	m     map[int64]*list.Element
+	max     int64
+	total   int64
+	ll      *list.List // front = most recent; values *memEntry
+	m       map[int64]*list.Element
+	release func(*chunkBuf)
 }
 
 type memEntry struct {
-	idx  int64
-	data []byte
+	idx int64
+	buf *chunkBuf
 }
 
-func newMemLRU(max int64) *memLRU {
-	return &memLRU{max: max, ll: list.New(), m: map[int64]*list.Element{}}
+func newMemLRU(max int64, release func(*chunkBuf)) *memLRU {
+	return &memLRU{max: max, ll: list.New(), m: map[int64]*list.Element{}, release: release}
 }
 
-func (c *memLRU) get(idx int64) ([]byte, bool) {
+func (c *memLRU) get(idx int64) (*chunkBuf, bool) {
 	e, ok := c.m[idx]
 	if !ok {
 		return nil, false
 	}
 	c.ll.MoveToFront(e)
-	return e.Value.(*memEntry).data, true
+	return e.Value.(*memEntry).buf, true
 }
 
-// add inserts a chunk and evicts until the total fits; a chunk larger than the whole cache is
-// not kept. It returns how many chunks were evicted.
-func (c *memLRU) add(idx int64, data []byte) int {
-	if int64(len(data)) > c.max {
+// add inserts a chunk, taking a reference on it, and evicts until the total fits; a chunk
+// larger than the whole cache is not kept (and no reference taken). It returns how many chunks
+// were evicted.
+func (c *memLRU) add(idx int64, b *chunkBuf) int {
+	if int64(len(b.data)) > c.max {
 		return 0
 	}
-	if e, ok := c.m[idx]; ok {
-		c.total -= int64(len(e.Value.(*memEntry).data))
-		e.Value.(*memEntry).data = data
-		c.total += int64(len(data))
-		c.ll.MoveToFront(e)
-	} else {
-		c.m[idx] = c.ll.PushFront(&memEntry{idx: idx, data: data})
-		c.total += int64(len(data))
-	}
+	c.remove(idx)
+	b.refs++
+	c.m[idx] = c.ll.PushFront(&memEntry{idx: idx, buf: b})
+	c.total += int64(len(b.data))
 	n := 0
 	for c.total > c.max {
 		c.removeElem(c.ll.Back())
@@ -62,5 +68,6 @@ func (c *memLRU) removeElem(e *list.Element) {
 	me := e.Value.(*memEntry)
 	c.ll.Remove(e)
 	delete(c.m, me.idx)
-	c.total -= int64(len(me.data))
+	c.total -= int64(len(me.buf.data))
+	c.release(me.buf)
 }
