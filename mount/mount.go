@@ -26,6 +26,9 @@ type Options struct {
 	// Publish mounts at HiddenDir(Mountpoint) and then atomically makes Mountpoint a symlink
 	// to it; Unmount removes the symlink first.
 	Publish bool
+	// HiddenDir overrides where a published mount really lives (default HiddenDir(Mountpoint));
+	// configurations in the reference sidecar's shape use <dir>/.filesystem-N.
+	HiddenDir string
 	// AllowOther lets users other than the mounting one in (the consumers of a sidecar run as
 	// other users). Unprivileged, it needs user_allow_other in /etc/fuse.conf.
 	AllowOther bool
@@ -79,7 +82,10 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 	}
 	m := &Point{Target: target, Dir: target, opts: o, log: o.Log, done: make(chan struct{})}
 	if o.Publish {
-		m.Dir = HiddenDir(target)
+		m.Dir = o.HiddenDir
+		if m.Dir == "" {
+			m.Dir = HiddenDir(target)
+		}
 		if err := CleanStale(target, o.Log); err != nil {
 			return nil, err
 		}

@@ -57,7 +57,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		"azure_info": map[string]any{"identity": map[string]any{"client_id": ""}},
 		"azure_filesystems": []map[string]any{
 			{"mount_point": good, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
-				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "min_generation": h.Generation},
+				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "min_generation": h.Generation, "publish_symlink": true},
 			{"mount_point": refused, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
 				"key": env.ConfigKey(), "pinned_root": strings.Repeat("ab", 32)},
 		},
@@ -86,7 +86,12 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	go func() { done <- runMounts(ctx, out, specs, "") }()
 	waitFor(t, specs[0].ReadyFile, done)
 
-	testtree.Equal(t, testtree.Snapshot(t, src), testtree.Snapshot(t, good))
+	// Published as the reference sidecar does: the mount lives at <dir>/.filesystem-0 and
+	// mount_point is a symlink to it.
+	if real, err := filepath.EvalSymlinks(good); err != nil || filepath.Base(real) != ".filesystem-0" {
+		t.Fatalf("mount_point resolves to %q (%v), want .../.filesystem-0", real, err)
+	}
+	testtree.Equal(t, testtree.Snapshot(t, src), testtree.Snapshot(t, good+"/"))
 	if _, err := os.Stat(specs[1].ReadyFile); err == nil {
 		t.Error("the filesystem with the wrong pinned root is ready")
 	}
@@ -97,8 +102,11 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("runMounts: %v", err)
 	}
-	if ms, _ := mount.MountsAt(good); len(ms) != 0 {
+	if ms, _ := mount.MountsAt(filepath.Join(dir, "mnt", ".filesystem-0")); len(ms) != 0 {
 		t.Fatal("still mounted after the signal")
+	}
+	if _, err := os.Lstat(good); !os.IsNotExist(err) {
+		t.Errorf("the published symlink is still there after unmount: %v", err)
 	}
 	all := out.String() + logs.String()
 	if !strings.Contains(all, "rollback protection") {

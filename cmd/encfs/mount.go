@@ -36,6 +36,7 @@ type MountSpec struct {
 	AllowOther bool
 	UID, GID   *uint32 // owner override
 	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
+	HiddenDir  string  // where Publish mounts; default beside Mountpoint
 	ReadyFile  string  // written once the mount is live, removed at unmount
 	Log        *slog.Logger
 }
@@ -81,7 +82,7 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		im.Close()
 		return nil, err
 	}
-	m.Point, err = mount.Mount(m.FS, mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish,
+	m.Point, err = mount.Mount(m.FS, mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir,
 		AllowOther: spec.AllowOther, Log: spec.Log})
 	if err != nil {
 		im.Close()
@@ -243,7 +244,7 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache,
-			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, Log: log,
+			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
 			Source: sourceOptions{
 				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: blobio.RetryOptions{MaxElapsed: 30 * time.Second}},
