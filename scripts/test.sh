@@ -28,6 +28,10 @@ echo "== go test (large data, no race detector)"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 30m -run '^(TestHugeFile|TestLargeDirectory)$' ${ENCFS_TEST_FLAGS:-} ./pack/ ./fs/ | tee -a "$log"
 
+echo "== deployment files (Dockerfile, ARM template, Kubernetes manifest, consumer script)"
+# A Go module of its own, so that the validators' dependencies stay out of encfs's go.mod.
+(cd examples/validate && go vet ./... && go test -count=1 ./...) | tee -a "$log"
+
 fuzztime="${ENCFS_FUZZTIME:-8s}"
 if [[ "$fuzztime" != "0" ]]; then
 	echo "== fuzz ($fuzztime per target)"

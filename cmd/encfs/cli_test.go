@@ -131,3 +131,11 @@ func TestPackInspectVerifyBrowse(t *testing.T) {
 	os.WriteFile(img, b, 0o644)
 	expectFail(t, "integrity check failed", "verify", "--key-file", k2, img)
 }
+
+func TestMountFlagsAndConfigDoNotMix(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(cfg, []byte(`{"azure_filesystems":[]}`), 0o644)
+	expectFail(t, "--uid cannot be used with --config", "mount", "--config", cfg, "--uid", "5")
+	expectFail(t, "give no IMAGE or MOUNTPOINT", "mount", "--config", cfg, "img", "mnt")
+	expectFail(t, "give IMAGE and MOUNTPOINT", "mount", "--key-file", "k", "img")
+}

@@ -83,7 +83,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	defer cancel()
 	out := new(syncbuf.Buffer)
 	done := make(chan error, 1)
-	go func() { done <- runMounts(ctx, out, specs, "") }()
+	go func() { done <- runMounts(ctx, out, specs, "", "") }()
 	waitFor(t, specs[0].ReadyFile, done)
 
 	// Published as the reference sidecar does: the mount lives at <dir>/.filesystem-0 and

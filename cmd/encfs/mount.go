@@ -7,11 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/config"
@@ -166,6 +168,9 @@ each independently: one that fails is reported and the others keep serving.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if configFile != "" || configEnv != "" {
+				if err := noImageFlags(cmd); err != nil {
+					return err
+				}
 				c, err := loadConfig(configFile, configEnv)
 				if err != nil {
 					return err
@@ -174,7 +179,7 @@ each independently: one that fails is reported and the others keep serving.`,
 				if err != nil {
 					return err
 				}
-				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr)
+				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr, readyFile)
 			}
 			cache, err := config.ParseByteSize(cacheSize)
 			if err != nil {
@@ -197,7 +202,7 @@ each independently: one that fails is reported and the others keep serving.`,
 			if spec.GID, err = optionalID("--gid", gid); err != nil {
 				return err
 			}
-			return runMounts(ctx, cmd.OutOrStdout(), []MountSpec{spec}, metricAddr)
+			return runMounts(ctx, cmd.OutOrStdout(), []MountSpec{spec}, metricAddr, "")
 		},
 	}
 	f := cmd.Flags()
@@ -215,6 +220,25 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
 	srcFlags = addSourceFlags(cmd)
 	rootCmd.AddCommand(cmd)
+}
+
+// configModeFlags are the mount flags that also apply with --config: everything else is set per
+// filesystem in the configuration.
+var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true,
+	"log-level": true, "log-format": true}
+
+// noImageFlags refuses per-image flags next to a configuration rather than ignoring them.
+func noImageFlags(cmd *cobra.Command) error {
+	var bad []string
+	cmd.Flags().Visit(func(f *pflag.Flag) {
+		if !configModeFlags[f.Name] {
+			bad = append(bad, "--"+f.Name)
+		}
+	})
+	if len(bad) > 0 {
+		return fmt.Errorf("%s cannot be used with --config or --config-env: set it per filesystem in the configuration (see docs/OPERATIONS.md)", strings.Join(bad, ", "))
+	}
+	return nil
 }
 
 func loadConfig(file, envName string) (*config.Config, error) {
@@ -265,8 +289,9 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 
 // runMounts mounts every spec independently and concurrently (key release included), serves
 // metrics if asked, and waits for a signal. A spec that fails is logged and the others keep
-// serving; it is an error only when none mounts. /readyz is ready once every spec is mounted.
-func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAddr string) error {
+// serving; it is an error only when none mounts. /readyz is ready, and readyFile (if set) is
+// written with the mount paths, once every spec is mounted.
+func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAddr, readyFile string) error {
 	live := make([]atomic.Pointer[Mounted], len(specs))
 	collector := metrics.NewCollector()
 	if metricsAddr != "" {
@@ -330,6 +355,16 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 	}
 	if len(mounted) == 0 {
 		return errors.Join(errs...)
+	}
+	if readyFile != "" && len(mounted) == len(specs) {
+		var targets []string
+		for _, m := range mounted {
+			targets = append(targets, m.Point.Target)
+		}
+		if err := writeReadyFile(readyFile, strings.Join(targets, "\n")); err != nil {
+			slog.Error("cannot write the ready file", "err", err)
+		}
+		defer os.Remove(readyFile)
 	}
 	waitForEnd(ctx, mounted)
 	var unmountErrs []error
