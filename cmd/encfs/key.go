@@ -83,9 +83,11 @@ func keyImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import --vault URL --name NAME --key-file FILE (--policy FILE | --maa URL --host-data HEX)",
 		Short: "Import a 32-byte release key into Key Vault or Managed HSM with a release policy",
-		Long: `Import a raw 32-byte key file as an exportable key (oct-HSM by default, for Managed HSM; use
---kty oct for a Key Vault Premium software key) with a release policy, either from --policy FILE
-or built from --maa and --host-data as "encfs key policy" prints it.
+		Long: `Import a raw 32-byte key file as an exportable key with a release policy, either from
+--policy FILE or built from --maa and --host-data as "encfs key policy" prints it. The key type
+is oct-HSM by default, for Managed HSM; --kty oct is for a service that accepts a plain
+symmetric key. Key Vault itself holds no symmetric keys: use Managed HSM, or an RSA-HSM key with
+key_derivation in the sidecar configuration.
 
 Credentials come from azidentity's default chain (environment, workload identity, managed
 identity, Azure CLI), or from a token in the environment variable named by --bearer-token-env.`,
