@@ -8,7 +8,6 @@ import (
 	"github.com/encfs/encfs/blobio"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func init() {
@@ -57,16 +56,10 @@ role.`,
 				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure},
 			}
 			var bar *progressbar.ProgressBar
-			if !quiet && term.IsTerminal(int(os.Stderr.Fd())) {
-				bar = progressbar.NewOptions64(st.Size(),
-					progressbar.OptionSetWriter(os.Stderr),
-					progressbar.OptionSetDescription("uploading"),
-					progressbar.OptionShowBytes(true),
-					progressbar.OptionThrottle(100*time.Millisecond),
-					progressbar.OptionShowCount(),
-					progressbar.OptionSetPredictTime(true),
-					progressbar.OptionFullWidth(),
-					progressbar.OptionClearOnFinish())
+			if !quiet {
+				bar = newProgress(st.Size(), "uploading")
+			}
+			if bar != nil {
 				opts.Progress = func(n int64) { _ = bar.Add64(n) }
 			}
 			start := time.Now()
