@@ -14,7 +14,7 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 		return Inode{}, formatErr(ErrCorrupt, "inode %d out of range (%d inodes)", ino, im.sb.InodeCount)
 	}
 	var rec [InodeSize]byte
-	if err := im.ReadContent(ctx, rec[:], im.sb.InodeTableOffset+ino*InodeSize, true); err != nil {
+	if err := im.readContent(ctx, rec[:], im.sb.InodeTableOffset+ino*InodeSize, true); err != nil {
 		return Inode{}, err
 	}
 	return parseInode(ino, rec[:], im.sb, im.contentBytes)
@@ -24,7 +24,7 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 func (im *Image) readMeta(ctx context.Context, off, n uint64) ([]byte, error) {
 	buf := make([]byte, n)
 	// Large lists (big directories) bypass the block cache so they do not flush it.
-	err := im.ReadContent(ctx, buf, im.sb.MetaOffset+off, n < 16*BlockSize)
+	err := im.readContent(ctx, buf, im.sb.MetaOffset+off, n < 16*BlockSize)
 	return buf, err
 }
 
@@ -62,7 +62,7 @@ func (im *Image) ReadFile(ctx context.Context, in *Inode, p []byte, off int64) (
 		return 0, io.EOF
 	}
 	n := min(uint64(len(p)), in.Size-uint64(off))
-	if err := im.ReadContent(ctx, p[:n], in.DataOffset+uint64(off), false); err != nil {
+	if err := im.readContent(ctx, p[:n], in.DataOffset+uint64(off), false); err != nil {
 		return 0, err
 	}
 	if n < uint64(len(p)) {

@@ -173,10 +173,10 @@ func (im *Image) Prefetch(off, n uint64) {
 	}
 }
 
-// ReadContent fills p with verified plaintext from content offset off. Whole blocks are read,
+// readContent fills p with verified plaintext from content offset off. Whole blocks are read,
 // verified and decrypted in place in p; partial blocks at either edge come through the cache.
 // With cacheAll, whole blocks are cached too (for index data that is read again and again).
-func (im *Image) ReadContent(ctx context.Context, p []byte, off uint64, cacheAll bool) error {
+func (im *Image) readContent(ctx context.Context, p []byte, off uint64, cacheAll bool) error {
 	if !within(off, uint64(len(p)), im.contentBytes) {
 		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
 	}
