@@ -231,6 +231,31 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 	return n, eof
 }
 
+// View returns the bytes [off, off+n), which must lie inside one chunk, as a slice of the
+// cached chunk itself, and a release func the caller must call when done with it. The bytes
+// are private to this layer and never change while the view is held (a buffer is recycled only
+// after its last reference is released), so a caller may verify them and then use them, with
+// no copy in between. ok is false when the range spans chunks or runs past the end: use
+// ReadAt then.
+func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, release func(), ok bool, err error) {
+	if off < 0 || n <= 0 || off+int64(n) > c.size || off/c.chunk != (off+int64(n)-1)/c.chunk {
+		return nil, nil, false, nil
+	}
+	idx := off / c.chunk
+	cl, _ := c.start(idx, false)
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		c.releaseWhenDone([]*call{cl})
+		return nil, nil, true, ctx.Err()
+	}
+	if cl.err != nil {
+		return nil, nil, true, cl.err
+	}
+	lo := off - idx*c.chunk
+	return cl.buf.data[lo : lo+int64(n)], func() { c.release(cl.buf) }, true, nil
+}
+
 // releaseWhenDone gives back the references a reader that stopped early holds on calls.
 func (c *Chunked) releaseWhenDone(calls []*call) {
 	for _, cl := range calls {

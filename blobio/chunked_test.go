@@ -344,3 +344,34 @@ func TestChunkedRecyclesBuffersSafely(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestChunkedView(t *testing.T) {
+	const chunk = 64 << 10
+	m := newMem(t, 8*chunk)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: chunk, Workers: 2, CacheBytes: chunk})
+	defer c.Close()
+	ctx := context.Background()
+	view, release, ok, err := c.View(ctx, chunk+100, 4096)
+	if !ok || err != nil || !bytes.Equal(view, m.data[chunk+100:chunk+100+4096]) {
+		t.Fatalf("view: ok %v err %v", ok, err)
+	}
+	want := bytes.Clone(view)
+	// Push the viewed chunk out of the one-chunk cache and make its buffer reusable: a held
+	// view must keep its bytes until released.
+	buf := make([]byte, chunk)
+	for i := int64(2); i < 8; i++ {
+		if _, err := c.ReadAt(ctx, buf, i*chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(view, want) {
+		t.Fatal("a held view changed under its holder")
+	}
+	release()
+	if _, _, ok, _ := c.View(ctx, chunk-10, 100); ok {
+		t.Fatal("a view across two chunks was granted")
+	}
+	if _, _, ok, _ := c.View(ctx, 8*chunk-10, 100); ok {
+		t.Fatal("a view past the end was granted")
+	}
+}

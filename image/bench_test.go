@@ -30,7 +30,7 @@ func BenchmarkDecryptVerify4K(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		copy(work, ct)
-		if err := im.verifyDecrypt(work, 7, 7, leaves); err != nil {
+		if err := im.verifyDecrypt(work, work, 7, 7, leaves); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func BenchmarkVerifyDecrypt1M(b *testing.B) {
 	b.SetBytes(int64(len(ct)))
 	for b.Loop() {
 		copy(work, ct)
-		if err := im.verifyDecryptParallel(work, 0, [][]byte{leaf}, 2); err != nil {
+		if err := im.verifyDecryptParallel(work, work, 0, [][]byte{leaf}, 2); err != nil {
 			b.Fatal(err)
 		}
 	}

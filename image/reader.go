@@ -241,9 +241,31 @@ func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error
 	return err
 }
 
+// viewer is implemented by sources that can lend their own private, immutable copy of a range
+// (blobio.Chunked): blocks are then verified there and decrypted straight into dst, one copy
+// fewer than reading them into dst first.
+type viewer interface {
+	View(ctx context.Context, off int64, n int) (view []byte, release func(), ok bool, err error)
+}
+
 func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) error {
 	n := uint64(len(dst) / BlockSize)
-	if _, err := im.src.ReadAt(ctx, dst, int64(contentOffset+first*BlockSize)); err != nil {
+	src := dst // where the ciphertext is: read into dst, or a view lent by the source
+	off := int64(contentOffset + first*BlockSize)
+	viewed := false
+	var err error
+	if v, ok := im.src.(viewer); ok {
+		var view []byte
+		var release func()
+		if view, release, viewed, err = v.View(ctx, off, len(dst)); viewed && err == nil {
+			defer release()
+			src = view
+		}
+	}
+	if !viewed {
+		_, err = im.src.ReadAt(ctx, dst, off)
+	}
+	if err != nil {
 		clear(dst)
 		return fmt.Errorf("read content blocks %d..%d from %s: %w", first, first+n-1, im.src, err)
 	}
@@ -261,11 +283,10 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 	if workers > im.workers {
 		workers = im.workers
 	}
-	var err error
 	if workers <= 1 {
-		err = im.verifyDecrypt(dst, first, first, leaves)
+		err = im.verifyDecrypt(dst, src, first, first, leaves)
 	} else {
-		err = im.verifyDecryptParallel(dst, first, leaves, workers)
+		err = im.verifyDecryptParallel(dst, src, first, leaves, workers)
 	}
 	if err != nil {
 		clear(dst)
@@ -273,7 +294,7 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 	return err
 }
 
-func (im *Image) verifyDecryptParallel(dst []byte, first uint64, leaves [][]byte, workers int) error {
+func (im *Image) verifyDecryptParallel(dst, src []byte, first uint64, leaves [][]byte, workers int) error {
 	n := uint64(len(dst) / BlockSize)
 	per := ceilDiv(n, uint64(workers))
 	errs := make([]error, workers)
@@ -283,40 +304,40 @@ func (im *Image) verifyDecryptParallel(dst []byte, first uint64, leaves [][]byte
 		if lo >= hi {
 			break
 		}
-		part := dst[lo*BlockSize : hi*BlockSize]
+		part, partSrc := dst[lo*BlockSize:hi*BlockSize], src[lo*BlockSize:hi*BlockSize]
 		if w == workers-1 { // the caller's goroutine does the last share
-			errs[w] = im.verifyDecrypt(part, first+lo, first, leaves)
+			errs[w] = im.verifyDecrypt(part, partSrc, first+lo, first, leaves)
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[w] = im.verifyDecrypt(part, first+lo, first, leaves)
+			errs[w] = im.verifyDecrypt(part, partSrc, first+lo, first, leaves)
 		}()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// verifyDecrypt checks each block of dst (content blocks from start) against its leaf tag and
-// decrypts it in place. leaves[i] is level-0 tree block first/256+i.
-func (im *Image) verifyDecrypt(dst []byte, start, first uint64, leaves [][]byte) error {
+// verifyDecrypt checks each ciphertext block of src (content blocks from start) against its
+// leaf tag and decrypts it into dst, which may be src itself. leaves[i] is level-0 tree block
+// first/256+i.
+func (im *Image) verifyDecrypt(dst, src []byte, start, first uint64, leaves [][]byte) error {
 	tg := getTagger(im.keys.blockMAC)
 	defer taggers.Put(tg)
 	base := first / tagsPerBlock
-	for i := 0; i < len(dst); i += BlockSize {
+	for i := 0; i < len(src); i += BlockSize {
 		b := start + uint64(i/BlockSize)
-		blk := dst[i : i+BlockSize]
+		blk := src[i : i+BlockSize]
 		leaf := leaves[b/tagsPerBlock-base]
 		want := leaf[(b%tagsPerBlock)*tagSize:][:tagSize]
-		got := tg.tagOf(b, blk)
-		if subtle.ConstantTimeCompare(got, want) != 1 {
+		if subtle.ConstantTimeCompare(tg.tagOf(b, blk), want) != 1 {
 			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),
 				Detail: "block tag does not match the integrity tree: the block was modified, moved or comes from another image"}
 		}
-		im.keys.xts.Decrypt(blk, blk, b)
+		im.keys.xts.Decrypt(dst[i:i+BlockSize], blk, b)
 	}
-	im.verified.Add(uint64(len(dst) / BlockSize))
+	im.verified.Add(uint64(len(src) / BlockSize))
 	return nil
 }
 
