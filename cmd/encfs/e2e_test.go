@@ -92,6 +92,14 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		t.Fatalf("mount_point resolves to %q (%v), want .../.filesystem-0", real, err)
 	}
 	testtree.Equal(t, testtree.Snapshot(t, src), testtree.Snapshot(t, good+"/"))
+	// The second filesystem is attested and refused on its own schedule: wait for its verdict
+	// before stopping, or the stop would cut its key release short.
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "rollback protection"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second filesystem was never refused:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if _, err := os.Stat(specs[1].ReadyFile); err == nil {
 		t.Error("the filesystem with the wrong pinned root is ready")
 	}
