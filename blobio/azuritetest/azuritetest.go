@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -161,9 +162,14 @@ func start(t testing.TB, bin, dir string, cfg Config) (*Server, error) {
 	go func() { exited <- s.cmd.Wait() }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		// Ask over HTTP and check who answers: test packages run in parallel processes, and the
+		// free port may have been taken by another test's server in between, in which case this
+		// Azurite fails to bind and something else answers on the port.
+		if server, err := s.serverHeader(scheme + "://" + addr + "/" + Account + "?restype=service&comp=properties"); err == nil {
+			if !strings.HasPrefix(server, "Azurite") {
+				s.kill(exited)
+				return nil, fmt.Errorf("port %d is served by something else (Server %q)", port, server)
+			}
 			break
 		}
 		select {
@@ -178,6 +184,17 @@ func start(t testing.TB, bin, dir string, cfg Config) (*Server, error) {
 	}
 	t.Cleanup(func() { s.kill(exited) })
 	return s, nil
+}
+
+// serverHeader returns the Server header of a GET of url.
+func (s *Server) serverHeader(url string) (string, error) {
+	c := &http.Client{Transport: s.HTTPClient.Transport, Timeout: time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Server"), nil
 }
 
 // kill stops the whole process group (node may start children).
