@@ -45,18 +45,7 @@ func TestUploadBlockBlobResumeAndOverwrite(t *testing.T) {
 	u := az.BlobURL("uploads", "img.encfs") // the container does not exist yet
 	opts := blobio.UploadOptions{BlockSize: 1 << 20, Workers: 2, Open: blobio.Options{ConnectionString: az.ConnectionString}}
 
-	// Interrupt the first upload after a few blocks.
-	ctx, cancel := context.WithCancel(context.Background())
-	var done atomic.Int64
-	o1 := opts
-	o1.Progress = func(n int64) {
-		if done.Add(n) >= 4<<20 {
-			cancel()
-		}
-	}
-	if _, err := blobio.Upload(ctx, img, u, o1); err == nil {
-		t.Fatal("interrupted upload succeeded")
-	}
+	interruptedUpload(t, img, u, opts)
 	if _, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, blobio.ErrNotFound) {
 		t.Fatalf("uncommitted blob is visible: %v", err)
 	}
@@ -100,17 +89,7 @@ func TestUploadPageBlobResume(t *testing.T) {
 	img := writeImage(t, data)
 	u := az.BlobURL("pages", "img.encfs")
 	opts := blobio.UploadOptions{PageBlob: true, Workers: 1, Open: blobio.Options{ConnectionString: az.ConnectionString}}
-	ctx, cancel := context.WithCancel(context.Background())
-	var done atomic.Int64
-	o1 := opts
-	o1.Progress = func(n int64) {
-		if done.Add(n) >= 4<<20 {
-			cancel()
-		}
-	}
-	if _, err := blobio.Upload(ctx, img, u, o1); err == nil {
-		t.Fatal("interrupted upload succeeded")
-	}
+	interruptedUpload(t, img, u, opts)
 	// A half-written page blob is not served.
 	if _, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, blobio.ErrIncomplete) {
 		t.Fatalf("open of an unfinished page blob: %v", err)
@@ -210,4 +189,20 @@ func TestUploadWithWriteOnlySAS(t *testing.T) {
 		t.Fatalf("read-only SAS: %v", err)
 	}
 	t.Log(err)
+}
+
+// interruptedUpload starts an upload and cancels it once 4 MiB have been sent.
+func interruptedUpload(t *testing.T, img, u string, opts blobio.UploadOptions) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var done atomic.Int64
+	opts.Progress = func(n int64) {
+		if done.Add(n) >= 4<<20 {
+			cancel()
+		}
+	}
+	if _, err := blobio.Upload(ctx, img, u, opts); err == nil {
+		t.Fatal("interrupted upload succeeded")
+	}
 }
