@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/encfs/encfs/gmac"
 	"github.com/encfs/encfs/xts"
 )
 
@@ -116,7 +117,7 @@ func unwrapMasterKey(h *Header, releaseKey []byte) (master []byte, ok bool, err 
 // imageKeys are the working keys derived from the master key.
 type imageKeys struct {
 	xts       *xts.Cipher
-	blockMAC  cipher.AEAD // GMAC: AES-256-GCM with empty plaintext
+	blockMAC  *gmac.MAC // GMAC-AES-256 of each content block
 	headerMAC []byte
 }
 
@@ -129,9 +130,13 @@ func deriveKeys(masterKey []byte, salt []byte) (*imageKeys, error) {
 	}
 	mk := hkdfKey(masterKey, salt, labelBlockMAC, 32)
 	defer clear(mk)
+	mac, err := gmac.New(mk)
+	if err != nil {
+		return nil, fmt.Errorf("block MAC key: %w", err)
+	}
 	return &imageKeys{
 		xts:       c,
-		blockMAC:  newGCM(mk),
+		blockMAC:  mac,
 		headerMAC: hkdfKey(masterKey, salt, labelHeaderMAC, 32),
 	}, nil
 }

@@ -1,10 +1,11 @@
 package image
 
 import (
-	"crypto/cipher"
 	"crypto/sha256"
 	"encoding/binary"
 	"sync"
+
+	"github.com/encfs/encfs/gmac"
 )
 
 // Integrity tree geometry; docs/FORMAT.md, "Integrity tree".
@@ -51,15 +52,15 @@ func (g *treeGeometry) top() int { return len(g.levels) - 1 }
 // image fails too. A tagger holds the nonce and tag buffers that the AEAD interface would
 // otherwise allocate for every block; it is not safe for concurrent use.
 type tagger struct {
-	mac   cipher.AEAD
-	nonce [12]byte
-	tag   [tagSize]byte
+	mac   *gmac.MAC
+	nonce [gmac.NonceSize]byte
+	tag   [gmac.TagSize]byte
 }
 
 var taggers = sync.Pool{New: func() any { return new(tagger) }}
 
 // getTagger takes a tagger for mac from the pool; put it back with taggers.Put.
-func getTagger(mac cipher.AEAD) *tagger {
+func getTagger(mac *gmac.MAC) *tagger {
 	t := taggers.Get().(*tagger)
 	t.mac = mac
 	return t
@@ -68,7 +69,8 @@ func getTagger(mac cipher.AEAD) *tagger {
 // tagOf returns the tag of one ciphertext block; the slice is valid until the next call.
 func (t *tagger) tagOf(block uint64, ciphertext []byte) []byte {
 	binary.LittleEndian.PutUint64(t.nonce[:], block)
-	return t.mac.Seal(t.tag[:0], t.nonce[:], nil, ciphertext)
+	t.mac.Tag(&t.tag, &t.nonce, ciphertext)
+	return t.tag[:]
 }
 
 // nodeHash is the salted hash of one tree block.

@@ -334,7 +334,7 @@ prepare_data() {
 }
 
 # ---- 1. sequential -----------------------------------------------------------------------------
-declare -A SEQ SEQ_R RA REQKB SHUF_FPS SHUF_FPS_R SHUF_MBPS
+declare -A SEQ SEQ_R SEQ_CPU SEQ_CACHE RA REQKB SHUF_FPS SHUF_FPS_R SHUF_MBPS
 TARGETS=(plain encfs gocryptfs loopback)
 skip gocryptfs && TARGETS=(plain encfs loopback)
 
@@ -351,9 +351,18 @@ encfs_request_kb() { # average read request size seen by the encfs daemon, from 
 
 free_port() { "$BIN/benchread" freeport; }
 
+# CPU time and page cache, for the efficiency columns: unlike MB/s they barely move when the
+# host steals time from this VM.
+TICK="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; } # user+system of PID
+cached_kib() { awk '/^Cached:/ {print $2}' /proc/meminfo; }
+steal_pct() { # steal_pct "CPU-LINE-BEFORE": share of the machine's time stolen by the host since
+	awk -v a="$1" '/^cpu / { split(a, x); t = 0; for (i = 2; i <= 9; i++) t += $i - x[i]; if (t > 0) printf "%.0f", 100 * ($9 - x[9]) / t; else printf "n/a" }' /proc/stat
+}
+
 bench_seq() {
-	local r t out port
-	declare -A all
+	local r t out port c0 k0
+	declare -A all cpu cache
 	for ((r = 1; r <= RUNS; r++)); do
 		for t in "${TARGETS[@]}"; do # round robin, so load changes hit every target alike
 			port=""
@@ -370,7 +379,12 @@ bench_seq() {
 				local perfpid=$!
 				sleep 0.2
 			fi
+			c0="$(cpu_ticks "${MPID:-0}")" k0="$(cached_kib)"
 			out="$("$BIN/benchread" seq "$(target_root "$t")/$BIGREL")"
+			if [[ "$t" != plain ]]; then
+				cpu[$t]="${cpu[$t]:-} $(calc "($(cpu_ticks "$MPID") - $c0) / $TICK / $BIG_MIB * 1024" 2)"
+			fi
+			cache[$t]="${cache[$t]:-} $(calc "($(cached_kib) - $k0) / 1024" 0)"
 			if [[ -n "${perfpid:-}" ]]; then
 				kill -INT "$perfpid"
 				wait "$perfpid" || true
@@ -387,6 +401,10 @@ bench_seq() {
 		SEQ[$t]="$(median ${all[$t]})"
 		# shellcheck disable=SC2086
 		SEQ_R[$t]="$(spread ${all[$t]})"
+		# shellcheck disable=SC2086
+		SEQ_CPU[$t]="$(median ${cpu[$t]:-n/a})"
+		# shellcheck disable=SC2086
+		SEQ_CACHE[$t]="$(median ${cache[$t]})"
 	done
 }
 
@@ -522,15 +540,22 @@ bench_blob() {
 	BL[blob_mib]="$(calc "$(stat -c %s "$IMG") / 1048576" 0)"
 	log "uploaded $IMG to $BLOB_URL in ${BL[upload_s]} s"
 	first="$(head -1 "$LIST")"
+	local blob_gib a0 e0 azdl=() azmnt=() encmnt=()
+	blob_gib="$(calc "$(stat -c %s "$IMG") / 1073741824" 4)"
 	for ((r = 1; r <= RUNS; r++)); do
+		a0="$(cpu_ticks "$AZ_PID")"
 		out="$("$BIN/benchread" download -mode ranges -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
+		azdl+=("$(calc "($(cpu_ticks "$AZ_PID") - $a0) / $TICK / $blob_gib" 2)")
 		log "blob download (ranges) run $r: $out"
 		dl+=("$(kv mbps "$out")")
 		out="$("$BIN/benchread" download -mode buffer -block $((8 << 20)) -concurrency 8 "$BLOB_URL")"
 		log "blob download (DownloadBuffer) run $r: $out"
 		dlb+=("$(kv mbps "$out")")
 		if mount_encfs blob "$BLOB_URL" "$MNT/blob"; then
+			a0="$(cpu_ticks "$AZ_PID")" e0="$(cpu_ticks "$MPID")"
 			out="$("$BIN/benchread" seq "$MNT/blob/$BIGREL")" || out=""
+			azmnt+=("$(calc "($(cpu_ticks "$AZ_PID") - $a0) / $TICK / $BIG_MIB * 1024" 2)")
+			encmnt+=("$(calc "($(cpu_ticks "$MPID") - $e0) / $TICK / $BIG_MIB * 1024" 2)")
 			log "blob mount seq run $r: $out"
 			if [[ -n "$out" ]]; then seq+=("$(kv mbps "$out")"); fi
 			unmount_target "$MNT/blob"
@@ -558,6 +583,9 @@ bench_blob() {
 	BL[seq]="$(median "${seq[@]}")"
 	BL[first_byte]="$(median "${fb[@]}")"
 	BL[first_byte_local]="$(median "${fbl[@]}")"
+	BL[az_cpu_download]="$(median "${azdl[@]}")"
+	BL[az_cpu_mount]="$(median "${azmnt[@]}")"
+	BL[encfs_cpu_mount]="$(median "${encmnt[@]}")"
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
 
@@ -591,7 +619,8 @@ report() {
 \`scripts/bench.sh\` (mode: $MODE), run on $START_DATE to $(date -u '+%H:%M:%S UTC'), on \`$cpu\`
 ($(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM), kernel $kernel, $gover, encfs at $commit,
 $(gocryptfs -version 2>/dev/null | head -1 || echo "gocryptfs not installed"), Azurite $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$BIN/azurite-pkg/package.json" 2>/dev/null | head -1).
-Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg). The machine
+Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(cut -d' ' -f1-3 /proc/loadavg); the host
+stole $(steal_pct "$CPU_START")% of this VM's CPU time during the run (steal in /proc/stat). The machine
 is shared, so expect noise; each figure is the median of $RUNS runs, each run cold: the page cache is
 dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) and every FUSE filesystem is mounted afresh
 before it. MB/s is 10^6 bytes per second.
@@ -615,13 +644,13 @@ it directly. The many-file image holds $TREE_DIRS directories of $TREE_FILES fil
 
 ### Sequential read, one $BIG_MIB MiB file
 
-| target | cold: MB/s | (range) | encfs / target | backing file cached: MB/s | (range) | encfs / target | read_ahead_kb |
-|---|---:|---:|---:|---:|---:|---:|---:|
+| target | cold: MB/s | (range) | encfs / target | daemon CPU s/GiB | page cache growth MiB | backing file cached: MB/s | (range) | encfs / target | read_ahead_kb |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 EOF
 	for t in "${TARGETS[@]}"; do
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SEQ[$t]:-n/a}")" "${SEQ_R[$t]:-n/a}" \
-			"$(ratio "${SEQ[encfs]:-n/a}" "${SEQ[$t]:-n/a}")" "$(fmt0 "${SEQW[$t]:-n/a}")" "${SEQW_R[$t]:-n/a}" \
-			"$(ratio "${SEQW[encfs]:-n/a}" "${SEQW[$t]:-n/a}")" "${RA[$t]:-n/a}"
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(fmt0 "${SEQ[$t]:-n/a}")" "${SEQ_R[$t]:-n/a}" \
+			"$(ratio "${SEQ[encfs]:-n/a}" "${SEQ[$t]:-n/a}")" "${SEQ_CPU[$t]:-n/a}" "${SEQ_CACHE[$t]:-n/a}" \
+			"$(fmt0 "${SEQW[$t]:-n/a}")" "${SEQW_R[$t]:-n/a}" "$(ratio "${SEQW[encfs]:-n/a}" "${SEQW[$t]:-n/a}")" "${RA[$t]:-n/a}"
 	done
 	cat <<EOF
 
@@ -629,6 +658,10 @@ EOF
 cached": the page cache is dropped, the file under the FUSE filesystem (the encfs image, the
 gocryptfs ciphertext file, the plain file for the loopback) is read once into it, and then the
 FUSE filesystem, mounted afresh, is read: the cost of the filesystem itself without the disk.
+"Daemon CPU": user + system time of the FUSE daemon during the cold read, per GiB read (the
+kernel's copy into the mount's page cache is charged to it). "Page cache growth": how much
+/proc/meminfo's Cached grew during the cold read: the file's own pages plus whatever the
+daemon caches underneath (the backing file, for a filesystem that reads it through the cache).
 EOF
 	cat <<EOF
 
@@ -670,6 +703,8 @@ Image $(calc "$(stat -c %s "$TREE_IMG" 2>/dev/null || echo 0) / 1048576" 0) MiB,
 | the same with azblob \`DownloadBuffer\` into one blob-sized buffer | $(fmt0 "${BL[download_buffer]:-n/a}") MB/s | ${BL[download_buffer_r]:-n/a} |
 | sequential read of the $BIG_MIB MiB file through \`encfs mount URL\` | $(fmt0 "${BL[seq]:-n/a}") MB/s | ${BL[seq_r]:-n/a} |
 | mount / plain download | $(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}") | |
+| Azurite CPU per GiB served: plain download / mount | ${BL[az_cpu_download]:-n/a} / ${BL[az_cpu_mount]:-n/a} s | |
+| encfs CPU per GiB read through the mount | ${BL[encfs_cpu_mount]:-n/a} s | |
 | exec of \`encfs mount URL\` to the first byte of a file | ${BL[first_byte]:-n/a} ms | ${BL[first_byte_r]:-n/a} |
 | the same from the local image file | ${BL[first_byte_local]:-n/a} ms | |
 EOF
@@ -710,6 +745,7 @@ write_doc() { # replace (or append) the "## Benchmark script" section of docs/PE
 # ---- main ------------------------------------------------------------------------------------------
 START_DATE="$(date -u '+%Y-%m-%d from %H:%M:%S UTC')"
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+CPU_START="$(head -1 /proc/stat)"
 mkdir -p "$WORK" "$BIN" "$D" "$RUN" "$MNT"
 log "work directory $D (mode $MODE), load average $LOAD_START"
 install_tools

@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package gmac
+
+const useAsm = false
+
+func ghashPowers(*[16]byte, *[maxBlocks][16]byte) { panic("gmac: no assembly on this platform") }
+
+func ghash(*[16]byte, []byte, *[16]byte) { panic("gmac: no assembly on this platform") }
