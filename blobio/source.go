@@ -19,10 +19,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"syscall"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Source is a read-only, immutable byte range: an encfs image wherever it is stored.
@@ -44,19 +40,9 @@ type Source interface {
 var ErrChanged = errors.New("the image changed while mounted")
 
 // FileSource reads an image from a local file.
-//
-// Aligned reads (all of the image layer's block reads) bypass the page cache with O_DIRECT
-// where the filesystem supports it: a mounted image is cached once, as plaintext in the FUSE
-// mount's page cache, and caching its ciphertext as well would double the memory a read costs
-// (page cache is charged to the sidecar's cgroup) and add a copy. Other reads, and every read
-// where O_DIRECT is refused, go through the page cache.
 type FileSource struct {
-	f      *os.File
-	direct *os.File // the same file opened with O_DIRECT, or nil
-	// memAlign and offAlign are the direct-I/O alignment of buffer addresses and of file
-	// offsets and lengths (statx STATX_DIOALIGN).
-	memAlign, offAlign int64
-	size               int64
+	f    *os.File
+	size int64
 }
 
 // OpenFile opens a local image file.
@@ -74,43 +60,10 @@ func OpenFile(path string) (*FileSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	s := &FileSource{f: f, size: st.Size()}
-	s.openDirect(path)
-	return s, nil
-}
-
-// openDirect opens the O_DIRECT descriptor if the filesystem supports direct reads and says
-// how they must be aligned; if not, every read is buffered.
-func (s *FileSource) openDirect(path string) {
-	var stx unix.Statx_t
-	if err := unix.Statx(unix.AT_FDCWD, path, 0, unix.STATX_DIOALIGN, &stx); err != nil ||
-		stx.Mask&unix.STATX_DIOALIGN == 0 || stx.Dio_mem_align == 0 || stx.Dio_offset_align == 0 {
-		return
-	}
-	d, err := os.OpenFile(path, os.O_RDONLY|unix.O_DIRECT, 0)
-	if err != nil {
-		return
-	}
-	s.direct, s.memAlign, s.offAlign = d, int64(stx.Dio_mem_align), int64(stx.Dio_offset_align)
-}
-
-// directOK reports whether a read of p at off can bypass the page cache: aligned buffer,
-// offset and length, and wholly inside the file (a short direct read at the end would leave
-// the rest to be read at an unaligned offset).
-func (s *FileSource) directOK(p []byte, off int64) bool {
-	n := int64(len(p))
-	return s.direct != nil && n > 0 && off%s.offAlign == 0 && n%s.offAlign == 0 && off+n <= s.size &&
-		int64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))%s.memAlign == 0
+	return &FileSource{f: f, size: st.Size()}, nil
 }
 
 func (s *FileSource) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
-	if s.directOK(p, off) {
-		n, err := s.direct.ReadAt(p, off)
-		if !errors.Is(err, syscall.EINVAL) {
-			return n, err
-		}
-		// The filesystem refused this direct read after all: read it through the cache.
-	}
 	n, err := s.f.ReadAt(p, off)
 	if err == io.EOF && n == len(p) {
 		err = nil
@@ -120,10 +73,4 @@ func (s *FileSource) ReadAt(_ context.Context, p []byte, off int64) (int, error)
 
 func (s *FileSource) Size() int64    { return s.size }
 func (s *FileSource) String() string { return s.f.Name() }
-
-func (s *FileSource) Close() error {
-	if s.direct != nil {
-		s.direct.Close()
-	}
-	return s.f.Close()
-}
+func (s *FileSource) Close() error   { return s.f.Close() }
