@@ -226,6 +226,33 @@ type invalidator interface{ Invalidate(off, length int64) }
 // with a cache gets one more chance: the cached copy (in memory or on disk) may be what went
 // bad, so it is dropped and the blocks fetched again.
 func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error {
+	cs, ok := im.src.(chunkSizer)
+	if !ok {
+		return im.readBlocksChecked(ctx, dst, first)
+	}
+	// One piece per chunk of the source, so that each can be verified in the chunk and
+	// decrypted straight into dst (see viewer).
+	chunk := uint64(cs.ChunkSize())
+	for rest := dst; len(rest) > 0; {
+		off := contentOffset + first*BlockSize
+		n := min(uint64(len(rest)), chunk-off%chunk) / BlockSize * BlockSize
+		if n == 0 { // a chunk size that is not a multiple of the block size
+			n = uint64(len(rest))
+		}
+		if err := im.readBlocksChecked(ctx, rest[:n], first); err != nil {
+			clear(dst)
+			return err
+		}
+		rest, first = rest[n:], first+n/BlockSize
+	}
+	return nil
+}
+
+// chunkSizer is implemented by sources that fetch in aligned chunks (blobio.Chunked).
+type chunkSizer interface{ ChunkSize() int64 }
+
+// readBlocksChecked is readBlocks for blocks that lie in one chunk of the source.
+func (im *Image) readBlocksChecked(ctx context.Context, dst []byte, first uint64) error {
 	err := im.readBlocksOnce(ctx, dst, first)
 	if inv, ok := im.src.(invalidator); ok && errors.Is(err, ErrIntegrity) {
 		inv.Invalidate(int64(contentOffset+first*BlockSize), int64(len(dst)))

@@ -261,6 +261,19 @@ func TestThroughChunkedSource(t *testing.T) {
 			if !errors.Is(err, image.ErrIntegrity) {
 				t.Fatalf("tampered read: %v", err)
 			}
+			// One read across many chunks is split at their edges; the bad chunk fails it
+			// whole, and nothing of it, verified or not, is left in the buffer (the 0xff
+			// would stay where a piece was never read).
+			for i := range got {
+				got[i] = 0xff
+			}
+			if _, err := im.ReadFile(ctx, &in, got, 0); !errors.Is(err, image.ErrIntegrity) {
+				t.Fatalf("tampered read of the whole file: %v", err)
+			}
+			whole := len(got) / image.BlockSize * image.BlockSize // the blocks read in place
+			if !bytes.Equal(got[:whole], make([]byte, whole)) {
+				t.Fatal("a failed read left bytes in the buffer")
+			}
 		})
 	}
 }
