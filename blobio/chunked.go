@@ -37,6 +37,13 @@ type ChunkOptions struct {
 	// remote sources do) so that another version of the blob never meets these chunks.
 	DiskCache      string
 	DiskCacheBytes int64
+	// ReadThrough reads a range of at least 64 KiB whose chunks are not all cached or being
+	// fetched straight from the source into the caller's buffer, and caches nothing of it;
+	// prefetch hints wait for a worker instead of being dropped. For a local file read with
+	// O_DIRECT: a random read costs just its own bytes, sequential readers are served by
+	// prefetch, and small metadata reads by whole chunks. Reads passed through do not take a
+	// worker: the caller's own concurrency bounds them.
+	ReadThrough bool
 }
 
 // Identifier is implemented by sources that can name the exact version they read (location
@@ -62,6 +69,7 @@ type Stats struct {
 	Evictions         int64 // chunks dropped from the memory cache
 	PrefetchIssued    int64
 	PrefetchDropped   int64 // prefetch hints dropped because workers were busy
+	ReadThrough       int64 // reads passed straight to the source (ChunkOptions.ReadThrough)
 	Retries           int64 // retried attempts in the source
 	CachedBytes       int64 // bytes in the memory cache now
 	InFlight          int64 // fetches running now
@@ -88,6 +96,7 @@ type Chunked struct {
 	size      int64
 	chunk     int64
 	workers   int
+	through   bool // ChunkOptions.ReadThrough
 	sem       chan struct{}
 	prefetchN atomic.Int64 // prefetch fetches in flight
 	ctx       context.Context
@@ -105,6 +114,7 @@ type Chunked struct {
 	bytesFetched, fetches, fetchErrors, latencyNanos, latencyCount atomic.Int64
 	hits, misses, dedup, diskHits, diskWrites, diskErrors          atomic.Int64
 	evictions, prefetchIssued, prefetchDropped, running            atomic.Int64
+	readThrough                                                    atomic.Int64
 }
 
 // NewChunked puts a chunk layer in front of src. It takes ownership of src: Close closes it.
@@ -125,7 +135,7 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Chunked{
-		src: src, size: src.Size(), chunk: o.ChunkSize, workers: o.Workers,
+		src: src, size: src.Size(), chunk: o.ChunkSize, workers: o.Workers, through: o.ReadThrough,
 		sem: make(chan struct{}, o.Workers), ctx: ctx, cancel: cancel,
 		inflight: map[int64]*call{},
 	}
@@ -202,6 +212,13 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		eof = io.EOF
 	}
 	first, last := off/c.chunk, (off+int64(len(p))-1)/c.chunk
+	if c.throughOK(len(p)) && !c.held(first, last) {
+		n, err := c.readSource(ctx, p, off)
+		if err == nil {
+			err = eof
+		}
+		return n, err
+	}
 	// Start every chunk first so they are fetched in parallel, then copy in order.
 	calls := make([]*call, 0, last-first+1)
 	for idx := first; idx <= last; idx++ {
@@ -242,6 +259,9 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 		return nil, nil, false, nil
 	}
 	idx := off / c.chunk
+	if c.throughOK(n) && !c.held(idx, idx) {
+		return nil, nil, false, nil // ReadAt reads it through
+	}
 	cl, _ := c.start(idx, false)
 	select {
 	case <-cl.done:
@@ -254,6 +274,41 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 	}
 	lo := off - idx*c.chunk
 	return cl.buf.data[lo : lo+int64(n)], func() { c.release(cl.buf) }, true, nil
+}
+
+// readThroughMin is the smallest read that ReadThrough passes to the source. Smaller reads are
+// an image's metadata (index and integrity-tree blocks of 4 KiB), which lie together, so a
+// chunk fetched for one serves the next ones as the kernel's readahead would.
+const readThroughMin = 64 << 10
+
+// throughOK reports whether a read of n bytes may bypass the chunks.
+func (c *Chunked) throughOK(n int) bool { return c.through && n >= readThroughMin }
+
+// held reports whether chunks first..last are all cached or being fetched.
+func (c *Chunked) held(first, last int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for idx := first; idx <= last; idx++ {
+		if _, ok := c.inflight[idx]; !ok && !c.mem.has(idx) {
+			return false
+		}
+	}
+	return true
+}
+
+// readSource reads from the source, counted like a fetch.
+func (c *Chunked) readSource(ctx context.Context, p []byte, off int64) (int, error) {
+	t0 := time.Now()
+	n, err := c.src.ReadAt(ctx, p, off)
+	c.latencyNanos.Add(int64(time.Since(t0)))
+	c.latencyCount.Add(1)
+	c.fetches.Add(1)
+	c.bytesFetched.Add(int64(n))
+	c.readThrough.Add(1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.fetchErrors.Add(1)
+	}
+	return n, err
 }
 
 // releaseWhenDone gives back the references a reader that stopped early holds on calls.
@@ -336,7 +391,12 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		close(cl.done)
 		return cl, false
 	}
-	if prefetch {
+	queued := prefetch && c.through
+	if queued {
+		// With ReadThrough a chunk not fetched ahead costs the reader a synchronous read, so
+		// hints wait for a worker instead of being dropped; the cache bounds them.
+		c.prefetchIssued.Add(1)
+	} else if prefetch {
 		// Prefetch takes a worker only if one is free, and leaves one for demand reads.
 		limit := int64(c.workers - 1)
 		if limit < 1 {
@@ -366,7 +426,7 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	c.inflight[idx] = cl
 	c.fetchWG.Add(1)
 	c.mu.Unlock()
-	go c.fetch(idx, cl, prefetch)
+	go c.fetch(idx, cl, prefetch && !queued)
 	return cl, false
 }
 
@@ -496,7 +556,7 @@ func (c *Chunked) Stats() Stats {
 		CacheHits: c.hits.Load(), CacheMisses: c.misses.Load(), DedupWaits: c.dedup.Load(),
 		DiskHits: c.diskHits.Load(), DiskWrites: c.diskWrites.Load(), DiskErrors: c.diskErrors.Load(),
 		Evictions: c.evictions.Load(), PrefetchIssued: c.prefetchIssued.Load(),
-		PrefetchDropped: c.prefetchDropped.Load(), InFlight: c.running.Load(),
+		PrefetchDropped: c.prefetchDropped.Load(), InFlight: c.running.Load(), ReadThrough: c.readThrough.Load(),
 	}
 	if r, ok := c.src.(retryCounter); ok {
 		s.Retries = r.Retries()

@@ -375,3 +375,63 @@ func TestChunkedView(t *testing.T) {
 		t.Fatal("a view past the end was granted")
 	}
 }
+
+// TestChunkedReadThrough checks the mode for local files read with O_DIRECT: large reads of
+// chunks nobody fetched go to the source as they are, small reads and prefetch go through
+// chunks, and prefetch hints wait for workers instead of being dropped.
+func TestChunkedReadThrough(t *testing.T) {
+	ctx := context.Background()
+	m := newMem(t, 16<<20+5000)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 2, CacheBytes: 8 << 20, ReadThrough: true})
+	defer c.Close()
+	read := func(name string, n int, off int64, wantSourceReads int64, wantErr error) {
+		t.Helper()
+		before := m.reads.Load()
+		p := make([]byte, n)
+		got, err := c.ReadAt(ctx, p, off)
+		want := m.data[off:min(off+int64(n), int64(len(m.data)))]
+		if !errors.Is(err, wantErr) || got != len(want) || !bytes.Equal(p[:got], want) {
+			t.Fatalf("%s: ReadAt(%d bytes at %d) = %d, %v", name, n, off, got, err)
+		}
+		if d := m.reads.Load() - before; d != wantSourceReads {
+			t.Fatalf("%s: %d reads of the source, want %d", name, d, wantSourceReads)
+		}
+	}
+
+	read("large, not fetched", 200<<10, 3<<20+4096, 1, nil)
+	if st := c.Stats(); st.ReadThrough != 1 || st.CachedBytes != 0 {
+		t.Fatalf("a read-through read was cached: %+v", st)
+	}
+	read("small: one chunk", 4096, 5<<20, 1, nil)
+	read("small, same chunk", 4096, 5<<20+8192, 0, nil)
+	read("large, cached chunk", 128<<10, 5<<20+64<<10, 0, nil)
+	read("large, past the end", 100<<10, int64(len(m.data))-1000, 1, io.EOF)
+
+	if _, _, ok, _ := c.View(ctx, 6<<20, 64<<10); ok {
+		t.Fatal("View lent a large range of a chunk nobody fetched; it must be read through")
+	}
+	view, release, ok, err := c.View(ctx, 7<<20, 4096)
+	if !ok || err != nil || !bytes.Equal(view, m.data[7<<20:7<<20+4096]) {
+		t.Fatalf("View of a small range: ok %v, %v", ok, err)
+	}
+	release()
+
+	// Eight chunks hinted with two workers: none dropped, all fetched, then read from memory.
+	m.delay = 20 * time.Millisecond
+	before := m.reads.Load()
+	c.Prefetch(8<<20, 7<<20) // the cache holds 8 chunks: 7 fit beside the one being read
+	if st := c.Stats(); st.PrefetchDropped != 0 {
+		t.Fatalf("prefetch hints dropped: %+v", st)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.reads.Load()-before < 7 || c.Stats().InFlight > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("prefetch did not finish: %+v", c.Stats())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if m.maxIn.Load() > 2 {
+		t.Fatalf("%d reads in flight with 2 workers", m.maxIn.Load())
+	}
+	read("large, prefetched", 7<<20, 8<<20, 0, nil)
+}

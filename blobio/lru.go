@@ -39,6 +39,12 @@ func (c *memLRU) get(idx int64) (*chunkBuf, bool) {
 	return e.Value.(*memEntry).buf, true
 }
 
+// has reports whether chunk idx is cached, without making it more recent.
+func (c *memLRU) has(idx int64) bool {
+	_, ok := c.m[idx]
+	return ok
+}
+
 // add inserts a chunk, taking a reference on it, and evicts until the total fits; a chunk
 // larger than the whole cache is not kept (and no reference taken). It returns how many chunks
 // were evicted.

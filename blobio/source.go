@@ -19,6 +19,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Source is a read-only, immutable byte range: an encfs image wherever it is stored.
@@ -43,6 +47,10 @@ var ErrChanged = errors.New("the image changed while mounted")
 type FileSource struct {
 	f    *os.File
 	size int64
+	// direct is the same file opened with O_DIRECT once UseDirectIO succeeded, and memAlign and
+	// offAlign the alignment direct reads need of buffer addresses and of offsets and lengths.
+	direct             *os.File
+	memAlign, offAlign int64
 }
 
 // OpenFile opens a local image file.
@@ -63,7 +71,61 @@ func OpenFile(path string) (*FileSource, error) {
 	return &FileSource{f: f, size: st.Size()}, nil
 }
 
+// mountChunks are the fetch options of a local image a mount reads with O_DIRECT: 4 MiB
+// chunks prefetched ahead of sequential readers (up to 7 in flight), metadata read in whole
+// chunks, and any other large read straight from the file (ReadThrough). 4 MiB by
+// measurement (docs/PERFORMANCE.md): this project's virtio test disk reads 1 MiB requests at
+// about half the speed of 4 MiB ones.
+var mountChunks = ChunkOptions{ChunkSize: 4 << 20, Workers: 8, CacheBytes: 64 << 20, ReadThrough: true}
+
+// ForMount returns the source a mount should read s through; call it before the first read.
+// Where the file's filesystem allows direct I/O, that is s reading with O_DIRECT behind a
+// prefetching Chunked layer (which then owns s); elsewhere it is s itself, buffered.
+//
+// A mount caches the image once, as plaintext in the FUSE page cache. Buffered reads would
+// cache its ciphertext as well: twice the memory (charged to the sidecar's cgroup) and one more
+// copy per byte. But direct reads get no kernel readahead, hence the prefetching layer.
+func (s *FileSource) ForMount() Source {
+	if !s.useDirectIO() {
+		return s
+	}
+	return NewChunked(s, mountChunks)
+}
+
+// useDirectIO makes aligned reads bypass the page cache (O_DIRECT) and reports whether the
+// file's filesystem allows that. Other reads stay buffered.
+func (s *FileSource) useDirectIO() bool {
+	var stx unix.Statx_t
+	if err := unix.Statx(int(s.f.Fd()), "", unix.AT_EMPTY_PATH, unix.STATX_DIOALIGN, &stx); err != nil ||
+		stx.Mask&unix.STATX_DIOALIGN == 0 || stx.Dio_mem_align == 0 || stx.Dio_offset_align == 0 {
+		return false
+	}
+	// Reopen the open file itself, not its path, which may name another file by now.
+	d, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", s.f.Fd()), os.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		return false
+	}
+	s.direct, s.memAlign, s.offAlign = d, int64(stx.Dio_mem_align), int64(stx.Dio_offset_align)
+	return true
+}
+
+// directOK reports whether a read of p at off can bypass the page cache: aligned buffer,
+// offset and length, and wholly inside the file (a short direct read at the end would leave
+// the rest to be read at an unaligned offset).
+func (s *FileSource) directOK(p []byte, off int64) bool {
+	n := int64(len(p))
+	return s.direct != nil && n > 0 && off%s.offAlign == 0 && n%s.offAlign == 0 && off+n <= s.size &&
+		int64(uintptr(unsafe.Pointer(unsafe.SliceData(p))))%s.memAlign == 0
+}
+
 func (s *FileSource) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
+	if s.directOK(p, off) {
+		n, err := s.direct.ReadAt(p, off)
+		if !errors.Is(err, syscall.EINVAL) {
+			return n, err
+		}
+		// The filesystem refused this direct read after all: read it through the cache.
+	}
 	n, err := s.f.ReadAt(p, off)
 	if err == io.EOF && n == len(p) {
 		err = nil
@@ -73,4 +135,10 @@ func (s *FileSource) ReadAt(_ context.Context, p []byte, off int64) (int, error)
 
 func (s *FileSource) Size() int64    { return s.size }
 func (s *FileSource) String() string { return s.f.Name() }
-func (s *FileSource) Close() error   { return s.f.Close() }
+
+func (s *FileSource) Close() error {
+	if s.direct != nil {
+		s.direct.Close()
+	}
+	return s.f.Close()
+}

@@ -51,6 +51,16 @@ type Mounted struct {
 	Point *mount.Point
 }
 
+// openMountSource opens the image of a mount: a local image is read the way
+// blobio.FileSource.ForMount says.
+func openMountSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source, error) {
+	src, err := openSource(ctx, loc, o)
+	if f, ok := src.(*blobio.FileSource); ok && err == nil {
+		return f.ForMount(), nil
+	}
+	return src, err
+}
+
 // mountOne opens and authenticates the image (a wrong key fails here, before anything is
 // mounted), mounts it, and writes the ready file.
 func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
@@ -66,7 +76,7 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(ctx, spec.Image, spec.Source)
+	src, err := openMountSource(ctx, spec.Image, spec.Source)
 	if err != nil {
 		return nil, err
 	}

@@ -86,13 +86,15 @@ func Pack(t testing.TB, dir string, keys ...[]byte) string {
 	return img
 }
 
-// OpenImage opens an image file with key; it is closed in cleanup.
+// OpenImage opens an image file with key, through the same source as encfs mount; it is closed
+// in cleanup.
 func OpenImage(t testing.TB, path string, key []byte, opts image.Options) *image.Image {
 	t.Helper()
-	src, err := blobio.OpenFile(path)
+	f, err := blobio.OpenFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
+	src := f.ForMount() // as encfs mount reads a local image
 	im, err := image.Open(context.Background(), src, [][]byte{key}, opts)
 	if err != nil {
 		src.Close()
