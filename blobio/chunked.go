@@ -37,12 +37,11 @@ type ChunkOptions struct {
 	// remote sources do) so that another version of the blob never meets these chunks.
 	DiskCache      string
 	DiskCacheBytes int64
-	// ReadThrough reads a range of at least 64 KiB whose chunks are not all cached or being
-	// fetched straight from the source into the caller's buffer, and caches nothing of it;
-	// prefetch hints wait for a worker instead of being dropped. For a local file read with
-	// O_DIRECT: a random read costs just its own bytes, sequential readers are served by
-	// prefetch, and small metadata reads by whole chunks. Reads passed through do not take a
-	// worker: the caller's own concurrency bounds them.
+	// ReadThrough reads a range whose chunks are not all cached or being fetched straight
+	// from the source into the caller's buffer, and caches nothing of it; prefetch hints wait
+	// for a worker instead of being dropped. For a local file (FileSource.ForMount): a random
+	// read costs just its own bytes, and sequential readers are served by prefetch. Reads
+	// passed through do not take a worker: the caller's own concurrency bounds them.
 	ReadThrough bool
 }
 
@@ -212,7 +211,7 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		eof = io.EOF
 	}
 	first, last := off/c.chunk, (off+int64(len(p))-1)/c.chunk
-	if c.throughOK(len(p)) && !c.held(first, last) {
+	if c.through && !c.held(first, last) {
 		n, err := c.readSource(ctx, p, off)
 		if err == nil {
 			err = eof
@@ -259,7 +258,7 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 		return nil, nil, false, nil
 	}
 	idx := off / c.chunk
-	if c.throughOK(n) && !c.held(idx, idx) {
+	if c.through && !c.held(idx, idx) {
 		return nil, nil, false, nil // ReadAt reads it through
 	}
 	cl, _ := c.start(idx, false)
@@ -275,14 +274,6 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 	lo := off - idx*c.chunk
 	return cl.buf.data[lo : lo+int64(n)], func() { c.release(cl.buf) }, true, nil
 }
-
-// readThroughMin is the smallest read that ReadThrough passes to the source. Smaller reads are
-// an image's metadata (index and integrity-tree blocks of 4 KiB), which lie together, so a
-// chunk fetched for one serves the next ones as the kernel's readahead would.
-const readThroughMin = 64 << 10
-
-// throughOK reports whether a read of n bytes may bypass the chunks.
-func (c *Chunked) throughOK(n int) bool { return c.through && n >= readThroughMin }
 
 // held reports whether chunks first..last are all cached or being fetched.
 func (c *Chunked) held(first, last int64) bool {

@@ -71,7 +71,7 @@ func resident(t *testing.T, path string) []bool {
 
 func TestFileSourceReads(t *testing.T) {
 	const page = 4096
-	data := make([]byte, 6*page+123) // a partial page at the end
+	data := make([]byte, 40*page+123) // a partial page at the end
 	rand.Read(data)
 	path := writeEvicted(t, data)
 	s, err := OpenFile(path)
@@ -92,20 +92,20 @@ func TestFileSourceReads(t *testing.T) {
 			t.Errorf("%s: read %d at %d = %d bytes, %v; want %d bytes, %v, and the file's bytes", name, len(p), off, n, err, len(want), wantErr)
 		}
 	}
-	check("aligned", alignedBuf(2*page, align), page, nil)                       // pages 1-2, direct
-	check("unaligned buffer", alignedBuf(page+1, align)[1:], 3*page, nil)        // page 3, buffered
-	check("unaligned offset", alignedBuf(100, align), 4*page+7, nil)             // page 4, buffered
-	check("aligned, through the end", alignedBuf(2*page, align), 5*page, io.EOF) // page 5 and the tail
-	check("past the end", alignedBuf(page, align), 7*page, io.EOF)
+	check("large, aligned", alignedBuf(16*page, align), page, nil)               // pages 1-16, direct
+	check("small, aligned", alignedBuf(page, align), 20*page, nil)               // page 20, buffered
+	check("unaligned buffer", alignedBuf(16*page+1, align)[1:], 22*page, nil)    // pages 22-37, buffered
+	check("large, through the end", alignedBuf(16*page, align), 38*page, io.EOF) // pages 38-40, buffered
+	check("past the end", alignedBuf(16*page, align), 41*page, io.EOF)
 
 	if s.direct == nil {
 		return
 	}
-	// The aligned read bypassed the page cache; the others went through it.
+	// The large aligned read bypassed the page cache; the others went through it.
 	res := resident(t, path)
-	for pg, want := range map[int]bool{1: false, 2: false, 3: true, 4: true, 5: true} {
+	for pg, want := range map[int]bool{1: false, 8: false, 16: false, 20: true, 22: true, 37: true, 38: true} {
 		if res[pg] != want {
-			t.Errorf("page %d resident = %v, want %v (aligned reads must bypass the page cache)", pg, res[pg], want)
+			t.Errorf("page %d resident = %v, want %v (only large aligned reads bypass the page cache)", pg, res[pg], want)
 		}
 	}
 }
