@@ -657,8 +657,9 @@ EOF
 "Cold" is the goals' measurement: page cache dropped, so the disk is read too. "Backing file
 cached": the page cache is dropped, the file under the FUSE filesystem (the encfs image, the
 gocryptfs ciphertext file, the plain file for the loopback) is read once into it, and then the
-FUSE filesystem, mounted afresh, is read: the cost of the filesystem itself without the disk.
-"Daemon CPU": user + system time of the FUSE daemon during the cold read, per GiB read (the
+FUSE filesystem, mounted afresh, is read: the cost of the filesystem itself without the disk
+(encfs reads a local image with O_DIRECT, so a cached image does not help it; its figure there
+is a second cold read). "Daemon CPU": user + system time of the FUSE daemon during the cold read, per GiB read (the
 kernel's copy into the mount's page cache is charged to it). "Page cache growth": how much
 /proc/meminfo's Cached grew during the cold read: the file's own pages plus whatever the
 daemon caches underneath (the backing file, for a filesystem that reads it through the cache).
