@@ -49,8 +49,9 @@ func (g *treeGeometry) top() int { return len(g.levels) - 1 }
 
 // tagger computes GMAC tags of ciphertext content blocks. The nonce is the block number, so a
 // block moved to another position fails its tag; the key is per image, so a block from another
-// image fails too. A tagger holds the nonce and tag buffers that the AEAD interface would
-// otherwise allocate for every block; it is not safe for concurrent use.
+// image fails too. A tagger holds the nonce and tag buffers, which would otherwise escape
+// to the heap for every block (the fallback path passes them through cipher.AEAD); it is not
+// safe for concurrent use.
 type tagger struct {
 	mac   *gmac.MAC
 	nonce [gmac.NonceSize]byte
