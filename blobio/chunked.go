@@ -212,9 +212,12 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 	}
 	first, last := off/c.chunk, (off+int64(len(p))-1)/c.chunk
 	if c.through && !c.held(first, last) {
+		c.readThrough.Add(1)
 		n, err := c.readSource(ctx, p, off)
 		if err == nil {
 			err = eof
+		} else if !errors.Is(err, io.EOF) {
+			c.fetchErrors.Add(1)
 		}
 		return n, err
 	}
@@ -287,18 +290,17 @@ func (c *Chunked) held(first, last int64) bool {
 	return true
 }
 
-// readSource reads from the source, counted like a fetch.
+// readSource reads from the source, counted as a fetch with its latency and bytes. Callers
+// count the errors, after deciding which io.EOF is one.
 func (c *Chunked) readSource(ctx context.Context, p []byte, off int64) (int, error) {
+	c.running.Add(1)
 	t0 := time.Now()
 	n, err := c.src.ReadAt(ctx, p, off)
 	c.latencyNanos.Add(int64(time.Since(t0)))
 	c.latencyCount.Add(1)
+	c.running.Add(-1)
 	c.fetches.Add(1)
 	c.bytesFetched.Add(int64(n))
-	c.readThrough.Add(1)
-	if err != nil && !errors.Is(err, io.EOF) {
-		c.fetchErrors.Add(1)
-	}
 	return n, err
 }
 
@@ -445,19 +447,12 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 			}
 		}
 		data = c.newBuf(want)
-		c.running.Add(1)
-		t0 := time.Now()
-		n, err := c.src.ReadAt(c.ctx, data, idx*c.chunk)
-		c.latencyNanos.Add(int64(time.Since(t0)))
-		c.latencyCount.Add(1)
-		c.running.Add(-1)
+		n, err := c.readSource(c.ctx, data, idx*c.chunk)
 		<-c.sem
 		if haveWorker {
 			c.prefetchN.Add(-1)
 			haveWorker = false
 		}
-		c.fetches.Add(1)
-		c.bytesFetched.Add(int64(n))
 		if err == io.EOF && n == want {
 			err = nil
 		}

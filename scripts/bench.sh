@@ -351,6 +351,21 @@ encfs_request_kb() { # average read request size seen by the encfs daemon, from 
 
 free_port() { "$BIN/benchread" freeport; }
 
+# With BENCH_PERF=1, the first run of encfs is recorded machine-wide into $D/perf-NAME.data.
+PERF_PID=""
+perf_start() { # perf_start NAME TARGET RUN
+	[[ "${BENCH_PERF:-0}" == 1 && "$2" == encfs && "$3" == 1 ]] || return 0
+	perf record -q -a -g -F 1999 -o "$D/perf-$1.data" 2>/dev/null &
+	PERF_PID=$!
+	sleep 0.2
+}
+perf_stop() {
+	[[ -n "$PERF_PID" ]] || return 0
+	kill -INT "$PERF_PID"
+	wait "$PERF_PID" || true
+	PERF_PID=""
+}
+
 # CPU time and page cache, for the efficiency columns: unlike MB/s they barely move when the
 # host steals time from this VM.
 TICK="$(getconf CLK_TCK)"
@@ -374,22 +389,14 @@ bench_seq() {
 			fi
 			if [[ "$t" != plain ]]; then RA[$t]="$(read_ahead_of "$MNT/$t")"; fi
 			drop_caches
-			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
-				perf record -q -a -g -F 1999 -o "$D/perf-seq.data" 2>/dev/null &
-				local perfpid=$!
-				sleep 0.2
-			fi
+			perf_start seq "$t" "$r"
 			c0="$(cpu_ticks "${MPID:-0}")" k0="$(cached_kib)"
 			out="$("$BIN/benchread" seq "$(target_root "$t")/$BIGREL")"
 			if [[ "$t" != plain ]]; then
 				cpu[$t]="${cpu[$t]:-} $(calc "($(cpu_ticks "$MPID") - $c0) / $TICK / $BIG_MIB * 1024" 2)"
 			fi
 			cache[$t]="${cache[$t]:-} $(calc "($(cached_kib) - $k0) / 1024" 0)"
-			if [[ -n "${perfpid:-}" ]]; then
-				kill -INT "$perfpid"
-				wait "$perfpid" || true
-				perfpid=""
-			fi
+			perf_stop
 			log "seq $t run $r: $out"
 			all[$t]="${all[$t]:-} $(kv mbps "$out")"
 			if [[ "$t" == encfs ]]; then REQKB[encfs]="$(encfs_request_kb "$port")"; fi
@@ -450,17 +457,9 @@ bench_shuffle() {
 		for t in "${TARGETS[@]}"; do
 			if [[ "$t" != plain ]]; then mount_target "$t"; fi
 			drop_caches
-			if [[ "${BENCH_PERF:-0}" == 1 && "$t" == encfs && $r == 1 ]]; then
-				perf record -q -a -g -F 1999 -o "$D/perf-shuffle.data" 2>/dev/null &
-				local perfpid=$!
-				sleep 0.2
-			fi
+			perf_start shuffle "$t" "$r"
 			out="$("$BIN/benchread" shuffle -jobs "$JOBS" -seed "$r" "$(target_root "$t")" "$LIST")"
-			if [[ -n "${perfpid:-}" ]]; then
-				kill -INT "$perfpid"
-				wait "$perfpid" || true
-				perfpid=""
-			fi
+			perf_stop
 			log "shuffle $t run $r: $out"
 			fps[$t]="${fps[$t]:-} $(kv files_per_s "$out")"
 			mbps[$t]="${mbps[$t]:-} $(kv mbps "$out")"
