@@ -2,19 +2,21 @@
 // 4096-byte blocks of an encfs image: the leaf tags of its integrity tree.
 //
 // The result is exactly crypto/cipher's AES-GCM Seal(nil, nonce, nil, data) with a 12-byte
-// nonce and a 16-byte tag. On amd64 CPUs with AVX-512 and VPCLMULQDQ, data of up to 4096
-// bytes in whole 256-byte groups is hashed in assembly: every 16-byte block is multiplied by
-// its own power of the hash key, four blocks per 512-bit instruction, and the products are
-// summed and reduced once, so no multiplication waits on another (the standard library's
-// GHASH takes 8 blocks at a time in 128-bit registers and reduces after each 8). Other
-// lengths, and other CPUs, use the standard library's AES-GCM.
+// nonce and a 16-byte tag. On amd64 CPUs with AVX-512 and VPCLMULQDQ, with an AES-256 key,
+// data of up to 4096 bytes in whole 256-byte groups is tagged in assembly: every 16-byte block
+// is multiplied by its own power of the hash key, four blocks per 512-bit instruction, and the
+// products are summed and reduced once, so no multiplication waits on another (the standard
+// library's GHASH takes 8 blocks at a time in 128-bit registers and reduces after each 8); the
+// counter block is encrypted in the same call, from round keys expanded once. Other lengths,
+// key sizes and CPUs use the standard library's AES-GCM.
 package gmac
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/subtle"
 	"fmt"
+
+	"github.com/encfs/encfs/internal/aeskey"
 )
 
 const (
@@ -29,11 +31,11 @@ const (
 
 // MAC computes GMAC tags under one AES key. It is safe for concurrent use.
 type MAC struct {
-	block cipher.Block
-	gcm   cipher.AEAD
-	// powers holds H^256 ... H^1 in the form the assembly multiplies by; nil when the
-	// assembly is not used on this CPU.
+	gcm cipher.AEAD
+	// powers holds H^256 ... H^1 in the form the assembly multiplies by, and rk the round
+	// keys of K; both nil when the assembly is not used (CPU or key size).
 	powers *[maxBlocks][16]byte
+	rk     *[15][16]byte
 }
 
 // New returns a MAC for a 16-, 24- or 32-byte AES key.
@@ -46,30 +48,28 @@ func New(key []byte) (*MAC, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gmac: %w", err)
 	}
-	m := &MAC{block: blk, gcm: gcm}
-	if useAsm {
+	m := &MAC{gcm: gcm}
+	if useAsm && len(key) == 32 {
 		var h [16]byte
 		blk.Encrypt(h[:], h[:]) // the hash key H = E_K(0^128)
 		m.powers = new([maxBlocks][16]byte)
 		ghashPowers(&h, m.powers)
 		clear(h[:])
+		m.rk = new([15][16]byte)
+		aeskey.Expand256(m.rk, key)
 	}
 	return m, nil
 }
 
-// Tag writes the GMAC of data under nonce to tag.
-func (m *MAC) Tag(tag *[TagSize]byte, nonce *[NonceSize]byte, data []byte) {
+// Tag writes the GMAC of data under nonce to t.
+func (m *MAC) Tag(t *[TagSize]byte, nonce *[NonceSize]byte, data []byte) {
 	n := len(data) / 16
 	if m.powers == nil || len(data) == 0 || len(data)%groupSize != 0 || n > maxBlocks {
-		m.gcm.Seal(tag[:0], nonce[:], nil, data)
+		m.gcm.Seal(t[:0], nonce[:], nil, data)
 		return
 	}
-	// tag = E_K(nonce || 0^31 || 1) XOR GHASH_H(data, lengths). The block cipher works in
-	// tag itself: a local buffer passed to it through the interface would be allocated.
-	copy(tag[:], nonce[:])
-	tag[12], tag[13], tag[14], tag[15] = 0, 0, 0, 1
-	m.block.Encrypt(tag[:], tag[:])
-	var sum [16]byte
-	ghash(&m.powers[maxBlocks-n], data, &sum) // block i takes H^(n-i)
-	subtle.XORBytes(tag[:], tag[:], sum[:])
+	// tag = E_K(J0) XOR GHASH_H(data, lengths), J0 = nonce || 0^31 || 1
+	copy(t[:], nonce[:])
+	t[12], t[13], t[14], t[15] = 0, 0, 0, 1
+	tag(&m.powers[maxBlocks-n], data, m.rk, t) // block i takes H^(n-i)
 }

@@ -92,19 +92,39 @@ powersLoop:
 	VPXORQ     Z9, Z6, Z6             \
 	VPTERNLOGQ $0x96, Z11, Z10, Z7
 
-// func ghash(powers *[16]byte, data []byte, out *[16]byte)
+// func tag(powers *[16]byte, data []byte, rk *[15][16]byte, tag *[16]byte)
 //
-// GHASH of n = len(data)/16 blocks and the length block, by full aggregation: block i
-// (from 0) is multiplied by H^(n-i), taken from powers (which points at that power of the
-// first block), the products are summed unreduced and reduced once; then the length block is
-// added and the sum multiplied by H. No step waits on the one before, so the multiplier runs
-// at its throughput, not its latency.
-TEXT ·ghash(SB), NOSPLIT, $0-40
+// GMAC of data under the AES-256 round keys rk: tag holds the counter block J0 on entry and
+// E_K(J0) XOR GHASH(data) on return. GHASH of n = len(data)/16 blocks and the length block is
+// computed by full aggregation: block i (from 0) is multiplied by H^(n-i), taken from powers
+// (which points at that power of the first block), the products are summed unreduced and
+// reduced once; then the length block is added and the sum multiplied by H. No step waits on
+// the one before, so the multiplier runs at its throughput, not its latency. E_K(J0) is
+// computed first in X13, which the loop leaves alone, so its rounds overlap the hashing.
+TEXT ·tag(SB), NOSPLIT, $0-48
 	MOVQ powers+0(FP), DI
 	MOVQ data_base+8(FP), SI
 	MOVQ data_len+16(FP), DX
-	MOVQ out+32(FP), R8
+	MOVQ rk+32(FP), R9
+	MOVQ tag+40(FP), R8
 	MOVQ DX, CX
+
+	VMOVDQU     (R8), X13
+	VPXOR       (R9), X13, X13
+	VAESENC     16(R9), X13, X13
+	VAESENC     32(R9), X13, X13
+	VAESENC     48(R9), X13, X13
+	VAESENC     64(R9), X13, X13
+	VAESENC     80(R9), X13, X13
+	VAESENC     96(R9), X13, X13
+	VAESENC     112(R9), X13, X13
+	VAESENC     128(R9), X13, X13
+	VAESENC     144(R9), X13, X13
+	VAESENC     160(R9), X13, X13
+	VAESENC     176(R9), X13, X13
+	VAESENC     192(R9), X13, X13
+	VAESENC     208(R9), X13, X13
+	VAESENCLAST 224(R9), X13, X13
 
 	VBROADCASTI32X4 bswapMask<>(SB), Z31
 	VMOVDQU gcmPoly<>(SB), X14
@@ -171,6 +191,7 @@ groupLoop:
 	MUL(X0, X2)
 	VMOVDQU bswapMask<>(SB), X15
 	VPSHUFB X15, X0, X0
+	VPXOR   X13, X0, X0
 	VMOVDQU X0, (R8)
 	VZEROUPPER
 	RET

@@ -39,6 +39,9 @@ func TestMatchesGCM(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if asm := m.rk != nil; asm != (useAsm && keyLen == 32) {
+			t.Fatalf("key %d bytes: assembly in use = %v; it is for AES-256 keys on CPUs that have it", keyLen, asm)
+		}
 		// 4096 is the image block; the others cover one and many groups, and the fallback
 		// for lengths the assembly does not take.
 		for _, n := range []int{0, 1, 15, 16, 255, 256, 512, 3840, 4096, 4096 + 16, 4096 + 256, 65536} {

@@ -2,7 +2,11 @@
 
 package xts
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"github.com/encfs/encfs/internal/aeskey"
+)
 
 // The assembly in xts_amd64.s has three paths, fastest first: VAES with
 // AVX-512 (16 blocks per loop in four 512-bit registers), VAES with AVX2 (16
@@ -24,14 +28,25 @@ type asmKeys struct {
 }
 
 func (k *asmKeys) expand(key []byte) {
-	expandKey256(&k.enc, key[:32])
-	expandKey256(&k.tweak, key[32:])
+	aeskey.Expand256(&k.enc, key[:32])
+	aeskey.Expand256(&k.tweak, key[32:])
 	inverseKeySchedule(&k.dec, &k.enc)
 	for i := range k.enc {
 		copy(k.enc2[i][:16], k.enc[i][:])
 		copy(k.enc2[i][16:], k.enc[i][:])
 		copy(k.dec2[i][:16], k.dec[i][:])
 		copy(k.dec2[i][16:], k.dec[i][:])
+	}
+}
+
+// inverseKeySchedule derives the round keys of the "equivalent inverse
+// cipher" (FIPS 197 section 5.3.5) that AESDEC implements: the encryption
+// keys in reverse order, the inner ones passed through InvMixColumns.
+func inverseKeySchedule(dec, enc *[15][16]byte) {
+	dec[0], dec[14] = enc[14], enc[0]
+	for i := 1; i < 14; i++ {
+		dec[i] = enc[14-i]
+		invMixColumns(&dec[i])
 	}
 }
 

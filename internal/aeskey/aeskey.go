@@ -1,12 +1,9 @@
-//go:build amd64 && !purego
-
-package xts
+// Package aeskey expands AES-256 keys into their round keys (FIPS 197, section 5.2), for the
+// assembly in packages xts and gmac, which needs the round keys themselves: crypto/aes keeps
+// its own private. Words are stored big-endian, the byte order AESENC expects.
+package aeskey
 
 import "encoding/binary"
-
-// AES-256 key expansion (FIPS 197, section 5.2) for the assembly, which needs
-// the round keys themselves; crypto/aes keeps its own private. Words are
-// stored big-endian, the byte order AESENC expects.
 
 // sbox is the AES S-box: the inverse in GF(2^8) followed by the affine map of
 // FIPS 197 section 5.1.1, computed rather than transcribed.
@@ -46,8 +43,8 @@ func subWord(w uint32) uint32 {
 		uint32(sbox[w>>8&0xff])<<8 | uint32(sbox[w&0xff])
 }
 
-// expandKey256 writes the 15 round keys of a 32-byte AES key.
-func expandKey256(rk *[15][16]byte, key []byte) {
+// Expand256 writes the 15 round keys of a 32-byte AES key to rk.
+func Expand256(rk *[15][16]byte, key []byte) {
 	const nk = 8 // key words
 	var w [60]uint32
 	for i := range nk {
@@ -67,16 +64,5 @@ func expandKey256(rk *[15][16]byte, key []byte) {
 	}
 	for i, x := range w {
 		binary.BigEndian.PutUint32(rk[i/4][4*(i%4):], x)
-	}
-}
-
-// inverseKeySchedule derives the round keys of the "equivalent inverse
-// cipher" (FIPS 197 section 5.3.5) that AESDEC implements: the encryption
-// keys in reverse order, the inner ones passed through InvMixColumns.
-func inverseKeySchedule(dec, enc *[15][16]byte) {
-	dec[0], dec[14] = enc[14], enc[0]
-	for i := 1; i < 14; i++ {
-		dec[i] = enc[14-i]
-		invMixColumns(&dec[i])
 	}
 }
