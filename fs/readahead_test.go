@@ -18,6 +18,10 @@ func TestReadaheadSequentialGrowsWindow(t *testing.T) {
 		if covered < off+1<<20 {
 			t.Fatalf("read at %d: prefetched only up to %d", off, covered)
 		}
+		// Topped up in small steps, never in half-window batches that leave the source idle.
+		if ahead := covered - (off + 1<<20); ahead < r.window-r.window/topUpDivisor {
+			t.Fatalf("read at %d: only %d bytes prefetched ahead with a %d-byte window", off, ahead, r.window)
+		}
 		if r.window < lastWindow {
 			t.Fatalf("window shrank from %d to %d on a sequential reader", lastWindow, r.window)
 		}
@@ -36,6 +40,16 @@ func TestReadaheadToleratesReorderedRequests(t *testing.T) {
 		if r.run == 0 {
 			t.Fatalf("read at %d counted as random", off)
 		}
+	}
+	// A request that starts well after later ones (6 MiB late, as traced on a real mount)
+	// keeps the window, and the next batch is still measured from the furthest read.
+	for off := int64(6 << 20); off < 40<<20; off += 1 << 20 {
+		r.advise(off, 1<<20, 1<<30)
+	}
+	window, ahead := r.window, r.ahead
+	if _, n := r.advise(34<<20, 1<<20, 1<<30); n != 0 || r.run == 0 || r.window != window || r.ahead != ahead {
+		t.Fatalf("a late read changed the readahead: prefetch %d, run %d, window %d (was %d), ahead %d (was %d)",
+			n, r.run, r.window, window, r.ahead, ahead)
 	}
 }
 
