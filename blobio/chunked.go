@@ -104,7 +104,8 @@ type Chunked struct {
 	mu       sync.Mutex
 	mem      *memLRU
 	inflight map[int64]*call
-	free     [][]byte // chunk buffers nobody references any more, for the next fetches
+	free     []*chunkBuf // chunk buffers nobody references any more, for the next fetches
+	closed   bool        // set by Close: buffers are no longer recycled
 
 	disk    *diskCache // fixed at construction; released by Close after the fetches end
 	diskErr error
@@ -174,10 +175,19 @@ func (c *Chunked) Identity() string {
 }
 
 // Close stops the fetches (waiting for them to end: sources honour cancellation), releases
-// the disk cache and closes the source.
+// the memory and disk caches and closes the source. A chunk a reader still holds is released
+// when the reader lets go of it.
 func (c *Chunked) Close() error {
 	c.cancel()
 	c.fetchWG.Wait()
+	c.mu.Lock()
+	c.closed = true
+	c.mem.clear()
+	for _, b := range c.free {
+		c.discardLocked(b)
+	}
+	c.free = nil
+	c.mu.Unlock()
 	if c.disk != nil {
 		c.disk.close()
 	}
@@ -316,20 +326,25 @@ func (c *Chunked) releaseWhenDone(calls []*call) {
 	}
 }
 
-// newBuf returns a buffer for chunk idx, recycled when one is free: allocating (and zeroing,
-// and collecting) 8 MiB per fetch costs more CPU than the rest of the layer.
-func (c *Chunked) newBuf(n int) []byte {
-	if int64(n) == c.chunk {
-		c.mu.Lock()
-		if k := len(c.free); k > 0 {
-			b := c.free[k-1]
-			c.free = c.free[:k-1]
-			c.mu.Unlock()
-			return b
-		}
-		c.mu.Unlock()
+// newBuf returns an n-byte chunk buffer with no references, recycled when one is free:
+// allocating (and zeroing, and collecting) 8 MiB per fetch costs more CPU than the rest of the
+// layer. Whole chunks are mapped for huge pages where their size allows (chunkmem.go).
+func (c *Chunked) newBuf(n int) *chunkBuf {
+	if int64(n) != c.chunk {
+		return &chunkBuf{data: make([]byte, n)}
 	}
-	return make([]byte, n)
+	c.mu.Lock()
+	if k := len(c.free); k > 0 {
+		b := c.free[k-1]
+		c.free = c.free[:k-1]
+		c.mu.Unlock()
+		return b
+	}
+	c.mu.Unlock()
+	if data := mapChunk(n); data != nil {
+		return &chunkBuf{data: data, mapped: true}
+	}
+	return &chunkBuf{data: make([]byte, n)}
 }
 
 // release drops one reference on b.
@@ -339,12 +354,29 @@ func (c *Chunked) release(b *chunkBuf) {
 	c.mu.Unlock()
 }
 
-// unrefLocked drops one reference with c.mu held; the last one recycles the buffer (a few are
-// kept, enough for the fetches in flight).
+// unrefLocked drops one reference with c.mu held; the last one recycles the buffer.
 func (c *Chunked) unrefLocked(b *chunkBuf) {
 	b.refs--
-	if b.refs == 0 && int64(len(b.data)) == c.chunk && len(c.free) < c.workers+2 {
-		c.free = append(c.free, b.data)
+	if b.refs == 0 {
+		c.recycleLocked(b)
+	}
+}
+
+// recycleLocked keeps an unreferenced buffer for a later fetch (a few are kept, enough for the
+// fetches in flight) or discards it.
+func (c *Chunked) recycleLocked(b *chunkBuf) {
+	if !c.closed && int64(len(b.data)) == c.chunk && len(c.free) < c.workers+2 {
+		c.free = append(c.free, b)
+		return
+	}
+	c.discardLocked(b)
+}
+
+// discardLocked lets an unreferenced buffer go.
+func (c *Chunked) discardLocked(b *chunkBuf) {
+	if b.mapped {
+		unmapChunk(b.data)
+		b.data, b.mapped = nil, false
 	}
 }
 
@@ -429,15 +461,15 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 	defer c.fetchWG.Done()
 	want := c.chunkLen(idx)
-	var data []byte
+	var b *chunkBuf
 	fromDisk := false
 	if c.disk != nil {
-		if b, ok := c.disk.get(idx, want); ok {
-			data, fromDisk = b, true
+		if data, ok := c.disk.get(idx, want); ok {
+			b, fromDisk = &chunkBuf{data: data}, true
 			c.diskHits.Add(1)
 		}
 	}
-	if data == nil {
+	if b == nil {
 		if !haveWorker {
 			select {
 			case c.sem <- struct{}{}:
@@ -446,8 +478,8 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 				return
 			}
 		}
-		data = c.newBuf(want)
-		n, err := c.readSource(c.ctx, data, idx*c.chunk)
+		b = c.newBuf(want)
+		n, err := c.readSource(c.ctx, b.data, idx*c.chunk)
 		<-c.sem
 		if haveWorker {
 			c.prefetchN.Add(-1)
@@ -458,6 +490,9 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 		}
 		if err != nil {
 			c.fetchErrors.Add(1)
+			c.mu.Lock()
+			c.recycleLocked(b)
+			c.mu.Unlock()
 			c.finish(idx, cl, nil, err)
 			return
 		}
@@ -466,10 +501,9 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 		<-c.sem
 		c.prefetchN.Add(-1)
 	}
-	b := &chunkBuf{data: data}
 	c.finish(idx, cl, b, nil)
 	if c.disk != nil && !fromDisk {
-		if err := c.disk.put(idx, data); err != nil {
+		if err := c.disk.put(idx, b.data); err != nil {
 			c.diskErrors.Add(1)
 			slog.Default().Debug("disk cache write failed", "err", err)
 		} else {

@@ -4,10 +4,12 @@ import "container/list"
 
 // chunkBuf is one fetched chunk. Its buffer is recycled for a later fetch once nobody uses it:
 // refs counts the users (the memory cache, each reader copying out of it, the fetch writing it
-// to the disk cache). refs is guarded by Chunked.mu.
+// to the disk cache). refs is guarded by Chunked.mu. A mapped buffer (mapChunk) is unmapped
+// when it is not recycled; any other is left to the garbage collector.
 type chunkBuf struct {
-	data []byte
-	refs int
+	data   []byte
+	refs   int
+	mapped bool
 }
 
 // memLRU is the in-memory chunk cache: least recently used out first, bounded by bytes. It
@@ -62,6 +64,13 @@ func (c *memLRU) add(idx int64, b *chunkBuf) int {
 		n++
 	}
 	return n
+}
+
+// clear drops every chunk.
+func (c *memLRU) clear() {
+	for c.ll.Len() > 0 {
+		c.removeElem(c.ll.Back())
+	}
 }
 
 func (c *memLRU) remove(idx int64) {
