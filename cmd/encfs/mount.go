@@ -19,6 +19,7 @@ import (
 	"github.com/encfs/encfs/config"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/retry"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/metrics"
 	"github.com/encfs/encfs/mount"
@@ -281,7 +282,7 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
 			Source: sourceOptions{
-				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: blobio.RetryOptions{MaxElapsed: 30 * time.Second}},
+				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: 30 * time.Second}},
 				Chunk: blobio.ChunkOptions{DiskCache: fsys.DiskCacheDir, DiskCacheBytes: int64(fsys.DiskCacheSize)},
 			},
 			Keys: func(ctx context.Context) ([][]byte, error) {
