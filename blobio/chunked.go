@@ -413,8 +413,7 @@ func (c *Chunked) countFailure(err error) {
 // if the last reader left because its deadline came, the chunk is remembered as failed, so
 // that the kernel's immediate retries of the same pages fail fast (FailedChunkTTL).
 func (c *Chunked) leave(first int64, calls []*call, why error) {
-	timedOut := errors.Is(why, context.DeadlineExceeded)
-	var abandoned []int64
+	var late []int64 // chunks the reader gave up waiting for
 	c.mu.Lock()
 	for i, cl := range calls {
 		if cl.finished {
@@ -423,23 +422,27 @@ func (c *Chunked) leave(first int64, calls []*call, why error) {
 			}
 			continue
 		}
+		late = append(late, first+int64(i))
 		cl.waiters--
 		if cl.waiters == 0 && !cl.prefetch {
 			cl.cancel()
-			abandoned = append(abandoned, first+int64(i))
 		}
 	}
 	c.mu.Unlock()
-	if timedOut && len(abandoned) > 0 {
-		err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-			Err: errors.New("no answer within the reader's deadline"), Hint: hintFor(ErrUnreachable, false)}
-		for _, idx := range abandoned {
-			c.rememberFailure(idx, err)
-		}
-		c.fetchErrors.Add(1)
-		c.errorsByCause[causeIndex(why)].Add(1)
-		c.health.failed(err)
+	if !errors.Is(why, context.DeadlineExceeded) || len(late) == 0 {
+		return
 	}
+	// The storage did not deliver in time. Requests that arrive now for these chunks fail at
+	// once, even while readers that came earlier still wait for a fetch in flight: the kernel
+	// retries a failed read page by page, and each retry would otherwise wait its own deadline.
+	err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
+		Err: errors.New("no answer within the reader's deadline"), Hint: hintFor(ErrUnreachable, false)}
+	for _, idx := range late {
+		c.rememberFailure(idx, err)
+	}
+	c.fetchErrors.Add(1)
+	c.errorsByCause[causeIndex(why)].Add(1)
+	c.health.failed(err)
 }
 
 // rememberFailure records that chunk idx failed, for FailedChunkTTL.
@@ -544,6 +547,13 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		c.hits.Add(1)
 		return doneCall(b, nil), false
 	}
+	if err := c.recentFailureLocked(idx); err != nil {
+		c.mu.Unlock()
+		if prefetch {
+			return nil, true
+		}
+		return doneCall(nil, err), false
+	}
 	if cl, ok := c.inflight[idx]; ok {
 		if prefetch {
 			c.mu.Unlock()
@@ -560,13 +570,6 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 			return nil, false
 		}
 		return doneCall(nil, fmt.Errorf("read %s: %w", c, errClosed)), false
-	}
-	if err := c.recentFailureLocked(idx); err != nil {
-		c.mu.Unlock()
-		if prefetch {
-			return nil, true
-		}
-		return doneCall(nil, err), false
 	}
 	if prefetch && !c.health.prefetchAllowed() {
 		c.mu.Unlock()
@@ -692,6 +695,7 @@ func (c *Chunked) finish(idx int64, cl *call, b *chunkBuf, err error) {
 	if err == nil {
 		b.refs = cl.waiters + 1
 		c.evictions.Add(int64(c.mem.add(idx, b)))
+		delete(c.failed, idx) // a reader that timed out on it may have marked it failed
 	}
 	cl.buf, cl.err, cl.finished = b, err, true
 	c.mu.Unlock()
