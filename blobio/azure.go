@@ -75,14 +75,14 @@ func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, err
 
 func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (*AzureSource, error) {
 	s := &AzureSource{url: u, name: redactURL(u), auth: c.mode}
-	s.retry = retrier{opts: opts.Retry.withDefaults(), retries: &s.retries, source: s.name, azure: true}
+	s.retry = newRetrier(opts.Retry, &s.retries, s.name, true)
 	cl, err := newBlobClient(u.String(), c, opts)
 	if err != nil {
 		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: redactErr(err),
 			Hint: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
 	}
 	s.client = cl
-	if err := checkToken(ctx, c, s.retry.opts.TryTimeout, "open", s.name); err != nil {
+	if err := checkToken(ctx, c, s.retry.policy.TryTimeout, "open", s.name); err != nil {
 		return nil, err
 	}
 	var props blob.GetPropertiesResponse

@@ -41,6 +41,54 @@ type ChunkOptions struct {
 	// read costs just its own bytes, and sequential readers are served by prefetch. Reads
 	// passed through do not take a worker: the caller's own concurrency bounds them.
 	ReadThrough bool
+	// Log receives the source's changes of state (outage, breaker) and disk cache trouble;
+	// default slog.Default().
+	Log *slog.Logger
+}
+
+// FailedChunkTTL is how long a chunk whose fetch failed (or whose readers all timed out) is
+// remembered as failed. The kernel answers a failed readahead by asking again for the same
+// pages at once, one by one; each of those fails fast instead of spending the whole deadline
+// again. After it the chunk is fetched anew.
+const FailedChunkTTL = 2 * time.Second
+
+func (o ChunkOptions) withDefaults() ChunkOptions {
+	if o.ChunkSize <= 0 {
+		o.ChunkSize = DefaultChunkSize
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.CacheBytes == 0 {
+		o.CacheBytes = 128 << 20
+	}
+	if o.CacheBytes < 0 {
+		o.CacheBytes = 0
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return o
+}
+
+// MemoryBound is the most memory a Chunked layer with these options holds in chunk buffers:
+// the memory cache, one chunk per worker in flight, and the buffers kept for reuse (Workers+2,
+// see recycleLocked). A chunk that a reader is still copying or verifying when the cache drops
+// it lives on until the reader lets go; that is transient and not counted.
+func (o ChunkOptions) MemoryBound() int64 {
+	o = o.withDefaults()
+	return o.CacheBytes + int64(2*o.Workers+2)*o.ChunkSize
+}
+
+// HeapBound is the part of MemoryBound on the Go heap. Whole chunks of a multiple of 2 MiB
+// live in mappings of their own (chunkmem.go), outside it; then only a short last chunk of the
+// image is on the heap.
+func (o ChunkOptions) HeapBound() int64 {
+	o = o.withDefaults()
+	if o.ChunkSize%hugePageSize == 0 {
+		return o.ChunkSize
+	}
+	return o.MemoryBound()
 }
 
 // Identifier is implemented by sources that can name the exact version they read (location
@@ -52,25 +100,32 @@ type retryCounter interface{ Retries() int64 }
 
 // Stats is a snapshot of a Chunked layer's counters, for metrics.
 type Stats struct {
-	BytesFetched      int64 // bytes read from the source
-	Fetches           int64 // source reads (one per chunk fetched)
-	FetchErrors       int64 // source reads that failed after retries
-	FetchLatencySum   time.Duration
-	FetchLatencyCount int64
-	CacheHits         int64 // chunk lookups served from memory
-	CacheMisses       int64 // chunk lookups that had to wait for a fetch (or the disk)
-	DedupWaits        int64 // lookups that joined a fetch already in flight
-	DiskHits          int64
-	DiskWrites        int64
-	DiskErrors        int64
-	Evictions         int64 // chunks dropped from the memory cache
-	PrefetchIssued    int64
-	PrefetchDropped   int64 // prefetch hints dropped because workers were busy
-	ReadThrough       int64 // reads passed straight to the source (ChunkOptions.ReadThrough)
-	Retries           int64 // retried attempts in the source
-	CachedBytes       int64 // bytes in the memory cache now
-	InFlight          int64 // fetches running now
+	BytesFetched       int64 // bytes read from the source
+	Fetches            int64 // source reads (one per chunk fetched)
+	FetchErrors        int64 // source reads that failed after retries
+	FetchLatencySum    time.Duration
+	FetchLatencyCount  int64
+	CacheHits          int64                        // chunk lookups served from memory
+	CacheMisses        int64                        // chunk lookups that had to wait for a fetch (or the disk)
+	DedupWaits         int64                        // lookups that joined a fetch already in flight
+	FetchErrorsByCause [len(fetchErrorCauses)]int64 // FetchErrors by FetchErrorCauses
+	DiskHits           int64
+	DiskMisses         int64 // disk cache lookups that found no intact chunk
+	DiskWrites         int64
+	DiskErrors         int64 // disk cache writes that failed
+	DiskCorrupt        int64 // chunks from the disk cache that failed verification above (then fetched again)
+	DiskBytes          int64 // bytes in the disk cache directory now (all sources sharing it)
+	Evictions          int64 // chunks dropped from the memory cache
+	PrefetchIssued     int64
+	PrefetchDropped    int64 // prefetch hints dropped because workers were busy
+	ReadThrough        int64 // reads passed straight to the source (ChunkOptions.ReadThrough)
+	Retries            int64 // retried attempts in the source
+	CachedBytes        int64 // bytes in the memory cache now
+	InFlight           int64 // fetches running now
 }
+
+// FetchErrorCauses names the causes Stats.FetchErrorsByCause counts, in order.
+func FetchErrorCauses() []string { return fetchErrorCauses[:] }
 
 var errClosed = errors.New("source closed")
 
@@ -78,10 +133,32 @@ var errClosed = errors.New("source closed")
 // a reference on the result (counted in waiters until the fetch ends) and releases it after
 // copying out.
 type call struct {
-	done    chan struct{}
-	buf     *chunkBuf
-	err     error
-	waiters int // guarded by Chunked.mu while the fetch is in flight
+	done chan struct{}
+	buf  *chunkBuf
+	err  error
+	// ctx bounds the fetch: cancelled when the last reader waiting for it gives up (a fetch
+	// nobody waits for is not worth its request), never for a prefetch.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// Guarded by Chunked.mu: readers waiting (each holds a reference once the fetch ends),
+	// whether it is a prefetch, and whether it ended (buf and err are then set).
+	waiters  int
+	prefetch bool
+	finished bool
+}
+
+// doneCall is a call that has already ended, with a buffer the reader holds a reference on, or
+// an error.
+func doneCall(b *chunkBuf, err error) *call {
+	cl := &call{done: make(chan struct{}), buf: b, err: err, finished: true}
+	close(cl.done)
+	return cl
+}
+
+// failure is a chunk fetch that failed recently (see FailedChunkTTL).
+type failure struct {
+	err   error
+	until time.Time
 }
 
 // Chunked is a Source that reads through aligned chunks of another Source: several fetches in
@@ -102,8 +179,12 @@ type Chunked struct {
 	mu       sync.Mutex
 	mem      *memLRU
 	inflight map[int64]*call
-	free     []*chunkBuf // chunk buffers nobody references any more, for the next fetches
-	closed   bool        // set by Close: buffers are no longer recycled
+	failed   map[int64]failure // chunks whose fetch failed recently
+	free     []*chunkBuf       // chunk buffers nobody references any more, for the next fetches
+	closed   bool              // set by Close: buffers are no longer recycled
+
+	health *healthTracker
+	log    *slog.Logger
 
 	disk    *diskCache // fixed at construction; released by Close after the fetches end
 	diskErr error
@@ -111,31 +192,23 @@ type Chunked struct {
 
 	bytesFetched, fetches, fetchErrors, latencyNanos, latencyCount atomic.Int64
 	hits, misses, dedup, diskHits, diskWrites, diskErrors          atomic.Int64
+	diskMisses, diskCorrupt                                        atomic.Int64
 	evictions, prefetchIssued, prefetchDropped, running            atomic.Int64
 	readThrough                                                    atomic.Int64
+	errorsByCause                                                  [len(fetchErrorCauses)]atomic.Int64
 }
 
 // NewChunked puts a chunk layer in front of src. It takes ownership of src: Close closes it.
 // A disk cache that cannot be opened is logged and left out (see DiskCacheError): the mount
 // keeps working from the network.
 func NewChunked(src Source, o ChunkOptions) *Chunked {
-	if o.ChunkSize <= 0 {
-		o.ChunkSize = DefaultChunkSize
-	}
-	if o.Workers <= 0 {
-		o.Workers = 8
-	}
-	if o.CacheBytes == 0 {
-		o.CacheBytes = 128 << 20
-	}
-	if o.CacheBytes < 0 {
-		o.CacheBytes = 0
-	}
+	o = o.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Chunked{
 		src: src, size: src.Size(), chunk: o.ChunkSize, workers: o.Workers, through: o.ReadThrough,
 		sem: make(chan struct{}, o.Workers), ctx: ctx, cancel: cancel,
-		inflight: map[int64]*call{},
+		inflight: map[int64]*call{}, failed: map[int64]failure{},
+		health: newHealthTracker(o.Log, src.String()), log: o.Log,
 	}
 	c.mem = newMemLRU(o.CacheBytes, c.unrefLocked)
 	if o.DiskCache != "" {
@@ -146,14 +219,17 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 		if !ok {
 			c.diskErr = fmt.Errorf("disk cache: %s cannot name its version, so its chunks are not cached on disk", src)
 		} else {
-			c.disk, c.diskErr = newDiskCache(o.DiskCache, o.DiskCacheBytes, id.Identity(), o.ChunkSize)
+			c.disk, c.diskErr = newDiskCache(o.DiskCache, o.DiskCacheBytes, id.Identity(), o.ChunkSize, c.log)
 		}
 		if c.diskErr != nil {
-			slog.Default().Warn("disk cache disabled", "err", c.diskErr)
+			c.log.Warn("disk cache disabled", "err", c.diskErr)
 		}
 	}
 	return c
 }
+
+// Health reports whether the source is serving, in an outage, or broken (breaker open).
+func (c *Chunked) Health() Health { return c.health.snapshot() }
 
 // DiskCacheError tells why a requested disk cache is not in use, or nil.
 func (c *Chunked) DiskCacheError() error { return c.diskErr }
@@ -202,7 +278,9 @@ func (c *Chunked) chunkLen(idx int64) int {
 }
 
 // ReadAt reads through the chunks covering [off, off+len(p)), fetching the missing ones in
-// parallel (up to Workers), and copies them out.
+// parallel (up to Workers), and copies them out. It returns when they are there or when ctx
+// ends, whichever is first: a reader's deadline bounds its wait for a worker, the fetch and
+// the fetch's retries.
 func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", c, off)
@@ -221,13 +299,13 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 	first, last := off/c.chunk, (off+int64(len(p))-1)/c.chunk
 	if c.through && !c.held(first, last) {
 		c.readThrough.Add(1)
-		n, err := c.readSource(ctx, p, off)
-		if err == nil {
-			err = eof
-		} else if !errors.Is(err, io.EOF) {
-			c.fetchErrors.Add(1)
+		if err := c.readSource(ctx, p, off); err != nil {
+			if ctx.Err() == nil {
+				c.countFailure(err)
+			}
+			return 0, err
 		}
-		return n, err
+		return len(p), eof
 	}
 	// Start every chunk first so they are fetched in parallel, then copy in order.
 	calls := make([]*call, 0, last-first+1)
@@ -240,12 +318,12 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
-			c.releaseWhenDone(calls[i:])
-			return n, ctx.Err()
+			c.leave(first+int64(i), calls[i:], ctx.Err())
+			return 0, ctx.Err()
 		}
 		if cl.err != nil {
-			c.releaseWhenDone(calls[i+1:])
-			return n, cl.err
+			c.leave(first+int64(i+1), calls[i+1:], cl.err)
+			return 0, cl.err
 		}
 		idx := first + int64(i)
 		lo := int64(0)
@@ -276,7 +354,7 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 	select {
 	case <-cl.done:
 	case <-ctx.Done():
-		c.releaseWhenDone([]*call{cl})
+		c.leave(idx, []*call{cl}, ctx.Err())
 		return nil, nil, true, ctx.Err()
 	}
 	if cl.err != nil {
@@ -298,9 +376,10 @@ func (c *Chunked) held(first, last int64) bool {
 	return true
 }
 
-// readSource reads from the source, counted as a fetch with its latency and bytes. Callers
-// count the errors, after deciding which io.EOF is one.
-func (c *Chunked) readSource(ctx context.Context, p []byte, off int64) (int, error) {
+// readSource fills p from the source, counted as a fetch with its latency and bytes. It
+// succeeds only with p filled: the caller never reads past the end, so a short read is a
+// failure of the source, whatever error (io.EOF included, or none) came with it.
+func (c *Chunked) readSource(ctx context.Context, p []byte, off int64) error {
 	c.running.Add(1)
 	t0 := time.Now()
 	n, err := c.src.ReadAt(ctx, p, off)
@@ -309,19 +388,88 @@ func (c *Chunked) readSource(ctx context.Context, p []byte, off int64) (int, err
 	c.running.Add(-1)
 	c.fetches.Add(1)
 	c.bytesFetched.Add(int64(n))
-	return n, err
+	if n == len(p) && (err == nil || err == io.EOF) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = &Error{Op: fmt.Sprintf("read %d bytes at %d from", len(p), off), Source: c.src.String(), Kind: ErrBadResponse,
+			Err: fmt.Errorf("the source returned only %d bytes", n)}
+	}
+	return err
 }
 
-// releaseWhenDone gives back the references a reader that stopped early holds on calls.
-func (c *Chunked) releaseWhenDone(calls []*call) {
-	for _, cl := range calls {
-		go func() {
-			<-cl.done
+// countFailure counts a failed fetch by cause and tells the health tracker.
+func (c *Chunked) countFailure(err error) {
+	c.fetchErrors.Add(1)
+	c.errorsByCause[causeIndex(err)].Add(1)
+	c.health.failed(err)
+}
+
+// leave is called by a reader that stops waiting for calls (chunks first, first+1, ...)
+// because its context ended (why) or an earlier chunk failed. It gives back the references it
+// holds on calls that already ended. A fetch that no reader waits for any more is cancelled;
+// if the last reader left because its deadline came, the chunk is remembered as failed, so
+// that the kernel's immediate retries of the same pages fail fast (FailedChunkTTL).
+func (c *Chunked) leave(first int64, calls []*call, why error) {
+	timedOut := errors.Is(why, context.DeadlineExceeded)
+	var abandoned []int64
+	c.mu.Lock()
+	for i, cl := range calls {
+		if cl.finished {
 			if cl.buf != nil {
-				c.release(cl.buf)
+				c.unrefLocked(cl.buf)
 			}
-		}()
+			continue
+		}
+		cl.waiters--
+		if cl.waiters == 0 && !cl.prefetch {
+			cl.cancel()
+			abandoned = append(abandoned, first+int64(i))
+		}
 	}
+	c.mu.Unlock()
+	if timedOut && len(abandoned) > 0 {
+		err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
+			Err: errors.New("no answer within the reader's deadline"), Hint: hintFor(ErrUnreachable, false)}
+		for _, idx := range abandoned {
+			c.rememberFailure(idx, err)
+		}
+		c.fetchErrors.Add(1)
+		c.errorsByCause[causeIndex(why)].Add(1)
+		c.health.failed(err)
+	}
+}
+
+// rememberFailure records that chunk idx failed, for FailedChunkTTL.
+func (c *Chunked) rememberFailure(idx int64, err error) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.failed) >= 4096 { // bounded: drop the expired ones, or all if none expired
+		for k, f := range c.failed {
+			if now.After(f.until) {
+				delete(c.failed, k)
+			}
+		}
+		if len(c.failed) >= 4096 {
+			clear(c.failed)
+		}
+	}
+	c.failed[idx] = failure{err: err, until: now.Add(FailedChunkTTL)}
+}
+
+// recentFailureLocked returns the error of chunk idx if its fetch failed within
+// FailedChunkTTL. c.mu is held.
+func (c *Chunked) recentFailureLocked(idx int64) error {
+	f, ok := c.failed[idx]
+	if !ok {
+		return nil
+	}
+	if time.Now().After(f.until) {
+		delete(c.failed, idx)
+		return nil
+	}
+	return f.err
 }
 
 // newBuf returns an n-byte chunk buffer with no references, recycled when one is free:
@@ -363,6 +511,7 @@ func (c *Chunked) unrefLocked(b *chunkBuf) {
 // recycleLocked keeps an unreferenced buffer for a later fetch (a few are kept, enough for the
 // fetches in flight) or discards it.
 func (c *Chunked) recycleLocked(b *chunkBuf) {
+	b.fromDisk = false
 	if !c.closed && int64(len(b.data)) == c.chunk && len(c.free) < c.workers+2 {
 		c.free = append(c.free, b)
 		return
@@ -378,9 +527,9 @@ func (c *Chunked) discardLocked(b *chunkBuf) {
 	}
 }
 
-// start returns a call for chunk idx: already done on a cache hit, shared with a fetch in
-// flight, or a new fetch. For prefetch it returns nil when there is nothing to do, with
-// dropped set when no worker was free.
+// start returns a call for chunk idx: already done on a cache hit or a recent failure, shared
+// with a fetch in flight, or a new fetch. For prefetch it returns nil when there is nothing to
+// do, with dropped set when no worker was free or the source is not serving.
 func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	c.mu.Lock()
 	if b, ok := c.mem.get(idx); ok {
@@ -391,9 +540,7 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		b.refs++ // the reader's, released after it copied
 		c.mu.Unlock()
 		c.hits.Add(1)
-		cl := &call{done: make(chan struct{}), buf: b}
-		close(cl.done)
-		return cl, false
+		return doneCall(b, nil), false
 	}
 	if cl, ok := c.inflight[idx]; ok {
 		if prefetch {
@@ -410,9 +557,19 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		if prefetch {
 			return nil, false
 		}
-		cl := &call{done: make(chan struct{}), err: fmt.Errorf("read %s: %w", c, errClosed)}
-		close(cl.done)
-		return cl, false
+		return doneCall(nil, fmt.Errorf("read %s: %w", c, errClosed)), false
+	}
+	if err := c.recentFailureLocked(idx); err != nil {
+		c.mu.Unlock()
+		if prefetch {
+			return nil, true
+		}
+		return doneCall(nil, err), false
+	}
+	if prefetch && !c.health.prefetchAllowed() {
+		c.mu.Unlock()
+		c.prefetchDropped.Add(1)
+		return nil, true
 	}
 	queued := prefetch && c.through
 	if queued {
@@ -442,7 +599,8 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	} else {
 		c.misses.Add(1)
 	}
-	cl = &call{done: make(chan struct{})}
+	cl = &call{done: make(chan struct{}), prefetch: prefetch}
+	cl.ctx, cl.cancel = context.WithCancel(c.ctx)
 	if !prefetch {
 		cl.waiters = 1
 	}
@@ -454,56 +612,69 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 }
 
 // fetch fills one chunk from the disk cache or the source, publishes it, and then writes it
-// to the disk cache. It runs under the layer's context, not a reader's: other readers may be
-// waiting on it, and the source's retry budget bounds it.
+// to the disk cache. It runs under the call's context, not a reader's: other readers may join
+// it. It ends when the chunk is there, when the source's retry budget is spent, or when no
+// reader waits for it any more.
 func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 	defer c.fetchWG.Done()
+	defer cl.cancel()
 	want := c.chunkLen(idx)
 	var b *chunkBuf
-	fromDisk := false
 	if c.disk != nil {
-		if data, ok := c.disk.get(idx, want); ok {
-			b, fromDisk = &chunkBuf{data: data}, true
+		b = c.newBuf(want)
+		if c.disk.get(idx, b.data) {
+			b.fromDisk = true
 			c.diskHits.Add(1)
+		} else {
+			c.diskMisses.Add(1)
+			c.mu.Lock()
+			c.recycleLocked(b)
+			c.mu.Unlock()
+			b = nil
 		}
 	}
 	if b == nil {
 		if !haveWorker {
 			select {
 			case c.sem <- struct{}{}:
-			case <-c.ctx.Done():
-				c.finish(idx, cl, nil, c.ctx.Err())
+			case <-cl.ctx.Done():
+				c.finish(idx, cl, nil, cl.ctx.Err())
 				return
 			}
 		}
-		b = c.newBuf(want)
-		n, err := c.readSource(c.ctx, b.data, idx*c.chunk)
+		err := c.health.gate()
+		if err == nil {
+			b = c.newBuf(want)
+			err = c.readSource(cl.ctx, b.data, idx*c.chunk)
+		}
 		<-c.sem
 		if haveWorker {
 			c.prefetchN.Add(-1)
 			haveWorker = false
 		}
-		if err == io.EOF && n == want {
-			err = nil
-		}
 		if err != nil {
-			c.fetchErrors.Add(1)
-			c.mu.Lock()
-			c.recycleLocked(b)
-			c.mu.Unlock()
+			if b != nil {
+				c.mu.Lock()
+				c.recycleLocked(b)
+				c.mu.Unlock()
+			}
+			if cl.ctx.Err() == nil { // not abandoned by its readers: a verdict on the source
+				c.countFailure(err)
+				c.rememberFailure(idx, err)
+			}
 			c.finish(idx, cl, nil, err)
 			return
 		}
+		c.health.succeeded()
 	}
 	if haveWorker { // served from disk: give the prefetch worker back
 		<-c.sem
 		c.prefetchN.Add(-1)
 	}
 	c.finish(idx, cl, b, nil)
-	if c.disk != nil && !fromDisk {
+	if c.disk != nil && !b.fromDisk {
 		if err := c.disk.put(idx, b.data); err != nil {
 			c.diskErrors.Add(1)
-			slog.Default().Debug("disk cache write failed", "err", err)
 		} else {
 			c.diskWrites.Add(1)
 		}
@@ -520,7 +691,7 @@ func (c *Chunked) finish(idx int64, cl *call, b *chunkBuf, err error) {
 		b.refs = cl.waiters + 1
 		c.evictions.Add(int64(c.mem.add(idx, b)))
 	}
-	cl.buf, cl.err = b, err
+	cl.buf, cl.err, cl.finished = b, err, true
 	c.mu.Unlock()
 	close(cl.done)
 }
@@ -559,6 +730,14 @@ func (c *Chunked) Invalidate(off, length int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := off / c.chunk; idx <= (off+length-1)/c.chunk; idx++ {
+		if b, ok := c.mem.get(idx); ok && b.fromDisk {
+			// The copy that failed came from the disk cache, which checked its CRC: the disk
+			// returned other bytes than were written, or someone wrote the file. Worth knowing
+			// apart from tampering in storage.
+			c.diskCorrupt.Add(1)
+			c.log.Warn("disk cache: a cached chunk failed verification; fetching it again from storage",
+				"chunk", idx, "dir", c.disk.store.dir)
+		}
 		c.mem.remove(idx)
 		if c.disk != nil {
 			c.disk.remove(idx)
@@ -575,6 +754,13 @@ func (c *Chunked) Stats() Stats {
 		DiskHits: c.diskHits.Load(), DiskWrites: c.diskWrites.Load(), DiskErrors: c.diskErrors.Load(),
 		Evictions: c.evictions.Load(), PrefetchIssued: c.prefetchIssued.Load(),
 		PrefetchDropped: c.prefetchDropped.Load(), InFlight: c.running.Load(), ReadThrough: c.readThrough.Load(),
+		DiskMisses: c.diskMisses.Load(), DiskCorrupt: c.diskCorrupt.Load(),
+	}
+	for i := range c.errorsByCause {
+		s.FetchErrorsByCause[i] = c.errorsByCause[i].Load()
+	}
+	if c.disk != nil {
+		s.DiskBytes = c.disk.store.bytes()
 	}
 	if r, ok := c.src.(retryCounter); ok {
 		s.Retries = r.Retries()

@@ -184,20 +184,28 @@ func TestChunkedErrorsPropagateAndRecover(t *testing.T) {
 	if _, err := c.ReadAt(context.Background(), p, 512<<10); !errors.Is(err, boom) {
 		t.Fatalf("err %v, want the source's error", err)
 	}
-	// Other chunks still serve, and the failed one is retried on the next read (not cached).
+	// Other chunks still serve. The failed one is remembered for a moment, so that the
+	// kernel's page-by-page retries fail at once instead of fetching it again, and then
+	// fetched again (a failure is never cached for good).
 	if _, err := c.ReadAt(context.Background(), p[:10], 3<<20); err != nil {
 		t.Fatal(err)
 	}
 	m.mu.Lock()
 	delete(m.failAt, 1<<20)
 	m.mu.Unlock()
+	fetches := c.Stats().Fetches
+	if _, err := c.ReadAt(context.Background(), p[:10], 1<<20); !errors.Is(err, boom) || c.Stats().Fetches != fetches {
+		t.Fatalf("read of the failed chunk at once: %v, %d fetches (want the remembered failure, no fetch)", err, c.Stats().Fetches-fetches)
+	}
+	time.Sleep(blobio.FailedChunkTTL + 100*time.Millisecond)
 	if _, err := c.ReadAt(context.Background(), p, 512<<10); err != nil || !bytes.Equal(p, m.data[512<<10:512<<10+2<<20]) {
 		t.Fatalf("after recovery: %v", err)
 	}
-	if st := c.Stats(); st.FetchErrors != 1 {
+	if st := c.Stats(); st.FetchErrors != 1 || st.FetchErrorsByCause[6] != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	// A cancelled reader returns at once even while its fetch continues.
+	// A reader whose deadline comes returns at once; the fetch nobody waits for any more is
+	// cancelled, and the chunk is remembered as failed (the storage did not answer in time).
 	m.delay = time.Second
 	c.Invalidate(0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -205,6 +213,13 @@ func TestChunkedErrorsPropagateAndRecover(t *testing.T) {
 	start := time.Now()
 	if _, err := c.ReadAt(ctx, p[:10], 0); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 500*time.Millisecond {
 		t.Fatalf("cancelled read: %v after %v", err, time.Since(start))
+	}
+	start = time.Now()
+	if _, err := c.ReadAt(context.Background(), p[:10], 0); !errors.Is(err, blobio.ErrUnreachable) || time.Since(start) > 100*time.Millisecond {
+		t.Fatalf("read right after a timed-out one: %v after %v, want a fast ErrUnreachable", err, time.Since(start))
+	}
+	if st := c.Stats(); st.FetchErrorsByCause[5] != 1 {
+		t.Fatalf("timeouts counted: %+v", st.FetchErrorsByCause)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -37,12 +39,14 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // process that uses the same directory.
 type diskStore struct {
 	dir   string
-	max   int64
+	log   *slog.Logger
 	mu    sync.Mutex
+	max   int64 // the bound asked for, lowered when the filesystem fills up first
 	total int64
 	ll    *list.List // front = most recent; values *diskEntry
 	m     map[string]*list.Element
 	refs  int
+	full  bool // the filesystem ran out of space once: logged, and max lowered
 }
 
 type diskEntry struct {
@@ -57,7 +61,7 @@ var (
 
 // openDiskStore opens (or joins) the cache at dir, bounded by max bytes. At first open it
 // scans what earlier runs left, oldest first by modification time (which hits refresh).
-func openDiskStore(dir string, max int64) (*diskStore, error) {
+func openDiskStore(dir string, max int64, log *slog.Logger) (*diskStore, error) {
 	if max <= 0 {
 		return nil, fmt.Errorf("disk cache %s: give a size bound greater than zero", dir)
 	}
@@ -77,7 +81,7 @@ func openDiskStore(dir string, max int64) (*diskStore, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("disk cache: %w; choose a writable directory for --disk-cache", err)
 	}
-	s := &diskStore{dir: abs, max: max, ll: list.New(), m: map[string]*list.Element{}, refs: 1}
+	s := &diskStore{dir: abs, log: log, max: max, ll: list.New(), m: map[string]*list.Element{}, refs: 1}
 	type found struct {
 		path  string
 		size  int64
@@ -135,6 +139,29 @@ func (s *diskStore) evictLocked() {
 	}
 }
 
+// bytes is what the cache holds now.
+func (s *diskStore) bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// shrinkToFit lowers the bound below what the cache holds when the filesystem ran out of
+// space before the bound was reached (a bound larger than the free space, or another user of
+// the filesystem), so that the cache keeps working within what there is. It logs once.
+func (s *diskStore) shrinkToFit(chunk int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.max
+	s.max = max(s.total-2*chunk, 0)
+	s.evictLocked()
+	if !s.full {
+		s.full = true
+		s.log.Warn("disk cache: the filesystem is full; shrinking the cache to fit (logged once)",
+			"dir", s.dir, "bound_was", old, "bound_now", s.max)
+	}
+}
+
 func (s *diskStore) forget(path string) {
 	s.mu.Lock()
 	if e, ok := s.m[path]; ok {
@@ -152,8 +179,8 @@ type diskCache struct {
 	sub   string
 }
 
-func newDiskCache(dir string, max int64, identity string, chunkSize int64) (*diskCache, error) {
-	st, err := openDiskStore(dir, max)
+func newDiskCache(dir string, max int64, identity string, chunkSize int64, log *slog.Logger) (*diskCache, error) {
+	st, err := openDiskStore(dir, max, log)
 	if err != nil {
 		return nil, err
 	}
@@ -170,8 +197,8 @@ func (d *diskCache) path(idx int64) string {
 	return filepath.Join(d.sub, fmt.Sprintf("%012d%s", idx, chunkExt))
 }
 
-// get returns the chunk if it is cached whole and intact.
-func (d *diskCache) get(idx int64, want int) ([]byte, bool) {
+// get fills dst with chunk idx if it is cached whole and intact.
+func (d *diskCache) get(idx int64, dst []byte) bool {
 	p := d.path(idx)
 	d.store.mu.Lock()
 	e, ok := d.store.m[p]
@@ -180,20 +207,34 @@ func (d *diskCache) get(idx int64, want int) ([]byte, bool) {
 	}
 	d.store.mu.Unlock()
 	if !ok {
-		return nil, false
+		return false
 	}
-	b, err := os.ReadFile(p)
-	if err != nil || len(b) != want+diskTrailer || string(b[want:want+4]) != diskMagic ||
-		binary.LittleEndian.Uint32(b[want+4:]) != crc32.Checksum(b[:want], castagnoli) {
+	want := len(dst)
+	var tr [diskTrailer]byte
+	f, err := os.Open(p)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil && st.Size() != int64(want+diskTrailer) {
+			err = fmt.Errorf("%d bytes, want %d", st.Size(), want+diskTrailer)
+		}
+		if err == nil {
+			_, err = io.ReadFull(f, dst)
+		}
+		if err == nil {
+			_, err = io.ReadFull(f, tr[:])
+		}
+		f.Close()
+	}
+	if err != nil || string(tr[:4]) != diskMagic || binary.LittleEndian.Uint32(tr[4:]) != crc32.Checksum(dst, castagnoli) {
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
-			slog.Default().Warn("disk cache: dropping a damaged chunk file", "path", p)
+			d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", p)
 		}
 		d.store.forget(p)
-		return nil, false
+		return false
 	}
 	now := time.Now()
 	_ = os.Chtimes(p, now, now) // the LRU order for the next run
-	return b[:want], true
+	return true
 }
 
 // put stores a chunk atomically (temporary file, then rename) and evicts to the bound.
@@ -222,6 +263,9 @@ func (d *diskCache) put(idx int64, data []byte) error {
 	}
 	if err != nil {
 		_ = os.Remove(f.Name())
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			d.store.shrinkToFit(size)
+		}
 		return err
 	}
 	s := d.store

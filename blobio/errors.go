@@ -3,6 +3,7 @@ package blobio
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -68,9 +69,13 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// Unwrap exposes both the kind and the underlying cause to errors.Is and errors.As.
+// Unwrap exposes both the kind and the underlying cause to errors.Is and errors.As, except a
+// cause that is an end of file. A connection closed before the answer was complete ends in
+// io.EOF or io.ErrUnexpectedEOF deep in the transport; a reader that took the failed read for
+// the end of the image would return a short read as success, and the kernel would take the
+// file for shorter than it is. A storage failure is never an end of file.
 func (e *Error) Unwrap() []error {
-	if e.Err == nil {
+	if e.Err == nil || errors.Is(e.Err, io.EOF) || errors.Is(e.Err, io.ErrUnexpectedEOF) {
 		return []error{e.Kind}
 	}
 	return []error{e.Kind, e.Err}

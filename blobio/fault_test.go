@@ -10,6 +10,7 @@ import (
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/azuritetest"
 	"github.com/encfs/encfs/blobio/faultproxy"
+	"github.com/encfs/encfs/internal/retry"
 )
 
 // faultSetup serves a blob through a fault proxy in front of Azurite.
@@ -22,8 +23,8 @@ func faultSetup(t *testing.T, size int) (*azuritetest.Server, *faultproxy.Proxy,
 	return az, px, px.Rewrite(u), data
 }
 
-var fastRetry = blobio.RetryOptions{MaxTries: 10, TryTimeout: 500 * time.Millisecond, BaseDelay: 10 * time.Millisecond,
-	MaxDelay: 100 * time.Millisecond, MaxElapsed: 10 * time.Second}
+var fastRetry = retry.Policy{TryTimeout: 500 * time.Millisecond, BaseDelay: 10 * time.Millisecond,
+	MaxDelay: 100 * time.Millisecond, Budget: 10 * time.Second}
 
 func TestFaultsTransientAreRetried(t *testing.T) {
 	az, px, u, data := faultSetup(t, 2<<20)
@@ -56,10 +57,9 @@ func TestFaultsTransientAreRetried(t *testing.T) {
 
 func TestFaultsPersistentFailWithinBudget(t *testing.T) {
 	az, px, u, _ := faultSetup(t, 1<<20)
-	retry := fastRetry
-	retry.MaxElapsed = 2 * time.Second
-	retry.MaxTries = 100
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: retry})
+	policy := fastRetry
+	policy.Budget = 2 * time.Second
+	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: policy})
 	if err != nil {
 		t.Fatal(err)
 	}

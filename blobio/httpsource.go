@@ -36,7 +36,7 @@ func openHTTP(ctx context.Context, u *url.URL, opts Options) (*HTTPSource, error
 	if s.client == nil {
 		s.client = sharedHTTPClient()
 	}
-	s.retry = retrier{opts: opts.Retry.withDefaults(), retries: &s.retries, source: s.name}
+	s.retry = newRetrier(opts.Retry, &s.retries, s.name, false)
 	err := s.retry.do(ctx, "open", func(ctx context.Context) *attemptError {
 		resp, a := s.get(ctx, 0, 0, false)
 		if a != nil {

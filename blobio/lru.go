@@ -7,9 +7,10 @@ import "container/list"
 // to the disk cache). refs is guarded by Chunked.mu. A mapped buffer (mapChunk) is unmapped
 // when it is not recycled; any other is left to the garbage collector.
 type chunkBuf struct {
-	data   []byte
-	refs   int
-	mapped bool
+	data     []byte
+	refs     int
+	mapped   bool
+	fromDisk bool // read from the disk cache, not fetched
 }
 
 // memLRU is the in-memory chunk cache: least recently used out first, bounded by bytes. It

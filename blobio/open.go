@@ -11,6 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/encfs/encfs/internal/retry"
 )
 
 // Options say how Open reaches a remote image.
@@ -28,8 +30,9 @@ type Options struct {
 	ConnectionString string
 	// HTTPClient carries every request (tests set custom TLS roots); nil uses a shared pool.
 	HTTPClient *http.Client
-	// Retry bounds retries and the time one read may take.
-	Retry RetryOptions
+	// Retry bounds the retries of one operation: a read's own deadline (its context's) and
+	// Retry.Budget, whichever comes first. Budget defaults to 60s.
+	Retry retry.Policy
 }
 
 var (

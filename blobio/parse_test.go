@@ -1,11 +1,9 @@
 package blobio
 
 import (
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestParseContentRange(t *testing.T) {
@@ -31,31 +29,6 @@ func TestParseContentRange(t *testing.T) {
 		if (err == nil) != c.ok || (c.ok && got != c.want) {
 			t.Errorf("ParseContentRange(%q) = %+v, %v", c.in, got, err)
 		}
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"":                              0,
-		"3":                             3 * time.Second,
-		" 7 ":                           7 * time.Second,
-		"-1":                            0,
-		"abc":                           0,
-		"99999999999999999999999":       maxRetryAfter,
-		"86400":                         maxRetryAfter,
-		"Thu, 01 Jan 2026 00:00:10 GMT": 10 * time.Second,
-		"Wed, 31 Dec 2025 00:00:10 GMT": 0,
-	} {
-		if got := ParseRetryAfter(in, now); got != want {
-			t.Errorf("ParseRetryAfter(%q) = %v, want %v", in, got, want)
-		}
-	}
-	h := http.Header{}
-	h.Set("x-ms-retry-after-ms", "250")
-	h.Set("Retry-After", "9")
-	if got := retryAfter(h, now); got != 250*time.Millisecond {
-		t.Errorf("x-ms-retry-after-ms: %v", got)
 	}
 }
 
@@ -92,15 +65,6 @@ func TestIsAzureURL(t *testing.T) {
 	}
 }
 
-func TestBackoffBounded(t *testing.T) {
-	o := RetryOptions{}.withDefaults()
-	for i := 1; i < 40; i++ {
-		if d := backoff(o, i); d < 0 || d > o.MaxDelay {
-			t.Fatalf("backoff(%d) = %v", i, d)
-		}
-	}
-}
-
 func FuzzParseContentRange(f *testing.F) {
 	for _, s := range []string{"bytes 0-0/10", "bytes */5", "bytes 1-2/*", "bytes 9223372036854775806-9223372036854775806/9223372036854775807", ""} {
 		f.Add(s)
@@ -115,18 +79,6 @@ func FuzzParseContentRange(f *testing.F) {
 		}
 		if cr.Start < 0 && cr.Total < 0 {
 			t.Fatalf("%q -> %+v", s, cr)
-		}
-	})
-}
-
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"0", "120", "Fri, 31 Dec 1999 23:59:59 GMT", "-5", "1e9"} {
-		f.Add(s)
-	}
-	now := time.Now()
-	f.Fuzz(func(t *testing.T, s string) {
-		if d := ParseRetryAfter(s, now); d < 0 || d > maxRetryAfter {
-			t.Fatalf("%q -> %v", s, d)
 		}
 	})
 }

@@ -78,6 +78,11 @@ func OpenFile(path string) (*FileSource, error) {
 // more slowly than 4 MiB ones.
 var mountChunks = ChunkOptions{ChunkSize: 4 << 20, Workers: 8, CacheBytes: 64 << 20, ReadThrough: true}
 
+// MountMemoryBound is the most memory the chunk layer of ForMount holds, and MountHeapBound
+// the part of it on the Go heap (see ChunkOptions.MemoryBound and HeapBound).
+func MountMemoryBound() int64 { return mountChunks.MemoryBound() }
+func MountHeapBound() int64   { return mountChunks.HeapBound() }
+
 // ForMount returns the source a mount should read s through; call it before the first read.
 // Where the file's filesystem allows direct I/O, that is s reading with O_DIRECT behind a
 // prefetching Chunked layer (which then owns s); elsewhere it is s itself, buffered.

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
@@ -124,8 +125,8 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if o.Workers <= 0 {
 		o.Workers = 8
 	}
-	if o.Open.Retry.MaxElapsed == 0 {
-		o.Open.Retry.MaxElapsed = 5 * 60e9 // an upload may wait longer than a read
+	if o.Open.Retry.Budget == 0 {
+		o.Open.Retry.Budget = 5 * time.Minute // an upload may wait longer than a read
 	}
 	f, err := os.Open(imagePath)
 	if err != nil {
@@ -159,7 +160,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 		u.Scheme = "http"
 	}
 	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: redactURL(u)}
-	up.retry = retrier{opts: o.Open.Retry.withDefaults(), source: up.name, azure: true}
+	up.retry = newRetrier(o.Open.Retry, nil, up.name, true)
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
@@ -178,7 +179,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 			Err:  errors.New("no credential that can write"),
 			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
 	}
-	if err := checkToken(ctx, up.cred, up.retry.opts.TryTimeout, "upload to", up.name); err != nil {
+	if err := checkToken(ctx, up.cred, up.retry.policy.TryTimeout, "upload to", up.name); err != nil {
 		return nil, err
 	}
 	up.result = &UploadResult{URL: up.name, Size: up.size, ID: up.id, BlobType: "BlockBlob"}

@@ -35,6 +35,8 @@ func (n *node) dirEntries(ctx context.Context) ([]image.DirEntry, syscall.Errno)
 }
 
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	ctx, cancel := n.fsys.requestContext(ctx)
+	defer cancel()
 	entries, errno := n.dirEntries(ctx)
 	if errno != 0 {
 		return nil, errno
@@ -60,6 +62,8 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 // OpendirHandle lists the directory. The listing never changes, so the kernel may cache it
 // (FOPEN_CACHE_DIR) and keep that cache across opens.
 func (n *node) OpendirHandle(ctx context.Context, _ uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
+	ctx, cancel := n.fsys.requestContext(ctx)
+	defer cancel()
 	entries, errno := n.dirEntries(ctx)
 	if errno != 0 {
 		return nil, 0, errno

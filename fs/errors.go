@@ -3,8 +3,10 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/encfs/encfs/image"
 )
@@ -13,13 +15,19 @@ import (
 // it. Integrity failures are logged once per bad block (the kernel retries a failed readahead
 // page by page, and readers retry too), with the file and offset that needed the block.
 func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length int, err error) syscall.Errno {
-	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, errRequestTimeout):
+		err = fmt.Errorf("%w (%s): %w", errRequestTimeout, f.opts.RequestTimeout, err)
+	case cause != nil || errors.Is(err, context.Canceled):
 		return syscall.EINTR // the reader was interrupted; nothing is wrong with the image
 	}
 	f.readErrors.Add(1)
 	var ie *image.IntegrityError
 	if !errors.As(err, &ie) {
-		f.log.Warn("read failed", "op", op, "path", n.path(), "offset", off, "length", length, "err", err)
+		if log, skipped := f.ioLog.allow(); log {
+			f.log.Warn("read failed", "op", op, "path", n.path(), "offset", off, "length", length,
+				"not_logged_before", skipped, "err", err)
+		}
 		return syscall.EIO
 	}
 	f.integrityErrors.Add(1)
@@ -35,6 +43,19 @@ func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length 
 	}
 	f.log.Error("integrity check failed: refusing to return unverified data", append(attrs, "err", err)...)
 	return syscall.EIO
+}
+
+// errRequestTimeout is the cause of a request's context whose RequestTimeout ran out: the
+// storage did not deliver in time, which is an I/O error, not an interruption.
+var errRequestTimeout = errors.New("the storage did not answer within the request timeout")
+
+// requestContext bounds one FUSE request by RequestTimeout. The deadline travels with the
+// request through the image layer, the wait for a fetch worker, the fetch and its retries.
+func (f *FS) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if f.opts.RequestTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, f.opts.RequestTimeout, errRequestTimeout)
 }
 
 // reportOnce remembers which bad blocks have been logged. It stops remembering (and so logs
@@ -65,4 +86,26 @@ func (r *reportOnce) first(region image.Region, block uint64) bool {
 		r.seen[k] = struct{}{}
 	}
 	return true
+}
+
+// logLimiter lets one I/O failure line through per second and counts the others. In a storage
+// outage every read fails; a line per read would flood the log and say nothing new (the
+// source logs each change of its state once).
+type logLimiter struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// allow reports whether to log now, and how many lines were held back since the last one.
+func (l *logLimiter) allow() (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= time.Second {
+		skipped := l.skipped
+		l.last, l.skipped = now, 0
+		return true, skipped
+	}
+	l.skipped++
+	return false, 0
 }

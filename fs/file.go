@@ -2,8 +2,6 @@ package fs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -51,8 +49,12 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		fsys.im.PrefetchFile(&n.in, uint64(pfOff), uint64(pfLen))
 		fsys.prefetched.Add(uint64(pfLen))
 	}
+	ctx, cancel := fsys.requestContext(ctx)
+	defer cancel()
+	// The image's index decides where the file ends: any error is a failed read (EIO), never
+	// a short one, which the kernel would take for the file's new size.
 	got, err := fsys.im.ReadFile(ctx, &n.in, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	if err != nil {
 		return nil, fsys.ioError(ctx, "read", n, off, len(dest), err)
 	}
 	fsys.reads.Add(1)

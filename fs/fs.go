@@ -28,6 +28,10 @@ type Options struct {
 	MaxPrefetch int64
 	// Log receives integrity failures and I/O errors; default slog.Default().
 	Log *slog.Logger
+	// RequestTimeout bounds how long one request (a read, a lookup, a listing) may wait for
+	// the image's storage, every wait and retry included; past it the request fails with EIO.
+	// Zero leaves only the source's own bound.
+	RequestTimeout time.Duration
 }
 
 // FS is one image served as a filesystem. Its root node is Root(); everything else is created
@@ -39,6 +43,7 @@ type FS struct {
 	root *node
 
 	reported reportOnce // integrity failures already logged
+	ioLog    logLimiter // other I/O failures: at most a line a second
 
 	bytesRead, reads, readErrors, integrityErrors, prefetched atomic.Uint64
 	openFiles                                                 atomic.Int64

@@ -82,6 +82,8 @@ func (n *node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if !n.in.IsSymlink() {
 		return nil, syscall.EINVAL
 	}
+	ctx, cancel := n.fsys.requestContext(ctx)
+	defer cancel()
 	target, err := n.fsys.im.Readlink(ctx, &n.in)
 	if err != nil {
 		return nil, n.fsys.ioError(ctx, "readlink", n, 0, 0, err)

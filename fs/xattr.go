@@ -18,6 +18,8 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 	if n.in.XattrLen == 0 { // most inodes: answer without touching the index
 		return 0, syscall.ENODATA
 	}
+	ctx, cancel := n.fsys.requestContext(ctx)
+	defer cancel()
 	xs, err := n.fsys.im.Xattrs(ctx, &n.in)
 	if err != nil {
 		return 0, n.fsys.ioError(ctx, "getxattr", n, 0, 0, err)
@@ -42,6 +44,8 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if n.in.XattrLen == 0 {
 		return 0, 0
 	}
+	ctx, cancel := n.fsys.requestContext(ctx)
+	defer cancel()
 	xs, err := n.fsys.im.Xattrs(ctx, &n.in)
 	if err != nil {
 		return 0, n.fsys.ioError(ctx, "listxattr", n, 0, 0, err)

@@ -3,7 +3,6 @@ package image
 import (
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 )
@@ -49,8 +48,10 @@ func Lookup(entries []DirEntry, name string) (DirEntry, bool) {
 	return DirEntry{}, false
 }
 
-// ReadFile reads file data at off into p, like io.ReaderAt: n < len(p) only at end of file,
-// with io.EOF.
+// ReadFile reads file data at off into p and returns how many bytes it read: len(p), or fewer
+// only where the file ends, as its inode says (0 at or past the end). The end of a file is
+// decided by the index alone, never by an error from below: any error is a failed read, and
+// nothing of p is then valid.
 func (im *Image) ReadFile(ctx context.Context, in *Inode, p []byte, off int64) (int, error) {
 	if !in.IsRegular() {
 		return 0, fmt.Errorf("inode %d is not a regular file", in.Ino)
@@ -59,14 +60,11 @@ func (im *Image) ReadFile(ctx context.Context, in *Inode, p []byte, off int64) (
 		return 0, fmt.Errorf("negative offset %d", off)
 	}
 	if uint64(off) >= in.Size {
-		return 0, io.EOF
+		return 0, nil
 	}
 	n := min(uint64(len(p)), in.Size-uint64(off))
 	if err := im.readContent(ctx, p[:n], in.DataOffset+uint64(off), false); err != nil {
 		return 0, err
-	}
-	if n < uint64(len(p)) {
-		return int(n), io.EOF
 	}
 	return int(n), nil
 }

@@ -25,6 +25,22 @@ type Options struct {
 	Workers int
 }
 
+func (o Options) withDefaults() Options {
+	if o.CacheBytes <= 0 {
+		o.CacheBytes = 64 << 20
+	}
+	if o.TreeCacheBytes <= 0 {
+		o.TreeCacheBytes = 16 << 20
+	}
+	return o
+}
+
+// MemoryBound is the most memory the reader's caches hold with these options.
+func (o Options) MemoryBound() int64 {
+	o = o.withDefaults()
+	return o.CacheBytes + o.TreeCacheBytes
+}
+
 // Stats are the reader's counters, for metrics.
 type Stats struct {
 	CacheHits, CacheMisses uint64
@@ -55,7 +71,12 @@ func ReadHeader(ctx context.Context, src blobio.Source) (*Header, error) {
 		n = src.Size()
 	}
 	buf := make([]byte, n)
-	if _, err := src.ReadAt(ctx, buf, 0); err != nil && !errors.Is(err, io.EOF) {
+	// io.ReaderAt allows io.EOF with a full read that ends exactly at the end; anything short
+	// is a failed read, whatever error came with it.
+	if got, err := src.ReadAt(ctx, buf, 0); got != len(buf) || err != nil && err != io.EOF {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("the source returned %d of %d bytes", got, len(buf))
+		}
 		return nil, fmt.Errorf("read header of %s: %w", src, err)
 	}
 	h, err := ParseHeader(buf)
@@ -108,12 +129,7 @@ func openWithMaster(ctx context.Context, src blobio.Source, h *Header, master []
 	if !h.checkMAC(k.headerMAC) {
 		return nil, &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
 	}
-	if opts.CacheBytes <= 0 {
-		opts.CacheBytes = 64 << 20
-	}
-	if opts.TreeCacheBytes <= 0 {
-		opts.TreeCacheBytes = 16 << 20
-	}
+	opts = opts.withDefaults()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
 	}

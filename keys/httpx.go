@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // maxResponse bounds any response body read from a service.
@@ -39,16 +37,16 @@ func retryableStatus(code int) bool {
 }
 
 // fetch sends req and returns the body of a 2xx answer. Network failures and retryable statuses
-// come back marked transient for retryPolicy.do; other statuses as *httpStatusError.
+// come back marked transient (with the server's Retry-After) for retryPolicy.do; other statuses as *httpStatusError.
 func fetch(ctx context.Context, client *http.Client, req *http.Request) ([]byte, error) {
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
-		return nil, transient(err)
+		return nil, transient(err, nil)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
-		return nil, transient(fmt.Errorf("read response: %w", err))
+		return nil, transient(fmt.Errorf("read response: %w", err), nil)
 	}
 	if len(body) > maxResponse {
 		return nil, fmt.Errorf("response larger than %d bytes", maxResponse)
@@ -59,23 +57,9 @@ func fetch(ctx context.Context, client *http.Client, req *http.Request) ([]byte,
 	code, msg := serviceMessage(body)
 	herr := &httpStatusError{Status: resp.StatusCode, Code: code, Message: msg}
 	if retryableStatus(resp.StatusCode) {
-		if d := retryAfter(resp.Header.Get("Retry-After")); d > 0 {
-			// Honour a short Retry-After before the backoff delay.
-			select {
-			case <-ctx.Done():
-			case <-time.After(d):
-			}
-		}
-		return nil, transient(herr)
+		return nil, transient(herr, resp.Header)
 	}
 	return nil, herr
-}
-
-func retryAfter(v string) time.Duration {
-	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
-		return min(time.Duration(s)*time.Second, 10*time.Second)
-	}
-	return 0
 }
 
 // serviceMessage extracts the Azure error shape {"error":{"code","message"}} from a body, or

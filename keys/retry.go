@@ -2,14 +2,16 @@ package keys
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
+	"net/http"
 	"time"
+
+	"github.com/encfs/encfs/internal/retry"
 )
 
-// retryPolicy bounds one network step: each attempt gets its own timeout, transient failures are
-// retried with jittered exponential backoff, and the whole step gives up after Attempts tries.
+// retryPolicy bounds one network step of key release (attestation, certificate fetch): each
+// attempt gets its own timeout, transient failures are retried by internal/retry with jittered
+// exponential backoff and the server's Retry-After, and the step gives up after Attempts tries.
 type retryPolicy struct {
 	Attempts    int
 	BaseDelay   time.Duration
@@ -33,48 +35,24 @@ func (p retryPolicy) withDefaults() retryPolicy {
 	return p
 }
 
-// errTransient marks an attempt's failure as worth retrying.
-type errTransient struct{ err error }
-
-func (e errTransient) Error() string { return e.err.Error() }
-func (e errTransient) Unwrap() error { return e.err }
-
-// transient wraps err so that do retries it.
-func transient(err error) error { return errTransient{err} }
+// transient marks err as worth another try, after the delay the server's answer asked for
+// (h may be nil).
+func transient(err error, h http.Header) error {
+	return retry.Transient(err, retry.After(h, time.Now()))
+}
 
 // do runs attempt until it succeeds, fails permanently, or runs out of attempts. A failure that is
 // still transient after the last attempt is returned wrapped in ErrUnavailable.
 func (p retryPolicy) do(ctx context.Context, attempt func(ctx context.Context) error) error {
 	p = p.withDefaults()
-	delay := p.BaseDelay
-	var last error
-	for i := 0; i < p.Attempts; i++ {
-		if i > 0 {
-			// Full jitter keeps several sidecars that start together from retrying in step.
-			d := delay/2 + rand.N(delay/2+1)
-			select {
-			case <-ctx.Done():
-				return errors.Join(ctx.Err(), last)
-			case <-time.After(d):
-			}
-			delay = min(delay*2, p.MaxDelay)
-		}
-		actx, cancel := context.WithTimeout(ctx, p.StepTimeout)
-		err := attempt(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		var t errTransient
-		if !errors.As(err, &t) {
-			return err
-		}
-		last = t.err
-		if ctx.Err() != nil {
-			break
-		}
+	pol := retry.Policy{TryTimeout: p.StepTimeout, BaseDelay: p.BaseDelay, MaxDelay: p.MaxDelay, MaxTries: p.Attempts,
+		// Room for every attempt and the waits between them; the caller's deadline applies too.
+		Budget: time.Duration(p.Attempts) * (p.StepTimeout + p.MaxDelay)}
+	res, err := pol.Do(ctx, attempt)
+	if err != nil && retry.IsTransient(err) {
+		return &retryExhausted{attempts: res.Tries, last: err}
 	}
-	return &retryExhausted{attempts: p.Attempts, last: last}
+	return err
 }
 
 // retryExhausted reports the final transient failure after every attempt was used.

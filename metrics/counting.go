@@ -44,6 +44,8 @@ func (c *Counting) Prefetch(off, length int64) {
 
 // Stats reports the reads in the shape of blobio's statistics.
 func (c *Counting) Stats() blobio.Stats {
-	return blobio.Stats{BytesFetched: c.bytes.Load(), Fetches: c.reads.Load(), FetchErrors: c.errs.Load(),
+	st := blobio.Stats{BytesFetched: c.bytes.Load(), Fetches: c.reads.Load(), FetchErrors: c.errs.Load(),
 		FetchLatencySum: time.Duration(c.nanos.Load()), FetchLatencyCount: c.reads.Load()}
+	st.FetchErrorsByCause[len(st.FetchErrorsByCause)-1] = st.FetchErrors // a local disk's errors are all "other"
+	return st
 }

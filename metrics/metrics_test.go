@@ -18,11 +18,15 @@ func TestHandler(t *testing.T) {
 	c := NewCollector()
 	remove := c.Add("/mnt/a", func() Stats {
 		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, OpenFiles: 5},
-			Image:  image.Stats{CacheHits: 7, IntegrityFailures: 2},
-			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4}}
+			Image: image.Stats{CacheHits: 7, IntegrityFailures: 2},
+			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4,
+				FetchErrors: 3, FetchErrorsByCause: [7]int64{2, 0, 0, 1}, DiskHits: 9, DiskMisses: 4, DiskWrites: 4,
+				DiskErrors: 1, DiskCorrupt: 1, DiskBytes: 1 << 20},
+			Health: &blobio.Health{State: blobio.StateBroken}}
 	})
-	ready, healthy := false, errors.New("not mounted")
-	srv := httptest.NewServer(Handler(NewRegistry(c), Probes{Ready: func() bool { return ready }, Healthy: func() error { return healthy }}))
+	c.SetMemoryBudget(512 << 20)
+	ready, healthy := errors.New("storage outage"), errors.New("not mounted")
+	srv := httptest.NewServer(Handler(NewRegistry(c), Probes{Ready: func() error { return ready }, Healthy: func() error { return healthy }}))
 	defer srv.Close()
 	get := func(path string) (int, string) {
 		resp, err := http.Get(srv.URL + path)
@@ -33,13 +37,13 @@ func TestHandler(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz before ready: %d", code)
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "storage outage") {
+		t.Errorf("/readyz before ready: %d %q", code, body)
 	}
 	if code, _ := get("/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/healthz while unhealthy: %d", code)
 	}
-	ready, healthy = true, nil
+	ready, healthy = nil, nil
 	for _, p := range []string{"/readyz", "/healthz"} {
 		if code, _ := get(p); code != http.StatusOK {
 			t.Errorf("%s: %d", p, code)
@@ -56,6 +60,18 @@ func TestHandler(t *testing.T) {
 		`encfs_fetch_duration_seconds_sum{mount="/mnt/a"} 1`,
 		`encfs_fetch_duration_seconds_count{mount="/mnt/a"} 4`,
 		`encfs_open_files{mount="/mnt/a"} 5`,
+		`encfs_fetch_errors_total{cause="unreachable",mount="/mnt/a"} 2`,
+		`encfs_fetch_errors_total{cause="changed",mount="/mnt/a"} 1`,
+		`encfs_fetch_errors_total{cause="timeout",mount="/mnt/a"} 0`,
+		`encfs_cache_hits_total{cache="disk",mount="/mnt/a"} 9`,
+		`encfs_cache_misses_total{cache="disk",mount="/mnt/a"} 4`,
+		`encfs_disk_cache_writes_total{mount="/mnt/a"} 4`,
+		`encfs_disk_cache_errors_total{mount="/mnt/a"} 1`,
+		`encfs_disk_cache_corrupt_total{mount="/mnt/a"} 1`,
+		`encfs_disk_cache_bytes{mount="/mnt/a"} 1.048576e+06`,
+		`encfs_storage_breaker_open{mount="/mnt/a"} 1`,
+		`encfs_storage_outage{mount="/mnt/a"} 0`,
+		`encfs_memory_budget_bytes 5.36870912e+08`,
 		`process_resident_memory_bytes`,
 	} {
 		if !strings.Contains(body, want) {

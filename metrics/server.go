@@ -14,11 +14,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Probes answer /healthz and /readyz. Healthy returns nil while the process can serve (every
-// mount it made is still mounted); Ready reports whether every mount is live yet.
+// Probes answer /healthz and /readyz. Healthy returns nil while the process can serve, or
+// what only a restart can mend; Ready returns nil once every mount is live and its storage
+// serving, or what it waits for. Each answer's error is the probe's 503 body.
 type Probes struct {
 	Healthy func() error
-	Ready   func() bool
+	Ready   func() error
 }
 
 // NewRegistry returns a registry with the collector, any more collectors given (such as
@@ -45,9 +46,11 @@ func Handler(reg *prometheus.Registry, p Probes) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if p.Ready != nil && !p.Ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
+		if p.Ready != nil {
+			if err := p.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		fmt.Fprintln(w, "ready")
 	})

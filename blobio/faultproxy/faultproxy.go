@@ -26,10 +26,11 @@ const (
 	Reset                    // close the connection with a TCP RST, no answer
 	Stall                    // answer nothing for StallFor (or until the client gives up), then forward
 	Truncate                 // forward the headers and half the body, then close the connection
+	Close                    // accept the request and close the connection without an answer
 )
 
 func (f Fault) String() string {
-	return [...]string{"none", "throttle", "server-error", "reset", "stall", "truncate"}[f]
+	return [...]string{"none", "throttle", "server-error", "reset", "stall", "truncate", "close"}[f]
 }
 
 // Proxy forwards to a target and injects faults into the requests Match selects.
@@ -158,6 +159,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	case Reset:
 		reset(w)
+		return
+	case Close:
+		// What an L4 load balancer does when its backend is gone: the client sees the
+		// connection end (io.EOF) where it expected a status line.
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
 		return
 	case Stall:
 		select {

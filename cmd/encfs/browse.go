@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -98,18 +97,16 @@ func init() {
 			out := cmd.OutOrStdout()
 			for off := int64(0); ; {
 				n, err := im.ReadFile(ctx, &in, buf, off)
-				if n > 0 {
-					if _, werr := out.Write(buf[:n]); werr != nil {
-						return werr
-					}
-					off += int64(n)
-				}
-				if errors.Is(err, io.EOF) {
-					return nil
-				}
 				if err != nil {
 					return fmt.Errorf("%s at offset %d: %w", args[1], off, err)
 				}
+				if n == 0 {
+					return nil // the end of the file, as the index says
+				}
+				if _, err := out.Write(buf[:n]); err != nil {
+					return err
+				}
+				off += int64(n)
 			}
 		},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/encfs/encfs/config"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/internal/retry"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/metrics"
 	"github.com/encfs/encfs/mount"
@@ -36,12 +37,14 @@ type MountSpec struct {
 	// Keys returns the release keys to try. mountOne zeroes them once the image is open.
 	Keys       func(ctx context.Context) ([][]byte, error)
 	CacheBytes int64 // verified-plaintext cache of the image reader
-	AllowOther bool
-	UID, GID   *uint32 // owner override
-	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
-	HiddenDir  string  // where Publish mounts; default beside Mountpoint
-	ReadyFile  string  // written once the mount is live, removed at unmount
-	Log        *slog.Logger
+	// RequestTimeout bounds each FUSE request's wait for storage (--read-timeout).
+	RequestTimeout time.Duration
+	AllowOther     bool
+	UID, GID       *uint32 // owner override
+	Publish        bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
+	HiddenDir      string  // where Publish mounts; default beside Mountpoint
+	ReadyFile      string  // written once the mount is live, removed at unmount
+	Log            *slog.Logger
 }
 
 // Mounted is a live filesystem made by mountOne.
@@ -50,6 +53,9 @@ type Mounted struct {
 	Image *image.Image
 	FS    *encfs.FS
 	Point *mount.Point
+	// Health is the state of the image's storage, for /healthz and /readyz; nil for a source
+	// that does not follow it (a local file).
+	Health func() blobio.Health
 }
 
 // openMountSource opens the image of a mount: a local image is read the way
@@ -77,6 +83,7 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Source.Chunk.Log = spec.Log
 	src, err := openMountSource(ctx, spec.Image, spec.Source)
 	if err != nil {
 		return nil, err
@@ -91,7 +98,11 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
 	}
 	m := &Mounted{Spec: spec, Image: im}
-	if m.FS, err = encfs.New(ctx, im, encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log}); err != nil {
+	if h, ok := src.(interface{ Health() blobio.Health }); ok {
+		m.Health = h.Health
+	}
+	fo := encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, RequestTimeout: spec.RequestTimeout}
+	if m.FS, err = encfs.New(ctx, im, fo); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -200,7 +211,7 @@ each independently: one that fails is reported and the others keep serving.`,
 			if err != nil {
 				return err
 			}
-			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache),
+			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: srcFlags.readTimeout,
 				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
 				Pin: image.Pin{Root: pinRoot, MinGeneration: minGeneration},
 				Keys: func(context.Context) ([][]byte, error) {
@@ -262,6 +273,10 @@ func loadConfig(file, envName string) (*config.Config, error) {
 	return config.FromEnvVar(envName)
 }
 
+// configReadTimeout bounds each read of a filesystem mounted from a configuration, as
+// --read-timeout does for one given by flags.
+const configReadTimeout = 30 * time.Second
+
 // specsFromConfig turns each filesystem of a configuration into a MountSpec. customize is
 // passed to the key providers (tests point them at test servers).
 func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) ([]MountSpec, error) {
@@ -278,11 +293,11 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 		}
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
 		specs = append(specs, MountSpec{
-			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache,
+			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: configReadTimeout,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
 			Source: sourceOptions{
-				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: blobio.RetryOptions{MaxElapsed: 30 * time.Second}},
+				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: configReadTimeout}},
 				Chunk: blobio.ChunkOptions{DiskCache: fsys.DiskCacheDir, DiskCacheBytes: int64(fsys.DiskCacheSize)},
 			},
 			Keys: func(ctx context.Context) ([][]byte, error) {
@@ -309,20 +324,44 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 	for i := range specs {
 		states.Add(strconv.Itoa(i), specs[i].Mountpoint)
 	}
+	budget, heap := memoryBudget(specs)
+	setMemoryLimit(heap, slog.Default())
+	collector.SetMemoryBudget(budget)
+	slog.Info("memory budget", "bytes", budget, "go_heap_limit", heap)
 	if metricsAddr != "" {
 		probes := metrics.Probes{
-			Ready: func() bool {
+			// Ready: every filesystem is mounted and its storage serving (an outage or an open
+			// breaker makes reads fail, so the group should not count on it).
+			Ready: func() error {
 				for i := range live {
-					if live[i].Load() == nil {
-						return false
+					m := live[i].Load()
+					if m == nil {
+						return fmt.Errorf("%s is not mounted yet", specs[i].Mountpoint)
+					}
+					if m.Health != nil {
+						if h := m.Health(); h.State != blobio.StateServing {
+							return fmt.Errorf("storage of %s: %s since %s: %v", m.Point.Target, h.State, h.Since.Format(time.RFC3339), h.Cause)
+						}
 					}
 				}
-				return true
+				return nil
 			},
+			// Healthy: nothing that only a restart can mend: a filesystem unmounted from outside,
+			// or storage whose breaker is open (blob replaced or deleted, access refused).
 			Healthy: func() error {
 				for i := range live {
-					if m := live[i].Load(); m != nil && m.unmounted() {
+					m := live[i].Load()
+					if m == nil {
+						continue
+					}
+					if m.unmounted() {
 						return fmt.Errorf("%s is no longer mounted", m.Point.Target)
+					}
+					if m.Health != nil {
+						if h := m.Health(); h.State == blobio.StateBroken {
+							return fmt.Errorf("storage of %s: breaker open since %s (%d failed reads): %v",
+								m.Point.Target, h.Since.Format(time.RFC3339), h.FailedReads, h.Cause)
+						}
 					}
 				}
 				return nil

@@ -59,7 +59,7 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 		return o, fmt.Errorf("--auth: %w", err)
 	}
 	o.Blob.ClientID = sf.clientID
-	o.Blob.Retry.MaxElapsed = sf.readTimeout
+	o.Blob.Retry.Budget = sf.readTimeout
 	chunk, err := config.ParseByteSize(sf.chunkSize)
 	if err != nil || chunk < 64<<10 {
 		return o, fmt.Errorf("--chunk-size %q: want a size of at least 64K, such as 8M", sf.chunkSize)
