@@ -12,12 +12,10 @@ import (
 )
 
 // DefaultChunkSize is the unit of every range GET, chosen by measurement against Azurite
-// (docs/PERFORMANCE.md, "Blob streaming"): sequential reads through the layer ran at ~70 MB/s
-// with 1 MiB chunks, ~110-250 MB/s with 4 MiB, ~1,100-1,400 MB/s with 8 MiB and ~1,500-1,600 MB/s
-// with 16 MiB. 8 MiB gets most of the throughput at half the memory in flight of 16 MiB
-// (8 workers x 8 MiB) and a shorter wait for a cold random read. Part of the 4 MiB penalty is
-// Azurite's own (it computes an MD5 of every range of 4 MiB or less), but on Azure too fewer,
-// larger GETs amortise the per-request latency.
+// (docs/PERFORMANCE.md, "8 MiB range requests for remote images"): smaller chunks lose to the
+// cost of each request, and 16 MiB was little faster than 8 MiB at twice the memory in flight
+// (8 workers) and a longer wait for a cold random read. On Azure too, fewer and larger GETs
+// amortise the per-request latency.
 const DefaultChunkSize = 8 << 20
 
 // ChunkOptions configure a Chunked layer. Zero values take the defaults.

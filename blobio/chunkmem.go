@@ -14,8 +14,8 @@ import (
 // Why: a local image is read with O_DIRECT into these buffers. Into 4 KiB pages, one 4 MiB
 // read is 1,024 pages that the kernel pins and maps one by one, and more segments than one
 // request of a virtio disk takes (254), so it goes out as five requests; into huge pages it
-// is two pages and one request. On the benchmark VM that raised 4 MiB direct reads, 8 in
-// flight, from 700-1,000 MB/s to 1,100-1,400 MB/s (docs/PERFORMANCE.md). A socket writing a
+// is two pages and one request, which made direct reads markedly faster on the benchmark VM
+// (docs/PERFORMANCE.md, "Chunk buffers in 2 MiB-aligned mappings"). A socket writing a
 // remote chunk into them takes fewer TLB misses as well. The Go heap cannot promise either
 // the alignment or the advice, and its scavenger may split the pages again.
 

@@ -73,8 +73,9 @@ func OpenFile(path string) (*FileSource, error) {
 
 // mountChunks are the fetch options of a local image a mount reads with O_DIRECT: 4 MiB
 // chunks prefetched ahead of sequential readers (up to 8 in flight), any other read straight
-// from the file (ReadThrough). 4 MiB by measurement (docs/PERFORMANCE.md): the virtio disk
-// of the benchmark machine reads 1 MiB requests at about half the speed of 4 MiB ones.
+// from the file (ReadThrough). 4 MiB by measurement (docs/PERFORMANCE.md, "A local image is
+// read with O_DIRECT"): the virtio disk of the benchmark machine reads 1 MiB requests much
+// more slowly than 4 MiB ones.
 var mountChunks = ChunkOptions{ChunkSize: 4 << 20, Workers: 8, CacheBytes: 64 << 20, ReadThrough: true}
 
 // MountMemoryBound is the most memory the chunk layer of ForMount holds, and MountHeapBound

@@ -22,11 +22,13 @@ type Probes struct {
 	Ready   func() error
 }
 
-// NewRegistry returns a registry with the collector plus the Go runtime and process metrics
-// (resident memory is one of the sidecar's budgets).
-func NewRegistry(c *Collector) *prometheus.Registry {
+// NewRegistry returns a registry with the collector, any more collectors given (such as
+// Filesystems), and the Go runtime and process metrics (resident memory is one of the sidecar's
+// budgets).
+func NewRegistry(c *Collector, more ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(more...)
 	return reg
 }
 

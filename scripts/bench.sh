@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The encfs benchmark (issue 4 item 8, issue 5 item 7). Run as root from anywhere:
 #
-#   sudo scripts/bench.sh [--quick] [--write]
+#   sudo scripts/bench.sh [--quick]
 #
 # In one run, on the same data, with the page cache dropped before every cold measurement:
 #   1. sequential read of one large file (2 GiB) with 1 MiB read(2) calls: the plain file on
@@ -11,13 +11,17 @@
 #   4. streaming from Azurite: sequential read through `encfs mount URL` against a plain
 #      parallel azblob download of the same blob, and the time from `encfs mount URL` to the
 #      first byte of a file.
-# It prints a markdown report; --write also puts it into docs/PERFORMANCE.md as the section
-# "## Benchmark script" (replacing an earlier one).
+# It prints a markdown report and writes it, dated, with SVG charts of each benchmark (encfs
+# against gocryptfs, the loopback and the plain file or download, drawn by scripts/benchchart):
+#   docs/bench/YYYY-MM-DD-HHMM.md and docs/bench/YYYY-MM-DD-HHMM-{sequential,shuffled,streaming}.svg
+# (UTC, the run's start). docs/PERFORMANCE.md links the runs it quotes; commit the ones it should.
 #
 # Options and environment:
 #   --quick, BENCH_QUICK=1   small sizes for a quick run (256 MiB file, 1,000 small files,
 #                            10,000-file image)
-#   --write                  write the report into docs/PERFORMANCE.md
+#   BENCH_OUT                where the dated report and charts go (default docs/bench for a full
+#                            run; the work directory below for --quick or BENCH_SKIP runs, which
+#                            are not comparable with full ones)
 #   --prepare                only build the tools and generate the data and images, then stop
 #   BENCH_DIR                work directory (default /var/tmp/encfs-bench); generated data, images
 #                            and binaries are kept there and reused by later runs
@@ -34,12 +38,10 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-WRITE=0
 PREPARE=0
 QUICK="${BENCH_QUICK:-0}"
 for a in "$@"; do
 	case "$a" in
-	--write) WRITE=1 ;;
 	--prepare) PREPARE=1 ;;
 	--quick) QUICK=1 ;;
 	-h | --help)
@@ -281,6 +283,7 @@ install_tools() {
 		cd "$REPO"
 		go build -o "$BIN/encfs" ./cmd/encfs
 		go build -o "$BIN/benchread" ./scripts/benchread
+		go build -o "$BIN/benchchart" ./scripts/benchchart
 		# The example ships in go-fuse's module (already in go.mod); build it from the module cache.
 		go build -o "$BIN/loopback" github.com/hanwen/go-fuse/v2/example/loopback
 	)
@@ -613,8 +616,6 @@ report() {
 	commit="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	[[ -n "$(git -C "$REPO" status --porcelain 2>/dev/null)" ]] && commit="$commit + uncommitted changes"
 	cat <<EOF
-## Benchmark script
-
 \`scripts/bench.sh\` (mode: $MODE), run on $START_DATE to $(date -u '+%H:%M:%S UTC'), on \`$cpu\`
 ($(nproc) vCPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM), kernel $kernel, $gover, encfs at $commit,
 $(gocryptfs -version 2>/dev/null | head -1 || echo "gocryptfs not installed"), Azurite $(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$BIN/azurite-pkg/package.json" 2>/dev/null | head -1).
@@ -728,22 +729,27 @@ EOF
 	goal "mount to first byte < 1 s against Azurite (${BL[first_byte]:-n/a} ms)" "${BL[first_byte]:-n/a} < 1000"
 }
 
-write_doc() { # replace (or append) the "## Benchmark script" section of docs/PERFORMANCE.md
-	local doc="$REPO/docs/PERFORMANCE.md" tmp
-	tmp="$(mktemp "$WORK/perf.XXXXXX")"
-	awk -v repl="$1" '
-		/^## / { if (insec) { insec = 0; print "" } }
-		/^## Benchmark script[[:space:]]*$/ { insec = 1; if (!done) { while ((getline l < repl) > 0) print l; done = 1 }; next }
-		!insec { print }
-		END { if (!done) { print ""; while ((getline l < repl) > 0) print l } }
-	' "$doc" >"$tmp"
-	cat "$tmp" >"$doc"
-	rm -f "$tmp"
-	log "wrote the report into $doc"
+write_dated() { # write_dated REPORT: the dated report with its charts into $OUT
+	local out="$OUT" charts
+	mkdir -p "$out"
+	charts="$("$BIN/benchchart" -out "$out" -prefix "$STAMP" "$1")" || {
+		log "benchchart failed; the report is in $1"
+		return 1
+	}
+	{
+		printf '# Benchmark run of %s\n\n' "$START_HUMAN"
+		printf '%s\n\n' "$charts"
+		cat "$1"
+	} >"$out/$STAMP.md"
+	log "wrote $out/$STAMP.md and its charts"
 }
 
 # ---- main ------------------------------------------------------------------------------------------
-START_DATE="$(date -u '+%Y-%m-%d from %H:%M:%S UTC')"
+START_EPOCH="$(date +%s)"
+START_DATE="$(date -u -d "@$START_EPOCH" '+%Y-%m-%d from %H:%M:%S UTC')"
+START_HUMAN="$(date -u -d "@$START_EPOCH" '+%Y-%m-%d %H:%M UTC')"
+STAMP="$(date -u -d "@$START_EPOCH" '+%Y-%m-%d-%H%M')"
+if [[ "$QUICK" == 1 || -n "${BENCH_SKIP:-}" ]]; then OUT="${BENCH_OUT:-$D}"; else OUT="${BENCH_OUT:-$REPO/docs/bench}"; fi
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 CPU_START="$(head -1 /proc/stat)"
 mkdir -p "$WORK" "$BIN" "$D" "$RUN" "$MNT"
@@ -761,5 +767,5 @@ skip tree || bench_tree
 if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi
 report >"$D/report.md"
 cat "$D/report.md"
-[[ "$WRITE" == 1 ]] && write_doc "$D/report.md"
+write_dated "$D/report.md"
 exit 0

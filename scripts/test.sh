@@ -28,8 +28,28 @@ echo "== go test (large data, no race detector)"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 30m -run '^(TestHugeFile|TestLargeDirectory)$' ${ENCFS_TEST_FLAGS:-} ./pack/ ./fs/ | tee -a "$log"
 
-echo "== deployment files (Dockerfile, ARM template, Kubernetes manifest, consumer script)"
-# A Go module of its own, so that the validators' dependencies stay out of encfs's go.mod.
+echo "== alert rules (promtool)"
+# promtool comes with Debian's prometheus package (its server is not started here). CI runs as
+# root; elsewhere install it yourself, or examples/validate skips the promtool part.
+if ! command -v promtool >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+	echo "installing promtool (Debian package prometheus)"
+	apt-get update -q >/tmp/encfs-apt.log 2>&1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >>/tmp/encfs-apt.log 2>&1 ||
+		{
+			cat /tmp/encfs-apt.log
+			exit 1
+		}
+fi
+if command -v promtool >/dev/null; then
+	promtool check rules examples/monitoring/encfs-alerts.yaml
+	promtool test rules examples/monitoring/encfs-alerts.test.yaml
+else
+	echo "promtool not installed and not root: alert rules left to examples/validate's parser"
+fi
+
+echo "== deployment files (Dockerfile, ARM template, Kubernetes manifests, consumer script, dashboard and alerts against a live mount)"
+# A Go module of its own, so that the validators' dependencies (the Kubernetes and Prometheus
+# Operator API types, Prometheus's PromQL and rule parsers) stay out of encfs's go.mod.
 (cd examples/validate && go vet ./... && go test -count=1 ./...) | tee -a "$log"
 
 fuzztime="${ENCFS_FUZZTIME:-8s}"

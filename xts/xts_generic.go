@@ -4,12 +4,12 @@ import "encoding/binary"
 
 // The portable path calls crypto/aes once per block, as x/crypto/xts does,
 // but without its per-block slice XORs and tweak byte loop, so it is faster
-// only by overhead: a single AES block costs its full latency (about 15 ns
-// here), which no pure-Go code can overlap with the next block. The standard
+// only by overhead: a single AES block costs its full latency, which no
+// pure-Go code can overlap with the next block. The standard
 // library has no batched AES that takes arbitrary blocks on amd64 or arm64:
 // CTR and GCM encrypt counters, and CBC decryption (the XTS decryption trick
 // D(Y_i) = CBC-decrypt(Y)_i XOR Y_{i-1}) loops over single blocks there, so
-// it measured slower than this loop (see docs/PERFORMANCE.md).
+// it measured slower than this loop (docs/PERFORMANCE.md, "XTS in Go assembly").
 
 func (c *Cipher) encryptGeneric(dst, src []byte, sector uint64) {
 	c.cryptGeneric(dst, src, sector, false)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -319,6 +320,10 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAddr, readyFile string) error {
 	live := make([]atomic.Pointer[Mounted], len(specs))
 	collector := metrics.NewCollector()
+	states := metrics.NewFilesystems()
+	for i := range specs {
+		states.Add(strconv.Itoa(i), specs[i].Mountpoint)
+	}
 	budget, heap := memoryBudget(specs)
 	setMemoryLimit(heap, slog.Default())
 	collector.SetMemoryBudget(budget)
@@ -362,7 +367,7 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 				return nil
 			},
 		}
-		addr, err := metrics.Serve(ctx, metricsAddr, metrics.Handler(metrics.NewRegistry(collector), probes), slog.Default())
+		addr, err := metrics.Serve(ctx, metricsAddr, metrics.Handler(metrics.NewRegistry(collector, states), probes), slog.Default())
 		if err != nil {
 			return err
 		}
@@ -374,12 +379,19 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 		if spec.Log == nil {
 			spec.Log = slog.Default()
 		}
+		id, keysOf := strconv.Itoa(i), spec.Keys
+		spec.Keys = func(ctx context.Context) ([][]byte, error) {
+			ks, err := keysOf(ctx)
+			states.SetKey(id, metrics.KeyOutcomeOf(err))
+			return ks, err
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
 			m, err := mountOne(ctx, spec)
 			if err != nil {
+				states.SetState(id, metrics.StateFailed)
 				errs[i] = err
 				if len(specs) > 1 {
 					errs[i] = fmt.Errorf("%s: %w", spec.Name, err)
@@ -389,6 +401,14 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 			}
 			collector.Add(m.Point.Target, metrics.For(m.FS))
 			live[i].Store(m)
+			states.SetState(id, metrics.StateMounted)
+			go func() {
+				select {
+				case <-m.Point.Done():
+					states.SetState(id, metrics.StateUnmounted)
+				case <-ctx.Done():
+				}
+			}()
 			sb, h := m.Image.Superblock(), m.Image.Header()
 			fmt.Fprintf(out, "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
 				blobio.Redact(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
