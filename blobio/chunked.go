@@ -645,7 +645,8 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 				return
 			}
 		}
-		err := c.health.gate()
+		refused := c.health.gate() // the breaker's error, counted there: no request is sent
+		err := refused
 		if err == nil {
 			b = c.newBuf(want)
 			err = c.readSource(cl.ctx, b.data, idx*c.chunk)
@@ -661,9 +662,16 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 				c.recycleLocked(b)
 				c.mu.Unlock()
 			}
-			if cl.ctx.Err() == nil { // not abandoned by its readers: a verdict on the source
+			if refused == nil && cl.ctx.Err() == nil { // not abandoned by its readers: a verdict on the source
 				c.countFailure(err)
-				c.rememberFailure(idx, err)
+				c.mu.Lock()
+				demand := !cl.prefetch || cl.waiters > 0
+				c.mu.Unlock()
+				if demand {
+					// Only a failure that readers saw is worth refusing their retries for; a
+					// prefetch that failed on its own must not fail a later read.
+					c.rememberFailure(idx, err)
+				}
 			}
 			c.finish(idx, cl, nil, err)
 			return

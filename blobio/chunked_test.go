@@ -3,18 +3,25 @@ package blobio_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"io/fs"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/internal/syncbuf"
 )
 
 // memSource is an in-memory Source that counts reads and injects faults.
@@ -447,4 +454,164 @@ func TestChunkedReadThrough(t *testing.T) {
 		t.Fatalf("View of a prefetched chunk: ok %v, %v", ok, err)
 	}
 	release()
+}
+
+// rewriteChunkFiles replaces the content of every cached chunk file with other bytes under a
+// valid checksum: a disk that returns other bytes than were written, which only verification
+// above the cache can notice.
+func rewriteChunkFiles(t *testing.T, dir string) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !strings.HasSuffix(p, ".chunk") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := b[:len(b)-8]
+		for i := range body {
+			body[i] ^= 0x5a
+		}
+		binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		return nil
+	})
+	return n
+}
+
+// TestChunkedDiskCacheCorruptChunk: a chunk from the disk cache that fails verification above
+// (the image layer calls Invalidate) is counted and logged before it is fetched again.
+func TestChunkedDiskCacheCorruptChunk(t *testing.T) {
+	dir := t.TempDir()
+	m := newMem(t, 2<<20)
+	opts := blobio.ChunkOptions{ChunkSize: 1 << 20, DiskCache: dir, DiskCacheBytes: 8 << 20}
+	p := make([]byte, 1<<20)
+	c := blobio.NewChunked(m, opts)
+	if _, err := c.ReadAt(context.Background(), p, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if n := rewriteChunkFiles(t, dir); n != 1 {
+		t.Fatalf("%d chunk files", n)
+	}
+	var logs syncbuf.Buffer
+	opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	c2 := blobio.NewChunked(m, opts)
+	defer c2.Close()
+	if _, err := c2.ReadAt(context.Background(), p, 0); err != nil || bytes.Equal(p, m.data[:1<<20]) || c2.Stats().DiskHits != 1 {
+		t.Fatalf("the rewritten chunk was not served from disk: %v, %+v", err, c2.Stats())
+	}
+	c2.Invalidate(0, 4096) // what the image layer does when a block of it fails verification
+	if st := c2.Stats(); st.DiskCorrupt != 1 || !strings.Contains(logs.String(), "a cached chunk failed verification") {
+		t.Fatalf("not counted or logged: %+v\n%s", st, logs.String())
+	}
+	if _, err := c2.ReadAt(context.Background(), p, 0); err != nil || !bytes.Equal(p, m.data[:1<<20]) {
+		t.Fatalf("fetched again: %v", err)
+	}
+}
+
+// TestChunkedDiskCacheFullFilesystem: a disk cache whose filesystem fills up before its size
+// bound shrinks to fit, says so once, and keeps caching within what there is.
+func TestChunkedDiskCacheFullFilesystem(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=3m"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount a 3 MiB tmpfs: %v", err)
+		}
+		t.Skipf("cannot mount a small tmpfs for a full filesystem (%v); run as root", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	m := newMem(t, 8<<20)
+	var logs syncbuf.Buffer
+	opts := blobio.ChunkOptions{ChunkSize: 1 << 20, CacheBytes: -1, DiskCache: dir, DiskCacheBytes: 64 << 20,
+		Log: slog.New(slog.NewTextHandler(&logs, nil))}
+	c := blobio.NewChunked(m, opts)
+	p := make([]byte, 1<<20)
+	for pass := range 2 {
+		for off := int64(0); off < 8<<20; off += 1 << 20 {
+			if _, err := c.ReadAt(context.Background(), p, off); err != nil || !bytes.Equal(p, m.data[off:off+1<<20]) {
+				t.Fatalf("pass %d, read at %d: %v", pass, off, err)
+			}
+			time.Sleep(20 * time.Millisecond) // let the disk write of this chunk land
+		}
+	}
+	st := c.Stats()
+	c.Close()
+	if st.DiskErrors == 0 || st.DiskWrites < 8 || st.DiskBytes > 3<<20 {
+		t.Fatalf("stats %+v: want failed writes, then writes that fit", st)
+	}
+	if n := strings.Count(logs.String(), "the filesystem is full"); n != 1 {
+		t.Fatalf("logged %d times:\n%s", n, logs.String())
+	}
+}
+
+// TestChunkedHealth: passing failures make an outage (prefetch pauses, demand reads still go
+// to the source) that ends with the next success; a permanent one opens the breaker: reads fail
+// at once without a request, and prefetch stops.
+func TestChunkedHealth(t *testing.T) {
+	m := newMem(t, 8<<20)
+	var logs syncbuf.Buffer
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer c.Close()
+	p := make([]byte, 100)
+	setFail := func(off int64, err error) {
+		m.mu.Lock()
+		m.failAt[off] = err
+		m.mu.Unlock()
+	}
+
+	setFail(1<<20, &blobio.Error{Op: "read", Kind: blobio.ErrUnreachable, Err: errors.New("connection refused")})
+	if _, err := c.ReadAt(context.Background(), p, 1<<20); !errors.Is(err, blobio.ErrUnreachable) {
+		t.Fatalf("err %v", err)
+	}
+	if h := c.Health(); h.State != blobio.StateOutage || h.FailedReads != 1 {
+		t.Fatalf("health %+v, want an outage", h)
+	}
+	reads := m.reads.Load()
+	c.Prefetch(4<<20, 2<<20)
+	time.Sleep(50 * time.Millisecond)
+	if m.reads.Load() != reads {
+		t.Fatal("prefetch ran during an outage")
+	}
+	if _, err := c.ReadAt(context.Background(), p, 2<<20); err != nil {
+		t.Fatalf("a demand read during the outage: %v", err)
+	}
+	if h := c.Health(); h.State != blobio.StateServing {
+		t.Fatalf("health %+v after a success, want serving", h)
+	}
+
+	setFail(3<<20, &blobio.Error{Op: "read", Kind: blobio.ErrChanged, Status: 412})
+	if _, err := c.ReadAt(context.Background(), p, 3<<20); !errors.Is(err, blobio.ErrChanged) {
+		t.Fatalf("err %v", err)
+	}
+	if h := c.Health(); h.State != blobio.StateBroken || !errors.Is(h.Cause, blobio.ErrChanged) {
+		t.Fatalf("health %+v, want the breaker open", h)
+	}
+	reads = m.reads.Load()
+	for off := int64(4 << 20); off < 8<<20; off += 1 << 20 {
+		if _, err := c.ReadAt(context.Background(), p, off); !errors.Is(err, blobio.ErrChanged) || !strings.Contains(err.Error(), "breaker open") {
+			t.Fatalf("read at %d with the breaker open: %v", off, err)
+		}
+	}
+	c.Prefetch(0, 8<<20)
+	time.Sleep(50 * time.Millisecond)
+	if n := m.reads.Load() - reads; n != 0 {
+		t.Fatalf("%d requests with the breaker open", n)
+	}
+	if h := c.Health(); h.FailedReads != 5 {
+		t.Fatalf("failed reads %d, want 5", h.FailedReads)
+	}
+	for _, want := range []string{"storage outage", "storage is serving again", "storage breaker open"} {
+		if strings.Count(logs.String(), want) != 1 {
+			t.Errorf("log line %q not there exactly once:\n%s", want, logs.String())
+		}
+	}
+	if st := c.Stats(); st.FetchErrorsByCause[0] != 1 || st.FetchErrorsByCause[3] < 1 {
+		t.Errorf("errors by cause %v", st.FetchErrorsByCause)
+	}
 }

@@ -153,7 +153,8 @@ func (s *diskStore) shrinkToFit(chunk int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.max
-	s.max = max(s.total-2*chunk, 0)
+	// The file that failed did not fit beside what the cache holds: keep room for one.
+	s.max = max(s.total-chunk, 0)
 	s.evictLocked()
 	if !s.full {
 		s.full = true

@@ -542,7 +542,7 @@ bench_blob() {
 	BL[blob_mib]="$(calc "$(stat -c %s "$IMG") / 1048576" 0)"
 	log "uploaded $IMG to $BLOB_URL in ${BL[upload_s]} s"
 	first="$(head -1 "$LIST")"
-	local blob_gib a0 e0 azdl=() azmnt=() encmnt=()
+	local blob_gib a0 e0 azdl=() azmnt=() encmnt=() hwm=()
 	blob_gib="$(calc "$(stat -c %s "$IMG") / 1073741824" 4)"
 	for ((r = 1; r <= RUNS; r++)); do
 		a0="$(cpu_ticks "$AZ_PID")"
@@ -560,6 +560,9 @@ bench_blob() {
 			encmnt+=("$(calc "($(cpu_ticks "$MPID") - $e0) / $TICK / $BIG_MIB * 1024" 2)")
 			log "blob mount seq run $r: $out"
 			if [[ -n "$out" ]]; then seq+=("$(kv mbps "$out")"); fi
+			# Peak resident memory of the daemon against the budget it logged at start.
+			hwm+=($(awk '/^VmHWM:/ {print $2}' "/proc/$MPID/status" 2>/dev/null))
+			BL[budget_mib]="$(grep -m1 -o 'msg="memory budget" bytes=[0-9]*' "$RUN/blob.log" | grep -o '[0-9]*$' | awk '{printf "%d", $1 / 1048576}')"
 			unmount_target "$MNT/blob"
 		else
 			BL[error]="$(grep -m1 -iE 'error|encfs:' "$RUN/blob.log" | cut -c1-200)"
@@ -588,6 +591,8 @@ bench_blob() {
 	BL[az_cpu_download]="$(median "${azdl[@]}")"
 	BL[az_cpu_mount]="$(median "${azmnt[@]}")"
 	BL[encfs_cpu_mount]="$(median "${encmnt[@]}")"
+	BL[hwm_mib]="$(median "${hwm[@]}")"
+	[[ "${BL[hwm_mib]}" == n/a ]] || BL[hwm_mib]="$(calc "${BL[hwm_mib]} / 1024" 0)"
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
 
@@ -706,6 +711,7 @@ Image $(calc "$(stat -c %s "$TREE_IMG" 2>/dev/null || echo 0) / 1048576" 0) MiB,
 | mount / plain download | $(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}") | |
 | Azurite CPU per GiB served: plain download / mount | ${BL[az_cpu_download]:-n/a} / ${BL[az_cpu_mount]:-n/a} s | |
 | encfs CPU per GiB read through the mount | ${BL[encfs_cpu_mount]:-n/a} s | |
+| encfs peak RSS (VmHWM) after the sequential read / its memory budget | ${BL[hwm_mib]:-n/a} / ${BL[budget_mib]:-n/a} MiB | |
 | exec of \`encfs mount URL\` to the first byte of a file | ${BL[first_byte]:-n/a} ms | ${BL[first_byte_r]:-n/a} |
 | the same from the local image file | ${BL[first_byte_local]:-n/a} ms | |
 EOF
@@ -727,6 +733,7 @@ EOF
 	goal "... with < 100 MB resident (VmHWM ${TR[root_vmhwm_kb]:-n/a} KiB)" "${TR[root_vmhwm_kb]:-n/a} * 1024 < 100e6"
 	goal "streaming >= 80% of the plain parallel download ($(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}")x)" "${BL[seq]:-n/a} >= 0.8 * ${BL[download]:-n/a}"
 	goal "mount to first byte < 1 s against Azurite (${BL[first_byte]:-n/a} ms)" "${BL[first_byte]:-n/a} < 1000"
+	goal "streaming mount's peak RSS within its memory budget (${BL[hwm_mib]:-n/a} of ${BL[budget_mib]:-n/a} MiB)" "${BL[hwm_mib]:-n/a} <= ${BL[budget_mib]:-n/a}"
 }
 
 write_dated() { # write_dated REPORT: the dated report with its charts into $OUT
