@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,8 @@ type ChunkOptions struct {
 	// DiskCache, when not empty, keeps fetched chunks in this directory across restarts,
 	// bounded by DiskCacheBytes (default 1 GiB). The source must implement Identity (the
 	// remote sources do) so that another version of the blob never meets these chunks.
+	// AutoDiskCache gives the layer a private directory instead, removed at Close, bounded by
+	// DiskCacheBytes or by default sized to the image, at most half of the free space there.
 	DiskCache      string
 	DiskCacheBytes int64
 	// ReadThrough reads a range whose chunks are not all cached or being fetched straight
@@ -119,6 +122,8 @@ type Stats struct {
 	PrefetchIssued     int64
 	PrefetchDropped    int64 // prefetch hints dropped because workers were busy
 	ReadThrough        int64 // reads passed straight to the source (ChunkOptions.ReadThrough)
+	BackgroundFetches  int64 // chunks the background fetch (FetchAll) started
+	BackgroundRunning  bool  // FetchAll is running
 	Retries            int64 // retried attempts in the source
 	CachedBytes        int64 // bytes in the memory cache now
 	InFlight           int64 // fetches running now
@@ -186,9 +191,10 @@ type Chunked struct {
 	health *healthTracker
 	log    *slog.Logger
 
-	disk    *diskCache // fixed at construction; released by Close after the fetches end
-	diskErr error
-	fetchWG sync.WaitGroup
+	disk     *diskCache // fixed at construction; released by Close after the fetches end
+	diskErr  error
+	diskTemp string // an AutoDiskCache directory, removed by Close
+	fetchWG  sync.WaitGroup
 
 	bytesFetched, fetches, fetchErrors, latencyNanos, latencyCount atomic.Int64
 	hits, misses, dedup, diskHits, diskWrites, diskErrors          atomic.Int64
@@ -196,6 +202,11 @@ type Chunked struct {
 	evictions, prefetchIssued, prefetchDropped, running            atomic.Int64
 	readThrough                                                    atomic.Int64
 	errorsByCause                                                  [len(fetchErrorCauses)]atomic.Int64
+
+	// demandWaiting counts demand fetches waiting for a worker: the background fetch
+	// (FetchAll) starts nothing while any does. background is set while FetchAll runs.
+	demandWaiting, backgroundFetches atomic.Int64
+	background                       atomic.Bool
 }
 
 // NewChunked puts a chunk layer in front of src. It takes ownership of src: Close closes it.
@@ -212,21 +223,48 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 	}
 	c.mem = newMemLRU(o.CacheBytes, c.unrefLocked)
 	if o.DiskCache != "" {
-		if o.DiskCacheBytes <= 0 {
-			o.DiskCacheBytes = 1 << 30
-		}
-		id, ok := src.(Identifier)
-		if !ok {
-			c.diskErr = fmt.Errorf("disk cache: %s cannot name its version, so its chunks are not cached on disk", src)
-		} else {
-			c.disk, c.diskErr = newDiskCache(o.DiskCache, o.DiskCacheBytes, id.Identity(), o.ChunkSize, c.log)
-		}
+		c.disk, c.diskErr = c.openDiskCache(o)
 		if c.diskErr != nil {
 			c.log.Warn("disk cache disabled", "err", c.diskErr)
 		}
 	}
 	return c
 }
+
+// openDiskCache opens the disk cache the options ask for.
+func (c *Chunked) openDiskCache(o ChunkOptions) (*diskCache, error) {
+	id, ok := c.src.(Identifier)
+	if !ok {
+		return nil, fmt.Errorf("disk cache: %s cannot name its version, so its chunks are not cached on disk", c.src)
+	}
+	dir, bound := o.DiskCache, o.DiskCacheBytes
+	if dir == AutoDiskCache {
+		var err error
+		if dir, bound, err = newAutoDiskDir(c.size, o.ChunkSize, o.DiskCacheBytes); err != nil {
+			return nil, err
+		}
+		c.diskTemp = dir
+	} else if bound <= 0 {
+		bound = 1 << 30
+	}
+	d, err := newDiskCache(dir, bound, id.Identity(), o.ChunkSize, c.log)
+	if err != nil && c.diskTemp != "" {
+		os.RemoveAll(c.diskTemp)
+		c.diskTemp = ""
+	}
+	return d, err
+}
+
+// DiskCacheBytes is the size bound of the disk cache in use, 0 without one.
+func (c *Chunked) DiskCacheBytes() int64 {
+	if c.disk == nil {
+		return 0
+	}
+	return c.disk.store.bound()
+}
+
+// MemoryCacheBytes is the size bound of the memory cache.
+func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.max }
 
 // Health reports whether the source is serving, in an outage, or broken (breaker open).
 func (c *Chunked) Health() Health { return c.health.snapshot() }
@@ -264,6 +302,9 @@ func (c *Chunked) Close() error {
 	c.mu.Unlock()
 	if c.disk != nil {
 		c.disk.close()
+	}
+	if c.diskTemp != "" {
+		os.RemoveAll(c.diskTemp)
 	}
 	return c.src.Close()
 }
@@ -638,9 +679,12 @@ func (c *Chunked) fetch(idx int64, cl *call, haveWorker bool) {
 	}
 	if b == nil {
 		if !haveWorker {
+			c.demandWaiting.Add(1)
 			select {
 			case c.sem <- struct{}{}:
+				c.demandWaiting.Add(-1)
 			case <-cl.ctx.Done():
+				c.demandWaiting.Add(-1)
 				c.finish(idx, cl, nil, cl.ctx.Err())
 				return
 			}
@@ -767,6 +811,7 @@ func (c *Chunked) Stats() Stats {
 		Evictions: c.evictions.Load(), PrefetchIssued: c.prefetchIssued.Load(),
 		PrefetchDropped: c.prefetchDropped.Load(), InFlight: c.running.Load(), ReadThrough: c.readThrough.Load(),
 		DiskMisses: c.diskMisses.Load(), DiskCorrupt: c.diskCorrupt.Load(),
+		BackgroundFetches: c.backgroundFetches.Load(), BackgroundRunning: c.background.Load(),
 	}
 	for i := range c.errorsByCause {
 		s.FetchErrorsByCause[i] = c.errorsByCause[i].Load()

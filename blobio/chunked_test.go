@@ -615,3 +615,121 @@ func TestChunkedHealth(t *testing.T) {
 		t.Errorf("errors by cause %v", st.FetchErrorsByCause)
 	}
 }
+
+// TestChunkedFetchAll: the background fetch brings every chunk once into the caches (here the
+// disk cache: the memory cache holds two chunks), so that reading everything afterwards costs
+// no request; and a demand read while it runs waits for one fetch, not for the whole image.
+func TestChunkedFetchAll(t *testing.T) {
+	m := newMem(t, 40<<20+123)
+	m.delay = 20 * time.Millisecond
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 2 << 20,
+		DiskCache: t.TempDir(), DiskCacheBytes: 64 << 20})
+	defer c.Close()
+	done := make(chan error, 1)
+	go func() { done <- c.FetchAll(context.Background()) }()
+	time.Sleep(60 * time.Millisecond)
+	p := make([]byte, 4096)
+	start := time.Now()
+	if _, err := c.ReadAt(context.Background(), p, 39<<20); err != nil || !bytes.Equal(p, m.data[39<<20:39<<20+4096]) {
+		t.Fatal(err)
+	}
+	// One worker is always left to demand reads; the background never takes the last one.
+	if took := time.Since(start); took > 4*m.delay {
+		t.Errorf("a demand read during the background fetch took %v; one fetch takes %v", took, m.delay)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the last disk writes
+	st := c.Stats()
+	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 {
+		t.Fatalf("fetched %d bytes in %d fetches; the image is %d bytes in 41 chunks", st.BytesFetched, st.Fetches, len(m.data))
+	}
+	reads := m.reads.Load()
+	q := make([]byte, 1<<20)
+	for off := int64(0); off < int64(len(m.data)); off += 1 << 20 {
+		n, err := c.ReadAt(context.Background(), q, off)
+		if (err != nil && err != io.EOF) || !bytes.Equal(q[:n], m.data[off:off+int64(n)]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if m.reads.Load() != reads {
+		t.Fatalf("%d requests after the background fetch", m.reads.Load()-reads)
+	}
+	// A second run finds everything cached and fetches nothing.
+	if err := c.FetchAll(context.Background()); err != nil || m.reads.Load() != reads {
+		t.Fatalf("second FetchAll: %v, %d requests", err, m.reads.Load()-reads)
+	}
+}
+
+// TestChunkedFetchAllPausesInAnOutage: the background fetch sends nothing while the storage
+// is failing, and resumes once a demand read succeeds.
+func TestChunkedFetchAllPausesInAnOutage(t *testing.T) {
+	m := newMem(t, 8<<20)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 2, CacheBytes: 16 << 20})
+	defer c.Close()
+	m.mu.Lock()
+	m.failAt[0] = &blobio.Error{Op: "read", Kind: blobio.ErrUnreachable}
+	m.mu.Unlock()
+	if _, err := c.ReadAt(context.Background(), make([]byte, 10), 0); err == nil {
+		t.Fatal("no error")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.FetchAll(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	if n := m.reads.Load(); n != 1 {
+		t.Fatalf("%d requests in an outage", n)
+	}
+	m.mu.Lock()
+	delete(m.failAt, 0)
+	m.mu.Unlock()
+	if _, err := c.ReadAt(context.Background(), make([]byte, 10), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background fetch did not resume after the outage")
+	}
+	if c.Stats().BackgroundFetches != 7 {
+		t.Fatalf("stats %+v", c.Stats())
+	}
+}
+
+// TestChunkedAutoDiskCache: an automatic disk cache lives in a private directory sized to the
+// image, goes away with the layer, and one left by a process that died is removed by the next.
+func TestChunkedAutoDiskCache(t *testing.T) {
+	base := t.TempDir()
+	t.Setenv("ENCFS_CACHE_DIR", base)
+	dead := filepath.Join(base, "encfs-cache-2147483646-x") // no such pid
+	if err := os.MkdirAll(filepath.Join(dead, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := newMem(t, 3<<20)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, DiskCache: blobio.AutoDiskCache})
+	if err := c.DiskCacheError(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the cache of a dead process is still there: %v", err)
+	}
+	if got := c.DiskCacheBytes(); got != 4<<20 {
+		t.Errorf("bound %d, want the image plus a chunk (%d)", got, 4<<20)
+	}
+	if _, err := c.ReadAt(context.Background(), make([]byte, 10), 0); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(base)
+	if len(entries) != 1 || !strings.HasPrefix(entries[0].Name(), fmt.Sprintf("encfs-cache-%d-", os.Getpid())) {
+		t.Fatalf("cache directories %v", entries)
+	}
+	c.Close()
+	if entries, _ := os.ReadDir(base); len(entries) != 0 {
+		t.Fatalf("left behind after Close: %v", entries)
+	}
+}

@@ -139,6 +139,13 @@ func (s *diskStore) evictLocked() {
 	}
 }
 
+// bound is the size bound in force.
+func (s *diskStore) bound() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.max
+}
+
 // bytes is what the cache holds now.
 func (s *diskStore) bytes() int64 {
 	s.mu.Lock()
@@ -196,6 +203,14 @@ func newDiskCache(dir string, max int64, identity string, chunkSize int64, log *
 
 func (d *diskCache) path(idx int64) string {
 	return filepath.Join(d.sub, fmt.Sprintf("%012d%s", idx, chunkExt))
+}
+
+// has reports whether chunk idx of n bytes is in the cache's accounting, without reading it.
+func (d *diskCache) has(idx int64, n int) bool {
+	d.store.mu.Lock()
+	defer d.store.mu.Unlock()
+	e, ok := d.store.m[d.path(idx)]
+	return ok && e.Value.(*diskEntry).size == int64(n+diskTrailer)
 }
 
 // get fills dst with chunk idx if it is cached whole and intact.

@@ -98,10 +98,14 @@ type daemon struct {
 }
 
 // mount starts encfs mount on the world's image with the given read timeout and waits until it
-// is live. Cleanup stops it and clears its mount.
+// is live. Cleanup stops it and clears its mount. Unless extra says otherwise, the mount has no
+// disk cache and no background fetch, so that faults meet the reads.
 func (w *world) mount(t *testing.T, timeout time.Duration, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{dir: filepath.Join(t.TempDir(), "mnt"), exited: make(chan error, 1)}
+	if len(extra) == 0 {
+		extra = []string{"--prefetch", "none", "--disk-cache", "none"}
+	}
 	args := append([]string{"--log-format", "json", "mount", "--key-file", w.keyFile, "--read-timeout", timeout.String(),
 		"--chunk-size", "1M", "--cache-size", "64M", "--metrics-addr", "127.0.0.1:0"}, extra...)
 	d.cmd = exec.Command(w.bin, append(args, w.url, d.dir)...)
@@ -117,7 +121,8 @@ func (w *world) mount(t *testing.T, timeout time.Duration, extra ...string) *dae
 	t.Cleanup(func() {
 		d.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-d.exited:
+		case err := <-d.exited:
+			d.exited <- err
 		case <-time.After(20 * time.Second):
 			d.cmd.Process.Kill()
 			<-d.exited
@@ -157,8 +162,32 @@ func (w *world) mount(t *testing.T, timeout time.Duration, extra ...string) *dae
 	return d
 }
 
+// logged reports whether a log line with this message was written.
+func (d *daemon) logged(msg string) bool {
+	for _, rec := range d.logs(nil) {
+		if rec["msg"] == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// stop sends SIGTERM and waits for the daemon to exit.
+func (d *daemon) stop(t *testing.T) {
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.exited:
+		d.exited <- err // for the cleanup
+		if err != nil {
+			t.Errorf("encfs mount exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("encfs mount did not exit after SIGTERM")
+	}
+}
+
 // logs parses the daemon's JSON log lines.
-func (d *daemon) logs(t *testing.T) []map[string]any {
+func (d *daemon) logs(_ *testing.T) []map[string]any {
 	var recs []map[string]any
 	for _, line := range strings.Split(d.stderr.String(), "\n") {
 		var rec map[string]any
@@ -406,4 +435,42 @@ func TestOutageRiddenOut(t *testing.T) {
 		t.Errorf("/readyz after the outage: %d %s", code, body)
 	}
 	t.Logf("outage %v, timeout %v: %d files read whole in %v", outage, timeout, o.ok.Load(), time.Since(start).Round(time.Millisecond))
+}
+
+// TestBackgroundFetchServesWithoutStorage: with the defaults, a mount whose image fits its
+// caches (memory and a private disk cache) fetches it whole in the background; once that is
+// done every file reads whole with storage gone, and the private cache directory goes away
+// with the mount.
+func TestBackgroundFetchServesWithoutStorage(t *testing.T) {
+	skipShort(t)
+	w := newWorld(t)
+	cacheBase := t.TempDir()
+	t.Setenv("ENCFS_CACHE_DIR", cacheBase)
+	d := w.mount(t, 5*time.Second, "--prefetch", "auto")
+	deadline := time.Now().Add(60 * time.Second)
+	for !d.logged("background fetch: done") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no background fetch after 60s:\n%s", d.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	requests := w.px.Requests()
+	w.px.Always(faultproxy.Close)
+	defer w.px.Always(faultproxy.None)
+	dropCaches(t)
+	var o outcome
+	readAll(t, d.dir, 8, &o)
+	if o.eio.Load() != 0 || o.ok.Load() != int64(len(sizes)) {
+		t.Errorf("with storage gone after the background fetch: %d read whole, %d EIO", o.ok.Load(), o.eio.Load())
+	}
+	if n := w.px.Requests() - requests; n != 0 {
+		t.Errorf("%d requests to storage after the background fetch", n)
+	}
+	if entries, _ := os.ReadDir(cacheBase); len(entries) != 1 {
+		t.Errorf("want one private cache directory, have %v", entries)
+	}
+	d.stop(t)
+	if entries, _ := os.ReadDir(cacheBase); len(entries) != 0 {
+		t.Errorf("the private cache directory outlived the mount: %v", entries)
+	}
 }

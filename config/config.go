@@ -63,9 +63,14 @@ type FileSystem struct {
 	MinGeneration uint64 `json:"min_generation,omitempty"`
 	// CacheSize bounds the in-memory verified-plaintext cache; 0 for the default.
 	CacheSize ByteSize `json:"cache_size,omitempty"`
-	// DiskCacheDir and DiskCacheSize enable a ciphertext cache on local disk.
+	// DiskCacheDir keeps fetched ciphertext on local disk in this directory, across restarts,
+	// bounded by DiskCacheSize (default 1 GiB). Empty gives the mount a private cache sized to
+	// the image (at most half the free space), removed at exit; "none" turns it off.
 	DiskCacheDir  string   `json:"disk_cache_dir,omitempty"`
 	DiskCacheSize ByteSize `json:"disk_cache_size,omitempty"`
+	// Prefetch is "auto" (the default: fetch the whole image in the background when it fits
+	// the caches), "all" (always) or "none".
+	Prefetch string `json:"prefetch,omitempty"`
 	// PublishSymlink mounts at a hidden <dir of mount_point>/.filesystem-N and then atomically
 	// points mount_point at it, so consumers see the path only once it is ready (the reference
 	// sidecar's behaviour).

@@ -91,8 +91,13 @@ func (fs *FileSystem) validate() []*PathError {
 	if fs.DiskCacheSize > 0 && fs.DiskCacheDir == "" {
 		add("disk_cache_size", "set disk_cache_dir too")
 	}
-	if fs.DiskCacheDir != "" && !filepath.IsAbs(fs.DiskCacheDir) {
-		add("disk_cache_dir", "%q must be an absolute path", fs.DiskCacheDir)
+	if fs.DiskCacheDir != "" && fs.DiskCacheDir != "none" && !filepath.IsAbs(fs.DiskCacheDir) {
+		add("disk_cache_dir", "%q must be an absolute path (or none)", fs.DiskCacheDir)
+	}
+	switch fs.Prefetch {
+	case "", "auto", "all", "none":
+	default:
+		add("prefetch", "%q: want auto, all or none", fs.Prefetch)
 	}
 	return errs
 }

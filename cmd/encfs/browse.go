@@ -71,7 +71,7 @@ func init() {
 	}
 	ls.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file")
 	ls.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole subtree, with paths")
-	lsSrc = addSourceFlags(ls)
+	lsSrc = addSourceFlags(ls, "none")
 	rootCmd.AddCommand(ls)
 
 	var catKeys []string
@@ -111,7 +111,7 @@ func init() {
 		},
 	}
 	cat.Flags().StringArrayVar(&catKeys, "key-file", nil, "release key file")
-	catSrc = addSourceFlags(cat)
+	catSrc = addSourceFlags(cat, "none")
 	rootCmd.AddCommand(cat)
 
 	var verifyKeys []string
@@ -150,7 +150,7 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 		},
 	}
 	verify.Flags().StringArrayVar(&verifyKeys, "key-file", nil, "release key file")
-	verifySrc = addSourceFlags(verify)
+	verifySrc = addSourceFlags(verify, "none")
 	rootCmd.AddCommand(verify)
 }
 

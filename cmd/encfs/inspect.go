@@ -95,6 +95,6 @@ func init() {
 	}
 	cmd.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file, to also show the index counts")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	srcFlags = addSourceFlags(cmd)
+	srcFlags = addSourceFlags(cmd, "none")
 	rootCmd.AddCommand(cmd)
 }

@@ -39,12 +39,14 @@ type MountSpec struct {
 	CacheBytes int64 // verified-plaintext cache of the image reader
 	// RequestTimeout bounds each FUSE request's wait for storage (--read-timeout).
 	RequestTimeout time.Duration
-	AllowOther     bool
-	UID, GID       *uint32 // owner override
-	Publish        bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
-	HiddenDir      string  // where Publish mounts; default beside Mountpoint
-	ReadyFile      string  // written once the mount is live, removed at unmount
-	Log            *slog.Logger
+	// Prefetch is auto, all or none: whether to fetch a remote image whole in the background.
+	Prefetch   string
+	AllowOther bool
+	UID, GID   *uint32 // owner override
+	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
+	HiddenDir  string  // where Publish mounts; default beside Mountpoint
+	ReadyFile  string  // written once the mount is live, removed at unmount
+	Log        *slog.Logger
 }
 
 // Mounted is a live filesystem made by mountOne.
@@ -56,6 +58,8 @@ type Mounted struct {
 	// Health is the state of the image's storage, for /healthz and /readyz; nil for a source
 	// that does not follow it (a local file).
 	Health func() blobio.Health
+	// stopBackground ends the background fetch, if one runs.
+	stopBackground context.CancelFunc
 }
 
 // openMountSource opens the image of a mount: a local image is read the way
@@ -118,11 +122,46 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 			return nil, err
 		}
 	}
+	if ch, ok := src.(*blobio.Chunked); ok && blobio.IsRemote(spec.Image) {
+		m.startBackgroundFetch(ch)
+	}
 	return m, nil
+}
+
+// startBackgroundFetch fetches the whole image into the caches in the background when the
+// spec asks for it (all), or by default when the image fits the memory and disk caches (auto):
+// every file is then read at the speed of one sequential download, whatever the order.
+func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
+	size, room := ch.Size(), ch.MemoryCacheBytes()+ch.DiskCacheBytes()
+	switch m.Spec.Prefetch {
+	case "none":
+		return
+	case "all":
+	default: // auto
+		if size > room {
+			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (--prefetch all to fetch it anyway)",
+				"image_bytes", size, "cache_bytes", room)
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopBackground = cancel
+	go func() {
+		start := time.Now()
+		m.Spec.Log.Info("background fetch: started", "image_bytes", size, "cache_bytes", room)
+		if err := ch.FetchAll(ctx); err != nil {
+			return // unmounting
+		}
+		m.Spec.Log.Info("background fetch: done", "took", time.Since(start).Round(time.Millisecond).String(),
+			"chunks_fetched", ch.Stats().BackgroundFetches)
+	}()
 }
 
 // Unmount removes the ready file, unmounts and closes the image.
 func (m *Mounted) Unmount() error {
+	if m.stopBackground != nil {
+		m.stopBackground()
+	}
 	if m.Spec.ReadyFile != "" {
 		os.Remove(m.Spec.ReadyFile)
 	}
@@ -156,6 +195,7 @@ func init() {
 		configFile, configEnv, pinRoot   string
 		minGeneration                    uint64
 		srcFlags                         *sourceFlags
+		prefetch                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "mount (--key-file KEY IMAGE MOUNTPOINT | --config FILE | --config-env NAME)",
@@ -211,7 +251,10 @@ each independently: one that fails is reported and the others keep serving.`,
 			if err != nil {
 				return err
 			}
-			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: srcFlags.readTimeout,
+			if err := checkPrefetch(prefetch); err != nil {
+				return err
+			}
+			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: srcFlags.readTimeout, Prefetch: prefetch,
 				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
 				Pin: image.Pin{Root: pinRoot, MinGeneration: minGeneration},
 				Keys: func(context.Context) ([][]byte, error) {
@@ -240,8 +283,17 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
-	srcFlags = addSourceFlags(cmd)
+	f.StringVar(&prefetch, "prefetch", "auto", "fetch a remote image whole in the background: auto (when it fits the memory and disk caches), all or none")
+	srcFlags = addSourceFlags(cmd, blobio.AutoDiskCache)
 	rootCmd.AddCommand(cmd)
+}
+
+func checkPrefetch(v string) error {
+	switch v {
+	case "auto", "all", "none":
+		return nil
+	}
+	return fmt.Errorf("--prefetch %q: want auto, all or none", v)
 }
 
 // configModeFlags are the mount flags that also apply with --config: everything else is set per
@@ -273,6 +325,18 @@ func loadConfig(file, envName string) (*config.Config, error) {
 	return config.FromEnvVar(envName)
 }
 
+// configDiskCache is the disk cache of a configuration's disk_cache_dir: empty for an
+// automatic one, none for none.
+func configDiskCache(dir string) string {
+	switch dir {
+	case "":
+		return blobio.AutoDiskCache
+	case "none":
+		return ""
+	}
+	return dir
+}
+
 // configReadTimeout bounds each read of a filesystem mounted from a configuration, as
 // --read-timeout does for one given by flags.
 const configReadTimeout = 30 * time.Second
@@ -294,11 +358,12 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: configReadTimeout,
+			Prefetch:   fsys.Prefetch,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
 			Source: sourceOptions{
 				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: configReadTimeout}},
-				Chunk: blobio.ChunkOptions{DiskCache: fsys.DiskCacheDir, DiskCacheBytes: int64(fsys.DiskCacheSize)},
+				Chunk: blobio.ChunkOptions{DiskCache: configDiskCache(fsys.DiskCacheDir), DiskCacheBytes: int64(fsys.DiskCacheSize)},
 			},
 			Keys: func(ctx context.Context) ([][]byte, error) {
 				log.Info("obtaining the release key", "provider", provider.String())

@@ -40,14 +40,16 @@ type sourceFlags struct {
 	readTimeout                                         time.Duration
 }
 
-func addSourceFlags(cmd *cobra.Command) *sourceFlags {
+// addSourceFlags adds the source flags to cmd. A mount caches fetched ciphertext on disk by
+// default (diskCache "auto"); a command that reads an image once does not ("none").
+func addSourceFlags(cmd *cobra.Command, diskCache string) *sourceFlags {
 	sf := &sourceFlags{}
 	f := cmd.Flags()
 	f.StringVar(&sf.auth, "auth", "auto", "how to reach an Azure blob: auto, sas, anonymous, identity or connection-string")
 	f.StringVar(&sf.clientID, "client-id", "", "client id of the user-assigned managed identity (or workload identity) for Azure")
 	f.StringVar(&sf.chunkSize, "chunk-size", "8M", "size of the range requests to remote storage")
-	f.StringVar(&sf.diskCache, "disk-cache", "", "directory for an on-disk cache of fetched ciphertext (remote images)")
-	f.StringVar(&sf.diskCacheSize, "disk-cache-size", "1G", "size bound of --disk-cache")
+	f.StringVar(&sf.diskCache, "disk-cache", diskCache, "on-disk cache of fetched ciphertext (remote images): a directory (kept across restarts), auto (a private directory under $ENCFS_CACHE_DIR or the temp dir, removed at exit) or none")
+	f.StringVar(&sf.diskCacheSize, "disk-cache-size", "auto", "size bound of --disk-cache (auto: the image's size for an automatic cache, at most half the free space; 1G for a directory)")
 	f.DurationVar(&sf.readTimeout, "read-timeout", 30*time.Second, "give up on one read of remote storage after this long, retries included (the read fails with EIO)")
 	return sf
 }
@@ -65,12 +67,16 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 		return o, fmt.Errorf("--chunk-size %q: want a size of at least 64K, such as 8M", sf.chunkSize)
 	}
 	o.Chunk.ChunkSize = int64(chunk)
-	o.Chunk.DiskCache = sf.diskCache
-	size, err := config.ParseByteSize(sf.diskCacheSize)
-	if err != nil {
-		return o, fmt.Errorf("--disk-cache-size: %w", err)
+	if sf.diskCache != "none" {
+		o.Chunk.DiskCache = sf.diskCache
 	}
-	o.Chunk.DiskCacheBytes = int64(size)
+	if sf.diskCacheSize != "auto" {
+		size, err := config.ParseByteSize(sf.diskCacheSize)
+		if err != nil {
+			return o, fmt.Errorf("--disk-cache-size: %w", err)
+		}
+		o.Chunk.DiskCacheBytes = int64(size)
+	}
 	return o, nil
 }
 
