@@ -11,6 +11,12 @@
 #   4. streaming from Azurite: sequential read through `encfs mount URL` against a plain
 #      parallel azblob download of the same blob, and the time from `encfs mount URL` to the
 #      first byte of a file.
+#   5. training epochs from Azurite: scripts/epoch.py (8 forked workers, as a PyTorch DataLoader)
+#      reads every file once in shuffled order through a fresh `encfs mount URL` with default
+#      flags (epoch 1), then again (epoch 2), for 100 KiB and for 2 MiB files, each dataset at
+#      least 4 times the mount's memory budget; against the plain download of the same blob and
+#      the same epoch on the image mounted from a local file. Azurite runs on CPU 1, the reader,
+#      encfs and the downloader on CPU 0 (taskset).
 # It prints a markdown report and writes it, dated, with SVG charts of each benchmark (encfs
 # against gocryptfs, the loopback and the plain file or download, drawn by scripts/benchchart):
 #   docs/bench/YYYY-MM-DD-HHMM.md and docs/bench/YYYY-MM-DD-HHMM-{sequential,shuffled,streaming}.svg
@@ -27,7 +33,8 @@
 #                            and binaries are kept there and reused by later runs
 #   BENCH_RUNS               runs per measurement, the median is reported (default 3)
 #   BENCH_BIG_MIB, BENCH_SMALL_COUNT, BENCH_TREE_DIRS, BENCH_TREE_FILES   override sizes
-#   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,gocryptfs
+#   BENCH_EPOCH_MIB          size of each training-epoch dataset (default 3072; 256 with --quick)
+#   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,epoch,gocryptfs
 #   BENCH_REPACK=1           pack the encfs images again even if the cached ones open
 #   BENCH_PERF=1             record `perf record -a -g` (whole machine) during the first cold
 #                            sequential and shuffled runs of encfs (BENCH_DIR/.../perf-*.data;
@@ -67,12 +74,14 @@ if [[ "$QUICK" == 1 ]]; then
 	SMALL_COUNT="${BENCH_SMALL_COUNT:-1000}"
 	TREE_DIRS="${BENCH_TREE_DIRS:-100}"
 	TREE_FILES="${BENCH_TREE_FILES:-100}"
+	EPOCH_MIB="${BENCH_EPOCH_MIB:-256}"
 else
 	MODE=full
 	BIG_MIB="${BENCH_BIG_MIB:-2048}"
 	SMALL_COUNT="${BENCH_SMALL_COUNT:-10000}"
 	TREE_DIRS="${BENCH_TREE_DIRS:-1000}"
 	TREE_FILES="${BENCH_TREE_FILES:-1000}"
+	EPOCH_MIB="${BENCH_EPOCH_MIB:-3072}"
 fi
 SMALL_BYTES=102400
 TREE_BYTES=100
@@ -596,6 +605,114 @@ bench_blob() {
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
 
+# ---- 5. training epochs from Azurite ------------------------------------------------------------
+declare -A EP
+EPOCH_SETS=(small big)
+epoch_file_bytes() { case "$1" in small) echo 102400 ;; big) echo 2097152 ;; esac }
+
+prepare_epoch() { # prepare_epoch SET: the dataset, its index (path<TAB>size) and its image, in $WORK
+	local set="$1" dir="$WORK/epoch-$1-${EPOCH_MIB}m" bytes count
+	bytes="$(epoch_file_bytes "$set")"
+	count=$((EPOCH_MIB * 1048576 / bytes))
+	if [[ ! -e "$dir/.done" ]]; then
+		log "generating $count files of $bytes bytes in $dir/data"
+		rm -rf "$dir"
+		mkdir -p "$dir"
+		"$BIN/benchread" gensmall "$dir/data" "$count" "$bytes" >/dev/null
+		(cd "$dir/data" && find . -type f -printf '%P\t%s\n' | sort) >"$dir/index"
+		"$BIN/encfs" --log-format text pack --key-file "$KEY" "$dir/data" "$dir/data.img" >"$dir/pack.log"
+		touch "$dir/.done"
+	fi
+	printf '%s' "$dir"
+}
+
+metric() { # metric PORT NAME: the sum of a metric's samples on an encfs /metrics endpoint
+	curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $2} END {printf "%.0f", s}'
+}
+
+bench_epoch() {
+	local set dir url r out port e1 e2 dl fetched hwm local_e img_bytes
+	[[ -n "$AZ_PID" ]] || start_azurite || return 1
+	taskset -pc 1 "$AZ_PID" >/dev/null 2>&1 || true
+	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
+	for set in "${EPOCH_SETS[@]}"; do
+		dir="$(prepare_epoch "$set")"
+		url="${BLOB_URL%/*}/epoch-$set.img"
+		img_bytes="$(stat -c %s "$dir/data.img")"
+		"$BIN/encfs" --log-format text upload --quiet "$dir/data.img" "$url" >"$RUN/epoch-upload.log" 2>&1 || {
+			log "upload of the $set epoch image failed: $(tail -3 "$RUN/epoch-upload.log")"
+			return 1
+		}
+		e1=() e2=() dl=() fetched=() hwm=() local_e=()
+		for ((r = 1; r <= RUNS; r++)); do
+			drop_caches
+			out="$(taskset -c 0 "$BIN/benchread" download -mode ranges -block $((8 << 20)) -concurrency 16 "$url")"
+			log "epoch $set: plain download run $r: $out"
+			dl+=("$(calc "$img_bytes / ($(kv mbps "$out") * 1e6)" 2)")
+
+			drop_caches
+			port="$("$BIN/benchread" freeport)"
+			ENCFS_METRICS="127.0.0.1:$port" mount_encfs "epoch-$set" "$url" "$MNT/epoch"
+			taskset -pc 0 "$MPID" >/dev/null 2>&1 || true
+			out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")" || log "epoch 1 failed: $out"
+			log "epoch $set: epoch 1 run $r: $out"
+			e1+=("$(kv seconds "$out")")
+			out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$((r + 100))" "$MNT/epoch")" || log "epoch 2 failed: $out"
+			log "epoch $set: epoch 2 run $r: $out"
+			e2+=("$(kv files_per_s "$out")")
+			fetched+=("$(calc "$(metric "$port" encfs_fetch_bytes_total) / $img_bytes" 2)")
+			hwm+=($(awk '/^VmHWM:/ {print $2}' "/proc/$MPID/status" 2>/dev/null))
+			EP[budget_mib]="$(grep -m1 -o 'msg="memory budget" bytes=[0-9]*' "$RUN/epoch-$set.log" | grep -o '[0-9]*$' | awk '{printf "%d", $1 / 1048576}')"
+			unmount_target "$MNT/epoch"
+
+			drop_caches
+			mount_encfs "epoch-$set-local" "$dir/data.img" "$MNT/epoch"
+			out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")" || log "local epoch failed: $out"
+			log "epoch $set: local image run $r: $out"
+			local_e+=("$(kv files_per_s "$out")")
+			unmount_target "$MNT/epoch"
+		done
+		EP[$set.files]="$(wc -l <"$dir/index")"
+		EP[$set.mib]="$(calc "$img_bytes / 1048576" 0)"
+		EP[$set.download_s]="$(median "${dl[@]}")"
+		EP[$set.epoch1_s]="$(median "${e1[@]}")"
+		EP[$set.epoch2_fps]="$(median "${e2[@]}")"
+		EP[$set.local_fps]="$(median "${local_e[@]}")"
+		EP[$set.fetched_x]="$(median "${fetched[@]}")"
+		EP[$set.hwm_mib]="$(median "${hwm[@]}")"
+		[[ "${EP[$set.hwm_mib]}" == n/a ]] || EP[$set.hwm_mib]="$(calc "${EP[$set.hwm_mib]} / 1024" 0)"
+	done
+	unset AZURE_STORAGE_CONNECTION_STRING
+}
+
+report_epoch() {
+	local set
+	# shellcheck disable=SC2016 # the backquotes are markdown
+	printf '\n### Training epochs from Azurite (Azurite on CPU 1, reader and encfs on CPU 0)\n\n%s\n%s\n%s\n%s\n\n' \
+		'`scripts/epoch.py --workers 8` (forked workers, batches of 4 files, every file once in shuffled' \
+		'order) through a fresh `encfs mount URL` with default flags (automatic disk cache, background' \
+		'fetch); epoch 2 on the same mount. The plain download: 8 MiB range GETs, 16 in flight; the' \
+		'local image: the same epoch on the image file mounted with `encfs mount`.'
+	printf '| dataset | files | image (MiB) | plain download (s) | epoch 1 (s) | epoch 1 / download | fetched / image | epoch 2 (files/s) | local image (files/s) | peak RSS / budget (MiB) |\n'
+	printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+	for set in "${EPOCH_SETS[@]}"; do
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$set ($(epoch_file_bytes "$set") B files)" \
+			"${EP[$set.files]:-n/a}" "${EP[$set.mib]:-n/a}" "${EP[$set.download_s]:-n/a}" "${EP[$set.epoch1_s]:-n/a}" \
+			"$(ratio "${EP[$set.epoch1_s]:-n/a}" "${EP[$set.download_s]:-n/a}")" "${EP[$set.fetched_x]:-n/a}" \
+			"$(fmt0 "${EP[$set.epoch2_fps]:-n/a}")" "$(fmt0 "${EP[$set.local_fps]:-n/a}")" "${EP[$set.hwm_mib]:-n/a}" "${EP[budget_mib]:-n/a}"
+	done
+}
+
+goals_epoch() {
+	local set
+	for set in "${EPOCH_SETS[@]}"; do
+		goal "$set files: epoch 1 <= 1.5x the plain download ($(ratio "${EP[$set.epoch1_s]:-n/a}" "${EP[$set.download_s]:-n/a}")x)" "${EP[$set.epoch1_s]:-n/a} <= 1.5 * ${EP[$set.download_s]:-n/a}"
+		goal "$set files: bytes fetched <= 1.2x the image (${EP[$set.fetched_x]:-n/a}x)" "${EP[$set.fetched_x]:-n/a} <= 1.2"
+		goal "$set files: epoch 2 >= 0.8x the local image ($(ratio "${EP[$set.epoch2_fps]:-n/a}" "${EP[$set.local_fps]:-n/a}")x)" "${EP[$set.epoch2_fps]:-n/a} >= 0.8 * ${EP[$set.local_fps]:-n/a}"
+		goal "$set files: peak RSS within the memory budget (${EP[$set.hwm_mib]:-n/a} of ${EP[budget_mib]:-n/a} MiB)" "${EP[$set.hwm_mib]:-n/a} <= ${EP[budget_mib]:-n/a}"
+	done
+}
+
 # ---- report -------------------------------------------------------------------------------------
 ratio() { # ratio A B: A/B with two decimals, or n/a
 	if [[ "$1" == n/a || "$2" == n/a || -z "$1" || -z "$2" ]]; then printf 'n/a'; else calc "$1 / $2" 2; fi
@@ -717,9 +834,10 @@ Image $(calc "$(stat -c %s "$TREE_IMG" 2>/dev/null || echo 0) / 1048576" 0) MiB,
 EOF
 	# shellcheck disable=SC2016 # the backquotes are markdown
 	if [[ -n "${BL[error]:-}" ]]; then printf '\n`encfs mount URL` failed: `%s`\n' "${BL[error]}"; fi
+	skip epoch || report_epoch
 	cat <<EOF
 
-### Goals (issues 4 and 5)
+### Goals (issues 4, 5, 12 and 14)
 
 | goal | result |
 |---|---|
@@ -734,6 +852,7 @@ EOF
 	goal "streaming >= 80% of the plain parallel download ($(ratio "${BL[seq]:-n/a}" "${BL[download]:-n/a}")x)" "${BL[seq]:-n/a} >= 0.8 * ${BL[download]:-n/a}"
 	goal "mount to first byte < 1 s against Azurite (${BL[first_byte]:-n/a} ms)" "${BL[first_byte]:-n/a} < 1000"
 	goal "streaming mount's peak RSS within its memory budget (${BL[hwm_mib]:-n/a} of ${BL[budget_mib]:-n/a} MiB)" "${BL[hwm_mib]:-n/a} <= ${BL[budget_mib]:-n/a}"
+	skip epoch || goals_epoch
 }
 
 write_dated() { # write_dated REPORT: the dated report with its charts into $OUT
@@ -772,6 +891,7 @@ skip seqwarm || bench_seq_warm
 skip shuffle || bench_shuffle
 skip tree || bench_tree
 if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi
+if ! skip epoch; then bench_epoch || log "training epoch benchmark failed; see $RUN"; fi
 report >"$D/report.md"
 cat "$D/report.md"
 write_dated "$D/report.md"
