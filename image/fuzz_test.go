@@ -10,12 +10,14 @@ import (
 // a buggy or hostile key holder must give an error, not crash the sidecar.
 
 func FuzzParseHeader(f *testing.F) {
-	h := &Header{ContentBlocks: 3, IndexBlock: 2, Keyslots: []Keyslot{{}}}
+	h := &Header{ContentBlocks: 3, IndexBlock: 2, Series: [SeriesSize]byte{1}, Keyslots: []Keyslot{{}}}
 	h.TreeOffset = contentOffset + 3*BlockSize
 	h.TreeBlocks = newTreeGeometry(3).totalBlocks
-	// The fuzzer works on the used part of the header (832 bytes) and the rest is zero: a 4 KiB
+	// The fuzzer works on the used part of the header (944 bytes) and the rest is zero: a 4 KiB
 	// input makes minimisation so slow that the fuzzer stalls. The zero check of the reserved
 	// tail is covered by TestTamper.
+	f.Add(h.Marshal()[:headerUsed])
+	h.Signer[0], h.Signature[0] = 1, 1
 	f.Add(h.Marshal()[:headerUsed])
 	f.Add([]byte(Magic))
 	f.Add([]byte{})

@@ -95,7 +95,14 @@ func checkOutsideSource(src, imagePath string) error {
 
 func packInto(ctx context.Context, src string, out *os.File, opts Options) (*Result, error) {
 	if opts.TempDir == "" {
-		opts.TempDir = filepath.Dir(out.Name())
+		// The spools hold plaintext names, sizes and leaf hashes: keep them in a directory of
+		// their own (mode 0700), not next to the output where others may list them.
+		dir, err := os.MkdirTemp("", "encfs-pack-*")
+		if err != nil {
+			return nil, fmt.Errorf("temporary directory for the index spools: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		opts.TempDir = dir
 	}
 	w, err := image.NewWriter(out, opts.WriterOptions)
 	if err != nil {

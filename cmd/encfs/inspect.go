@@ -78,7 +78,7 @@ func init() {
 				return enc.Encode(r)
 			}
 			fmt.Fprintf(out, "image:           %s\n", r.Image)
-			fmt.Fprintf(out, "format:          encfs version %d (AES-256-XTS, GMAC-AES-256 leaves under a SHA-256 tree)\n", r.FormatVersion)
+			fmt.Fprintf(out, "format:          encfs version %d (AES-256-XTS, BLAKE3 leaves under a SHA-256 tree)\n", r.FormatVersion)
 			fmt.Fprintf(out, "uuid:            %s\n", r.UUID)
 			fmt.Fprintf(out, "generation:      %d\n", r.Generation)
 			fmt.Fprintf(out, "created:         %s\n", r.Created)
