@@ -57,7 +57,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		"azure_info": map[string]any{"identity": map[string]any{"client_id": ""}},
 		"azure_filesystems": []map[string]any{
 			{"mount_point": good, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
-				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "min_generation": h.Generation, "publish_symlink": true},
+				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "series": h.SeriesHex(), "min_generation": h.Generation, "publish_symlink": true},
 			{"mount_point": refused, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
 				"key": env.ConfigKey(), "pinned_root": strings.Repeat("ab", 32)},
 		},

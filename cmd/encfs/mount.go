@@ -142,6 +142,7 @@ func init() {
 		uid, gid                         int64
 		cacheSize, readyFile, metricAddr string
 		configFile, configEnv, pinRoot   string
+		pinSeries, pinSigner             string
 		minGeneration                    uint64
 		srcFlags                         *sourceFlags
 	)
@@ -201,11 +202,14 @@ each independently: one that fails is reported and the others keep serving.`,
 			}
 			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache),
 				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
-				Pin: image.Pin{Root: pinRoot, MinGeneration: minGeneration},
+				Pin: image.Pin{Root: pinRoot, Series: pinSeries, MinGeneration: minGeneration, Signer: pinSigner},
 				Keys: func(context.Context) ([][]byte, error) {
 					ks, _, err := readKeyFiles(keyFiles)
 					return ks, err
 				}}
+			if err := spec.Pin.Validate(); err != nil {
+				return err
+			}
 			if spec.UID, err = optionalID("--uid", uid); err != nil {
 				return err
 			}
@@ -224,7 +228,9 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&readyFile, "ready-file", "", "write the mount path to this file once the mount is live")
 	f.BoolVar(&publish, "publish-symlink", false, "mount at a hidden directory and publish MOUNTPOINT as a symlink to it")
 	f.StringVar(&pinRoot, "pinned-root", "", "refuse any image whose integrity root is not this (hex, as encfs inspect prints it)")
-	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images with a lower generation number")
+	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images of the series with a lower generation number (needs --series)")
+	f.StringVar(&pinSeries, "series", "", "refuse images of any other series (hex, as encfs inspect prints it)")
+	f.StringVar(&pinSigner, "pinned-signer", "", "accept only images of the series signed by this publisher key (hex; needs --series)")
 	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
@@ -279,7 +285,7 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
-			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
+			Pin: image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: sourceOptions{
 				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: blobio.RetryOptions{MaxElapsed: 30 * time.Second}},
 				Chunk: blobio.ChunkOptions{DiskCache: fsys.DiskCacheDir, DiskCacheBytes: int64(fsys.DiskCacheSize)},
