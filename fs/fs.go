@@ -26,8 +26,13 @@ type Options struct {
 	// (default DefaultMaxPrefetch). Keep it well below the source's chunk cache, or prefetched
 	// chunks are evicted before they are read. Negative disables prefetching.
 	MaxPrefetch int64
-	// Log receives integrity failures and I/O errors; default slog.Default().
+	// Log receives integrity failures and I/O errors; default slog.Default(). They name the
+	// image inode and content block only: logs leave the TEE, and paths, file offsets and
+	// sizes are part of what the image encrypts.
 	Log *slog.Logger
+	// LogPaths adds the path inside the image and the file offset to those log lines, for
+	// debugging with images whose names are not secret (encfs mount --log-paths).
+	LogPaths bool
 }
 
 // FS is one image served as a filesystem. Its root node is Root(); everything else is created

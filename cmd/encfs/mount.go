@@ -39,6 +39,7 @@ type MountSpec struct {
 	UID, GID   *uint32 // owner override
 	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
 	HiddenDir  string  // where Publish mounts; default beside Mountpoint
+	LogPaths   bool    // name paths inside the image in error logs (debugging only)
 	ReadyFile  string  // written once the mount is live, removed at unmount
 	Log        *slog.Logger
 }
@@ -90,7 +91,7 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
 	}
 	m := &Mounted{Spec: spec, Image: im}
-	if m.FS, err = encfs.New(ctx, im, encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log}); err != nil {
+	if m.FS, err = encfs.New(ctx, im, encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, LogPaths: spec.LogPaths}); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -138,7 +139,7 @@ func writeReadyFile(path, target string) error {
 func init() {
 	var (
 		keyFiles                         []string
-		allowOther, publish              bool
+		allowOther, publish, logPaths    bool
 		uid, gid                         int64
 		cacheSize, readyFile, metricAddr string
 		configFile, configEnv, pinRoot   string
@@ -190,6 +191,10 @@ each independently: one that fails is reported and the others keep serving.`,
 				if err != nil {
 					return err
 				}
+				for i := range specs {
+					specs[i].LogPaths = logPaths
+				}
+				warnLogPaths(logPaths)
 				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr, readyFile)
 			}
 			cache, err := config.ParseByteSize(cacheSize)
@@ -201,7 +206,7 @@ each independently: one that fails is reported and the others keep serving.`,
 				return err
 			}
 			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache),
-				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
+				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(), LogPaths: logPaths,
 				Pin: image.Pin{Root: pinRoot, Series: pinSeries, MinGeneration: minGeneration, Signer: pinSigner},
 				Keys: func(context.Context) ([][]byte, error) {
 					ks, _, err := readKeyFiles(keyFiles)
@@ -216,6 +221,7 @@ each independently: one that fails is reported and the others keep serving.`,
 			if spec.GID, err = optionalID("--gid", gid); err != nil {
 				return err
 			}
+			warnLogPaths(logPaths)
 			return runMounts(ctx, cmd.OutOrStdout(), []MountSpec{spec}, metricAddr, "")
 		},
 	}
@@ -231,6 +237,7 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images of the series with a lower generation number (needs --series)")
 	f.StringVar(&pinSeries, "series", "", "refuse images of any other series (hex, as encfs inspect prints it)")
 	f.StringVar(&pinSigner, "pinned-signer", "", "accept only images of the series signed by this publisher key (hex; needs --series)")
+	f.BoolVar(&logPaths, "log-paths", false, "debugging: name the file path and offset inside the image in error logs (names and sizes are otherwise kept out of logs, which leave the TEE)")
 	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
@@ -240,8 +247,15 @@ each independently: one that fails is reported and the others keep serving.`,
 
 // configModeFlags are the mount flags that also apply with --config: everything else is set per
 // filesystem in the configuration.
-var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true,
+var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true, "log-paths": true,
 	"log-level": true, "log-format": true}
+
+// warnLogPaths says at start that --log-paths lets names from inside the image into the logs.
+func warnLogPaths(on bool) {
+	if on {
+		slog.Warn("--log-paths: error logs will name files inside the image and offsets in them; these logs leave the TEE, so use it only for debugging")
+	}
+}
 
 // noImageFlags refuses per-image flags next to a configuration rather than ignoring them.
 func noImageFlags(cmd *cobra.Command) error {
@@ -356,9 +370,11 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 			}
 			collector.Add(m.Point.Target, metrics.For(m.FS))
 			live[i].Store(m)
-			sb, h := m.Image.Superblock(), m.Image.Header()
-			fmt.Fprintf(out, "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
-				blobio.Redact(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
+			// No counts or sizes: they are part of what the image encrypts, and this line
+			// leaves the TEE with the container's logs (encfs inspect --key-file shows them).
+			h := m.Image.Header()
+			fmt.Fprintf(out, "mounted %s at %s (uuid %s, series %s, generation %d) in %d ms\n",
+				blobio.Redact(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
 				time.Since(start).Milliseconds())
 		}()
 	}
