@@ -49,10 +49,15 @@ func FuzzParseIndex(f *testing.F) {
 	sb := (&Superblock{InodeTableOffset: 4096, InodeCount: 3, MetaOffset: 0, MetaLength: 100}).marshal()
 	rec := make([]byte, InodeSize)
 	(&Inode{Mode: modeReg | 0o644, Size: 10, Nlink: 1}).Marshal(rec)
-	f.Add(ents, uint32(2), xs, sb[:superblockSize], rec)
-	f.Fuzz(func(t *testing.T, ents []byte, count uint32, xattrs, sbBytes, inode []byte) {
+	f.Add(ents, uint32(2), uint64(0), xs, sb[:superblockSize], rec)
+	f.Fuzz(func(t *testing.T, ents []byte, count uint32, dirIno uint64, xattrs, sbBytes, inode []byte) {
 		const contentBytes = 1 << 20
-		if out, err := parseDirents(ents, count, 1000); err == nil {
+		if out, err := parseDirents(ents, count, 1000, dirIno); err == nil {
+			for _, e := range out {
+				if uint32(e.Type)<<12 == modeDir && e.Ino <= dirIno {
+					t.Fatalf("entry %q names directory inode %d from directory inode %d: a cycle is possible", e.Name, e.Ino, dirIno)
+				}
+			}
 			var re []byte
 			for _, e := range out {
 				re = AppendDirent(re, e)

@@ -59,7 +59,7 @@ func init() {
 				return err
 			}
 			for _, e := range entries {
-				child, err := im.Inode(ctx, e.Ino)
+				child, err := im.EntryInode(ctx, e)
 				if err != nil {
 					return err
 				}
