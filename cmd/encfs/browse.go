@@ -147,8 +147,14 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 				return fmt.Errorf("%s is damaged: %w", blobio.Redact(args[0]), err)
 			}
 			sb := im.Superblock()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs; integrity root %s)\n",
-				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs)\n",
+				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
+			// Authenticated values, for the deployment's pins (docs/OPERATIONS.md).
+			fmt.Fprintf(out, "integrity root: %s\nseries:         %s\ngeneration:     %d\n", h.RootHex(), h.SeriesHex(), h.Generation)
+			if h.Signed() {
+				fmt.Fprintf(out, "signer:         %s (signature valid: %v)\n", h.SignerHex(), h.SignedBy(h.Signer[:]))
+			}
 			return nil
 		},
 	}

@@ -132,6 +132,57 @@ func TestPackInspectVerifyBrowse(t *testing.T) {
 	expectFail(t, "integrity check failed", "verify", "--key-file", k2, img)
 }
 
+// TestSeriesAndSigning: keygen --signing-key, pack --sign-key, the next generation with
+// --previous (same series, generation one higher), and what inspect and verify show.
+func TestSeriesAndSigning(t *testing.T) {
+	dir := t.TempDir()
+	src := testtree.Build(t, filepath.Join(dir, "src"))
+	k, sk := filepath.Join(dir, "k"), filepath.Join(dir, "sign.key")
+	mustRun(t, "keygen", "--out", k)
+	out := mustRun(t, "keygen", "--signing-key", "--out", sk)
+	i := strings.Index(out, "public key ")
+	if i < 0 {
+		t.Fatalf("keygen --signing-key prints no public key: %q", out)
+	}
+	pub := strings.Fields(out[i+len("public key "):])[0]
+	pub = strings.TrimSuffix(pub, ")")
+	v1, v2 := filepath.Join(dir, "v1.img"), filepath.Join(dir, "v2.img")
+	mustRun(t, "pack", "--key-file", k, "--sign-key", sk, "--generation", "4", src, v1)
+	mustRun(t, "pack", "--key-file", k, "--sign-key", sk, "--previous", v1, src, v2)
+	h1, h2 := headerOf(t, v1), headerOf(t, v2)
+	if h1.Series != h2.Series || h2.Generation != 5 || h1.SignerHex() != pub || !h2.SignedBy(h2.Signer[:]) {
+		t.Fatalf("series %s/%s, generation %d, signer %s (keygen printed %s)", h1.SeriesHex(), h2.SeriesHex(), h2.Generation, h1.SignerHex(), pub)
+	}
+	out = mustRun(t, "inspect", v2)
+	for _, want := range []string{"series:          " + h2.SeriesHex() + " (unauthenticated", "signer:          " + pub} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect lacks %q:\n%s", want, out)
+		}
+	}
+	out = mustRun(t, "verify", "--key-file", k, v2)
+	for _, want := range []string{"integrity root: " + h2.RootHex(), "series:         " + h2.SeriesHex(), "generation:     5", "signature valid: true"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verify lacks %q:\n%s", want, out)
+		}
+	}
+	expectFail(t, "is not above generation 5", "pack", "--key-file", k, "--previous", v2, "--generation", "5", src, filepath.Join(dir, "v3.img"))
+	expectFail(t, "is not a series id", "pack", "--key-file", k, "--series", "abc", src, filepath.Join(dir, "v3.img"))
+	expectFail(t, "needs the series", "mount", "--key-file", k, "--min-generation", "3", v2, filepath.Join(dir, "mnt"))
+}
+
+func headerOf(t *testing.T, path string) *image.Header {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := image.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func TestMountFlagsAndConfigDoNotMix(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "c.json")
 	os.WriteFile(cfg, []byte(`{"azure_filesystems":[]}`), 0o644)
