@@ -120,7 +120,9 @@ func TestPackInspectVerifyBrowse(t *testing.T) {
 	// Rotate: add k2, remove k.
 	fp := func(key string) string { b, _ := os.ReadFile(key); return image.Fingerprint(b) }
 	mustRun(t, "key", "add-slot", "--key-file", k, "--new-key-file", k2, img)
-	mustRun(t, "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k), img)
+	if out := mustRun(t, "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k), img); !strings.Contains(out, "does not revoke") {
+		t.Errorf("remove-slot does not say that it revokes nothing:\n%s", out)
+	}
 	mustRun(t, "verify", "--key-file", k2, img)
 	expectFail(t, "wrong key", "verify", "--key-file", k, img)
 	expectFail(t, "only keyslot", "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k2), img)
@@ -167,6 +169,18 @@ func TestSeriesAndSigning(t *testing.T) {
 	}
 	expectFail(t, "is not above generation 5", "pack", "--key-file", k, "--previous", v2, "--generation", "5", src, filepath.Join(dir, "v3.img"))
 	expectFail(t, "is not a series id", "pack", "--key-file", k, "--series", "abc", src, filepath.Join(dir, "v3.img"))
+	// Rekey: same files, new keys, same series, next generation, signed again.
+	v3 := filepath.Join(dir, "v3.img")
+	out = mustRun(t, "rekey", "--key-file", k, "--sign-key", sk, v2, v3)
+	h3 := headerOf(t, v3)
+	if h3.Series != h2.Series || h3.Generation != 6 || h3.Salt == h2.Salt || !h3.SignedBy(h2.Signer[:]) || !strings.Contains(out, h3.RootHex()) {
+		t.Fatalf("rekeyed header: series kept %v, generation %d, new salt %v, signed %v; output %q", h3.Series == h2.Series, h3.Generation, h3.Salt != h2.Salt, h3.SignedBy(h2.Signer[:]), out)
+	}
+	mustRun(t, "verify", "--key-file", k, v3)
+	if a, b := mustRun(t, "ls", "--key-file", k, v2, "-R"), mustRun(t, "ls", "--key-file", k, v3, "-R"); a != b {
+		t.Errorf("rekeyed image lists differently:\n%s\n---\n%s", a, b)
+	}
+	expectFail(t, "already exists", "rekey", "--key-file", k, v2, v3)
 	expectFail(t, "needs the series", "mount", "--key-file", k, "--min-generation", "3", v2, filepath.Join(dir, "mnt"))
 }
 
