@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -173,15 +176,57 @@ func printEntry(ctx context.Context, w io.Writer, im *image.Image, name string, 
 	if in.IsDir() {
 		size = int64(in.Entries)
 	}
+	name = escapeName(name)
 	if in.IsSymlink() {
 		target, err := im.Readlink(ctx, in)
 		if err != nil {
 			return err
 		}
-		name += " -> " + target
+		name += " -> " + escapeName(target)
 	}
 	_, err := fmt.Fprintln(w, lsLine(in.Mode, in.Nlink, in.UID, in.GID, size, time.Unix(in.MtimeSec, int64(in.MtimeNsec)), name))
 	return err
+}
+
+// escapeName makes a name or link target from an image safe to print: control characters
+// (which could move the cursor or rewrite earlier lines of a terminal), invalid UTF-8 and
+// backslashes become escapes, as ls -b does. Other names print as they are.
+func escapeName(s string) string {
+	clean := utf8.ValidString(s)
+	for i := 0; clean && i < len(s); i++ {
+		clean = s[i] >= 0x20 && s[i] != 0x7f && s[i] != '\\'
+	}
+	if clean {
+		for _, r := range s {
+			if unicode.IsControl(r) {
+				clean = false
+				break
+			}
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == utf8.RuneError && n <= 1, unicode.IsControl(r):
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // lsLine formats one entry as ls -l does; ls, demo and friends share it.

@@ -75,6 +75,13 @@ func TestKeygen(t *testing.T) {
 	if after, _ := os.ReadFile(k); string(after) != string(before) {
 		t.Fatal("keygen overwrote an existing key")
 	}
+	if out := mustRun(t, "key", "fingerprint", k); strings.Contains(out, "accessible to its group") {
+		t.Errorf("warning for a private key file:\n%s", out)
+	}
+	os.Chmod(k, 0o644)
+	if out := mustRun(t, "key", "fingerprint", k); !strings.Contains(out, "accessible to its group or other users") {
+		t.Errorf("no warning for a world-readable key file:\n%s", out)
+	}
 }
 
 func TestPackInspectVerifyBrowse(t *testing.T) {

@@ -140,6 +140,7 @@ func init() {
 	var (
 		keyFiles                         []string
 		allowOther, publish, logPaths    bool
+		allowKeyFileInTEE                bool
 		uid, gid                         int64
 		cacheSize, readyFile, metricAddr string
 		configFile, configEnv, pinRoot   string
@@ -185,6 +186,9 @@ each independently: one that fails is reported and the others keep serving.`,
 				}
 				c, err := loadConfig(configFile, configEnv)
 				if err != nil {
+					return err
+				}
+				if err := checkConfigForTEE(c, allowKeyFileInTEE, slog.Default()); err != nil {
 					return err
 				}
 				specs, err := specsFromConfig(c)
@@ -238,6 +242,7 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&pinSeries, "series", "", "refuse images of any other series (hex, as encfs inspect prints it)")
 	f.StringVar(&pinSigner, "pinned-signer", "", "accept only images of the series signed by this publisher key (hex; needs --series)")
 	f.BoolVar(&logPaths, "log-paths", false, "debugging: name the file path and offset inside the image in error logs (names and sizes are otherwise kept out of logs, which leave the TEE)")
+	f.BoolVar(&allowKeyFileInTEE, "dev-allow-key-file", false, "development: accept key_file in a configuration inside an SEV-SNP environment")
 	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
@@ -247,7 +252,7 @@ each independently: one that fails is reported and the others keep serving.`,
 
 // configModeFlags are the mount flags that also apply with --config: everything else is set per
 // filesystem in the configuration.
-var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true, "log-paths": true,
+var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true, "log-paths": true, "dev-allow-key-file": true,
 	"log-level": true, "log-format": true}
 
 // warnLogPaths says at start that --log-paths lets names from inside the image into the logs.
