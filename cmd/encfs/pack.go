@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/pack"
@@ -160,8 +161,11 @@ func readSigningKey(path string) (ed25519.PrivateKey, error) {
 	return ed25519.NewKeyFromSeed(seed), nil
 }
 
-// readHeaderOf reads the header of a local or remote image without a key.
+// readHeaderOf reads the header of a local image without a key.
 func readHeaderOf(cmd *cobra.Command, ref string) (*image.Header, error) {
+	if blobio.IsRemote(ref) {
+		return nil, fmt.Errorf("%s: give the path of a local copy of the earlier image (encfs inspect shows the series of a remote one, for --series)", blobio.Redact(ref))
+	}
 	src, err := openSource(cmd.Context(), ref, sourceOptions{})
 	if err != nil {
 		return nil, err
