@@ -63,3 +63,20 @@ func TestConfigRulesForTEE(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPinsReachTheMount: the configuration's pins are the ones mountOne checks.
+func TestConfigPinsReachTheMount(t *testing.T) {
+	root, series, signer := strings.Repeat("ab", 32), strings.Repeat("cd", 16), strings.Repeat("ef", 32)
+	c, err := config.Parse([]byte(`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","pinned_root":"` + root +
+		`","series":"` + series + `","min_generation":4,"pinned_signer":"` + signer + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := specsFromConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := specs[0].Pin; p.Root != root || p.Series != series || p.MinGeneration != 4 || p.Signer != signer {
+		t.Fatalf("pin %+v", p)
+	}
+}
