@@ -59,8 +59,14 @@ type FileSystem struct {
 	KeyFile string `json:"key_file,omitempty"`
 	// PinnedRoot is the image's integrity root (hex); any other image is refused before mounting.
 	PinnedRoot string `json:"pinned_root,omitempty"`
-	// MinGeneration refuses images with a lower generation number (rollback protection).
+	// Series is the image series (hex, as `encfs inspect` prints it): images of any other series
+	// are refused. Required with min_generation and pinned_signer.
+	Series string `json:"series,omitempty"`
+	// MinGeneration refuses images of the series with a lower generation (rollback protection).
 	MinGeneration uint64 `json:"min_generation,omitempty"`
+	// PinnedSigner is the publisher's Ed25519 public key (hex): only images of the series it
+	// signed are accepted, at or above min_generation.
+	PinnedSigner string `json:"pinned_signer,omitempty"`
 	// CacheSize bounds the in-memory verified-plaintext cache; 0 for the default.
 	CacheSize ByteSize `json:"cache_size,omitempty"`
 	// DiskCacheDir keeps fetched ciphertext on local disk in this directory, across restarts,

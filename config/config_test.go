@@ -66,13 +66,13 @@ func TestParseReference(t *testing.T) {
 
 func TestEncfsFieldsAndKeyFile(t *testing.T) {
 	c, err := Parse([]byte(`{"azure_filesystems":[{"mount_point":"/mnt/a","azure_url":"/data/a.img","key_file":"/keys/k.bin",
-		"pinned_root":"` + strings.Repeat("ab", 32) + `","min_generation":7,"cache_size":"256MiB","disk_cache_dir":"/var/cache/encfs",
+		"pinned_root":"` + strings.Repeat("ab", 32) + `","series":"` + strings.Repeat("cd", 16) + `","min_generation":7,"pinned_signer":"` + strings.Repeat("ef", 32) + `","cache_size":"256MiB","disk_cache_dir":"/var/cache/encfs",
 		"disk_cache_size":1073741824,"publish_symlink":true,"key_derivation":null}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	fs := c.AzureFilesystems[0]
-	if fs.CacheSize != 256<<20 || fs.DiskCacheSize != 1<<30 || fs.MinGeneration != 7 || !fs.PublishSymlink {
+	if fs.CacheSize != 256<<20 || fs.DiskCacheSize != 1<<30 || fs.MinGeneration != 7 || fs.Series != strings.Repeat("cd", 16) || fs.PinnedSigner != strings.Repeat("ef", 32) || !fs.PublishSymlink {
 		t.Fatalf("parsed %+v", fs)
 	}
 	p, err := fs.KeyProvider(c.AzureInfo)

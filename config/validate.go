@@ -82,8 +82,24 @@ func (fs *FileSystem) validate() []*PathError {
 	}
 	if fs.PinnedRoot != "" {
 		if b, err := hex.DecodeString(fs.PinnedRoot); err != nil || len(b) != 32 {
-			add("pinned_root", "want the image's 64-hex-character integrity root (see `encfs inspect`)")
+			add("pinned_root", "want the image's 64-hex-character integrity root (see `encfs verify`)")
 		}
+	}
+	if fs.Series != "" {
+		if b, err := hex.DecodeString(fs.Series); err != nil || len(b) != 16 {
+			add("series", "want the image's 32-hex-character series id (see `encfs inspect`)")
+		}
+	}
+	if fs.PinnedSigner != "" {
+		if b, err := hex.DecodeString(fs.PinnedSigner); err != nil || len(b) != 32 {
+			add("pinned_signer", "want the publisher's 64-hex-character Ed25519 public key (printed by `encfs keygen --signing-key`)")
+		}
+	}
+	if fs.Series == "" && fs.MinGeneration > 0 {
+		add("series", "required with min_generation: a generation counts within one image series, and without it an image of another dataset with a higher generation would mount")
+	}
+	if fs.Series == "" && fs.PinnedSigner != "" {
+		add("series", "required with pinned_signer: without it any image the publisher signed, of any dataset, would mount")
 	}
 	if fs.CacheSize < 0 {
 		add("cache_size", "must not be negative")

@@ -46,9 +46,9 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fu
 		out.SetEntryTimeout(Timeout) // names never appear in an immutable image
 		return nil, syscall.ENOENT
 	}
-	in, err := n.fsys.im.Inode(ctx, e.Ino)
+	in, err := n.fsys.im.EntryInode(ctx, e)
 	if err != nil {
-		return nil, n.fsys.ioError(ctx, "lookup "+name+" in", n, 0, 0, err)
+		return nil, n.fsys.ioError(ctx, "lookup", n, 0, 0, err)
 	}
 	child := n.fsys.newNode(in)
 	child.fillAttr(&out.Attr)

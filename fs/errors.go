@@ -13,7 +13,9 @@ import (
 
 // ioError turns a failure of the image layer into the errno a reader sees, counts it and logs
 // it. Integrity failures are logged once per bad block (the kernel retries a failed readahead
-// page by page, and readers retry too), with the file and offset that needed the block.
+// page by page, and readers retry too). A line names the image inode and the content or tree
+// block, never the path, file offset or read length (logs leave the TEE; names and sizes are
+// what the image encrypts), unless the mount was started with --log-paths.
 func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length int, err error) syscall.Errno {
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errRequestTimeout):
@@ -22,11 +24,14 @@ func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length 
 		return syscall.EINTR // the reader was interrupted; nothing is wrong with the image
 	}
 	f.readErrors.Add(1)
+	attrs := []any{"op", op, "inode", n.in.Ino}
+	if f.opts.LogPaths {
+		attrs = append(attrs, "path", n.path(), "offset", off, "length", length)
+	}
 	var ie *image.IntegrityError
 	if !errors.As(err, &ie) {
 		if log, skipped := f.ioLog.allow(); log {
-			f.log.Warn("read failed", "op", op, "path", n.path(), "offset", off, "length", length,
-				"not_logged_before", skipped, "err", err)
+			f.log.Warn("read failed", append(attrs, "not_logged_before", skipped, "err", err)...)
 		}
 		return syscall.EIO
 	}
@@ -34,9 +39,8 @@ func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length 
 	if !f.reported.first(ie.Region, ie.Block) {
 		return syscall.EIO
 	}
-	attrs := []any{"op", op, "path", n.path(), "offset", off, "length", length,
-		"region", string(ie.Region), "block", ie.Block, "image_offset", ie.Offset}
-	if ie.Region == image.RegionContent && n.in.IsRegular() {
+	attrs = append(attrs, "region", string(ie.Region), "block", ie.Block)
+	if f.opts.LogPaths && ie.Region == image.RegionContent && n.in.IsRegular() {
 		// Where in the file the bad block starts (0 if the file starts inside it).
 		blockStart := ie.Block * image.BlockSize
 		attrs = append(attrs, "file_offset", max(blockStart, n.in.DataOffset)-n.in.DataOffset)

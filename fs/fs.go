@@ -26,12 +26,17 @@ type Options struct {
 	// (default DefaultMaxPrefetch). Keep it well below the source's chunk cache, or prefetched
 	// chunks are evicted before they are read. Negative disables prefetching.
 	MaxPrefetch int64
-	// Log receives integrity failures and I/O errors; default slog.Default().
+	// Log receives integrity failures and I/O errors; default slog.Default(). They name the
+	// image inode and content block only: logs leave the TEE, and paths, file offsets and
+	// sizes are part of what the image encrypts.
 	Log *slog.Logger
 	// RequestTimeout bounds how long one request (a read, a lookup, a listing) may wait for
 	// the image's storage, every wait and retry included; past it the request fails with EIO.
 	// Zero leaves only the source's own bound.
 	RequestTimeout time.Duration
+	// LogPaths adds the path inside the image and the file offset to those log lines, for
+	// debugging with images whose names are not secret (encfs mount --log-paths).
+	LogPaths bool
 }
 
 // FS is one image served as a filesystem. Its root node is Root(); everything else is created

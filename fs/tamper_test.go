@@ -11,15 +11,23 @@ import (
 	"syscall"
 	"testing"
 
+	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/fs/fstest"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/internal/testtree"
 )
 
 // TestTamperedBlock flips one byte in one data block of one file. Exactly the reads that need
-// that block fail with EIO, with one log line naming the file, and are counted; every other
-// read of that file and of every other file returns the right bytes, never different ones.
+// that block fail with EIO, with one log line naming the inode and block (not the path, file
+// offset or size), and are counted; every other read of that file and of every other file
+// returns the right bytes, never different ones. With LogPaths the line also names the file.
 func TestTamperedBlock(t *testing.T) {
+	for _, logPaths := range []bool{false, true} {
+		t.Run(fmt.Sprintf("LogPaths=%v", logPaths), func(t *testing.T) { testTamperedBlock(t, logPaths) })
+	}
+}
+
+func testTamperedBlock(t *testing.T, logPaths bool) {
 	src := t.TempDir()
 	sizes := map[string]int{"victim": 4<<20 + 10, "other": 3<<20 + 1, "dir/small": 5000}
 	writeFiles(t, src, sizes)
@@ -44,7 +52,7 @@ func TestTamperedBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m := fstest.Mount(t, img, key, nil)
+	m := fstest.Mount(t, img, key, &fstest.Options{FS: encfs.Options{LogPaths: logPaths}})
 	want := testtree.Content("victim", sizes["victim"])
 	f, err := os.Open(filepath.Join(m.Dir, "victim"))
 	if err != nil {
@@ -93,9 +101,15 @@ func TestTamperedBlock(t *testing.T) {
 	if lines != 1 {
 		t.Errorf("%d integrity log lines, want exactly 1 for one bad block:\n%s", lines, logs)
 	}
-	for _, s := range []string{"path=/victim", fmt.Sprintf("block=%d", badBlock), fmt.Sprintf("file_offset=%d", badStart), "offset="} {
+	for _, s := range []string{fmt.Sprintf("inode=%d", in.Ino), fmt.Sprintf("block=%d", badBlock)} {
 		if !strings.Contains(logs, s) {
 			t.Errorf("log does not say %q:\n%s", s, logs)
+		}
+	}
+	private := []string{"victim", "path=", "offset=", fmt.Sprint(sizes["victim"])}
+	for _, s := range private {
+		if got := strings.Contains(logs, s); got != (logPaths && s != fmt.Sprint(sizes["victim"])) {
+			t.Errorf("log mentions %q: %v, want %v (LogPaths %v):\n%s", s, got, !got, logPaths, logs)
 		}
 	}
 	if st := m.FS.Stats(); st.IntegrityErrors == 0 || st.IntegrityErrors != st.ReadErrors {

@@ -5,26 +5,28 @@ import (
 	"testing"
 )
 
-// benchSetup returns working keys and one encrypted, tagged block with its leaf.
-func benchSetup(b *testing.B) (*imageKeys, []byte, [][]byte) {
+// benchSetup returns working keys, the leaf hasher and one encrypted block with its leaf.
+func benchSetup(b *testing.B) (*imageKeys, *leafHasher, []byte, [][]byte) {
 	master := make([]byte, MasterKeySize)
-	k, err := deriveKeys(master, make([]byte, 32))
+	var salt [32]byte
+	k, err := deriveKeys(master, salt[:])
 	if err != nil {
 		b.Fatal(err)
 	}
+	lh := newLeafHasher(&salt)
 	blk := make([]byte, BlockSize)
 	k.xts.Encrypt(blk, blk, 7)
 	leaf := make([]byte, BlockSize)
-	copy(leaf[7*tagSize:], getTagger(k.blockMAC).tagOf(7, blk))
-	return k, blk, [][]byte{leaf}
+	copy(leaf[7*leafSize:], lh.get().leafOf(blk))
+	return k, lh, blk, [][]byte{leaf}
 }
 
-// BenchmarkDecryptVerify4K is the read path's per-block work: check the block's GMAC tag
-// against its (cached) leaf, then decrypt it in place. Decryption is in place, so each
-// iteration first restores the ciphertext with one 4 KiB copy, which is counted.
+// BenchmarkDecryptVerify4K is the read path's per-block work: hash the block and compare with
+// its (cached) leaf, then decrypt it in place. Decryption is in place, so each iteration
+// first restores the ciphertext with one 4 KiB copy, which is counted.
 func BenchmarkDecryptVerify4K(b *testing.B) {
-	k, ct, leaves := benchSetup(b)
-	im := &Image{keys: k}
+	k, lh, ct, leaves := benchSetup(b)
+	im := &Image{keys: k, leaves: lh}
 	work := make([]byte, BlockSize)
 	b.SetBytes(BlockSize)
 	b.ReportAllocs()
@@ -36,20 +38,20 @@ func BenchmarkDecryptVerify4K(b *testing.B) {
 	}
 }
 
-// BenchmarkLeafGMAC4K and BenchmarkLeafSHA256_4K compare the two candidate leaf functions
-// (docs/FORMAT.md, "Why GMAC leaves").
-func BenchmarkLeafGMAC4K(b *testing.B) {
-	k, ct, _ := benchSetup(b)
-	tg := getTagger(k.blockMAC)
+// BenchmarkLeafBLAKE3_4K and BenchmarkLeafSHA256_4K compare the two candidate leaf functions
+// (docs/FORMAT.md, "Why BLAKE3 leaves").
+func BenchmarkLeafBLAKE3_4K(b *testing.B) {
+	_, lh, ct, _ := benchSetup(b)
+	ls := lh.get()
 	b.SetBytes(BlockSize)
 	b.ReportAllocs()
-	for i := uint64(0); b.Loop(); i++ {
-		tg.tagOf(i, ct)
+	for b.Loop() {
+		ls.leafOf(ct)
 	}
 }
 
 func BenchmarkLeafSHA256_4K(b *testing.B) {
-	_, ct, _ := benchSetup(b)
+	_, _, ct, _ := benchSetup(b)
 	var salt [32]byte
 	b.SetBytes(BlockSize)
 	b.ReportAllocs()
@@ -66,21 +68,22 @@ func BenchmarkLeafSHA256_4K(b *testing.B) {
 // BenchmarkVerifyDecrypt1M measures one 1 MiB read as the FUSE read path issues it, minus the
 // source: 256 blocks verified and decrypted across the workers.
 func BenchmarkVerifyDecrypt1M(b *testing.B) {
-	k, _, _ := benchSetup(b)
+	k, lh, _, _ := benchSetup(b)
 	const n = 256
 	ct := make([]byte, n*BlockSize)
-	leaf := make([]byte, BlockSize)
+	leaves := [][]byte{make([]byte, BlockSize), make([]byte, BlockSize)}
+	ls := lh.get()
 	for i := 0; i < n; i++ {
 		blk := ct[i*BlockSize : (i+1)*BlockSize]
 		k.xts.Encrypt(blk, blk, uint64(i))
-		copy(leaf[i*tagSize:], getTagger(k.blockMAC).tagOf(uint64(i), blk))
+		copy(leaves[i/leavesPerBlock][(i%leavesPerBlock)*leafSize:], ls.leafOf(blk))
 	}
-	im := &Image{keys: k, workers: 2}
+	im := &Image{keys: k, leaves: lh, workers: 2}
 	work := make([]byte, len(ct))
 	b.SetBytes(int64(len(ct)))
 	for b.Loop() {
 		copy(work, ct)
-		if err := im.verifyDecryptParallel(work, work, 0, [][]byte{leaf}, 2); err != nil {
+		if err := im.verifyDecryptParallel(work, work, 0, leaves, 2); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -93,20 +96,20 @@ func BenchmarkVerifyDecrypt1M(b *testing.B) {
 // as a remote mount does from its chunk cache. The hot benchmarks above reuse one block and
 // miss this memory cost.
 func BenchmarkVerifyDecryptCold(b *testing.B) {
-	k, _, _ := benchSetup(b)
+	k, lh, _, _ := benchSetup(b)
 	const region, read = 256 << 20, 1 << 20
 	pristine := make([]byte, region)
-	leaves := make([][]byte, region/BlockSize/tagsPerBlock)
-	tg := getTagger(k.blockMAC)
+	leaves := make([][]byte, region/BlockSize/leavesPerBlock)
+	ls := lh.get()
 	for i := range uint64(region / BlockSize) {
 		blk := pristine[i*BlockSize : (i+1)*BlockSize]
 		k.xts.Encrypt(blk, blk, i)
-		if i%tagsPerBlock == 0 {
-			leaves[i/tagsPerBlock] = make([]byte, BlockSize)
+		if i%leavesPerBlock == 0 {
+			leaves[i/leavesPerBlock] = make([]byte, BlockSize)
 		}
-		copy(leaves[i/tagsPerBlock][(i%tagsPerBlock)*tagSize:], tg.tagOf(i, blk))
+		copy(leaves[i/leavesPerBlock][(i%leavesPerBlock)*leafSize:], ls.leafOf(blk))
 	}
-	im := &Image{keys: k}
+	im := &Image{keys: k, leaves: lh}
 	for _, inPlace := range []bool{false, true} {
 		name, ct, dst := "separate", pristine, make([]byte, read)
 		if inPlace {
@@ -125,7 +128,7 @@ func BenchmarkVerifyDecryptCold(b *testing.B) {
 					dst = ct[off : off+read]
 				}
 				first := uint64(off / BlockSize)
-				if err := im.verifyDecrypt(dst, ct[off:off+read], first, first, leaves[first/tagsPerBlock:]); err != nil {
+				if err := im.verifyDecrypt(dst, ct[off:off+read], first, first, leaves[first/leavesPerBlock:]); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -54,15 +54,20 @@ const (
 )
 
 // IntegrityError reports a block that failed verification: modified, moved, or from another
-// image. Block is a content block number for RegionContent, else a tree block number.
+// image. Block is a content block number for RegionContent, else a tree block number. The
+// message names the region and block only: it may be logged outside the TEE, and nothing in
+// it says which file the block belongs to (encfs verify adds that for the operator).
 type IntegrityError struct {
 	Region Region
 	Block  uint64
-	Offset int64 // byte offset of the block in the image file
+	Offset int64 // byte offset of the block in the image file; not in the message
 	Detail string
 }
 
 func (e *IntegrityError) Error() string {
-	return fmt.Sprintf("integrity check failed: %s block %d (image offset %d): %s", e.Region, e.Block, e.Offset, e.Detail)
+	if e.Region == RegionHeader {
+		return fmt.Sprintf("integrity check failed: header: %s", e.Detail)
+	}
+	return fmt.Sprintf("integrity check failed: %s block %d: %s", e.Region, e.Block, e.Detail)
 }
 func (e *IntegrityError) Unwrap() error { return ErrIntegrity }

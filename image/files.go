@@ -36,7 +36,20 @@ func (im *Image) ReadDir(ctx context.Context, dir *Inode) ([]DirEntry, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseDirents(b, dir.Entries, im.sb.InodeCount)
+	return parseDirents(b, dir.Entries, im.sb.InodeCount, dir.Ino)
+}
+
+// EntryInode reads the inode a directory entry points at and checks that its type is the one
+// the entry states, so that an index cannot show a directory where a file was listed.
+func (im *Image) EntryInode(ctx context.Context, e DirEntry) (Inode, error) {
+	in, err := im.Inode(ctx, e.Ino)
+	if err != nil {
+		return Inode{}, err
+	}
+	if uint32(e.Type) != in.Mode>>12 {
+		return Inode{}, formatErr(ErrCorrupt, "a directory entry of type %d points at inode %d of type %d", e.Type, e.Ino, in.Mode>>12)
+	}
+	return in, nil
 }
 
 // Lookup finds name in entries as returned by ReadDir.
@@ -119,7 +132,7 @@ func (im *Image) LookupPath(ctx context.Context, path string) (Inode, error) {
 		if !ok {
 			return Inode{}, fmt.Errorf("%s: %w", path, ErrNotFound)
 		}
-		if in, err = im.Inode(ctx, e.Ino); err != nil {
+		if in, err = im.EntryInode(ctx, e); err != nil {
 			return Inode{}, err
 		}
 	}

@@ -9,24 +9,30 @@ import (
 	"fmt"
 )
 
-// Format constants of version 1. See docs/FORMAT.md, "Header".
+// Format constants of version 2. See docs/FORMAT.md, "Header".
 const (
 	Magic       = "ENCFSIMG"
-	Version     = 1
+	Version     = 2
 	BlockSize   = 4096
 	HeaderSize  = 4096
 	MaxKeyslots = 8
 
-	CipherAES256XTS         = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
-	IntegrityGMACSHA256Tree = 1 // GMAC-AES-256 leaf tags under a salted SHA-256 tree
-	keyslotSize             = 80
-	offKeyslots             = 160
-	offMAC                  = offKeyslots + MaxKeyslots*keyslotSize // 800
-	headerUsed              = offMAC + sha256.Size                  // 832
-	contentOffset           = HeaderSize
-	fingerprintSize         = 8
-	wrappedKeySize          = MasterKeySize + 16 // AES-GCM ciphertext + tag
-	keyslotNonceSize        = 12
+	CipherAES256XTS           = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
+	IntegrityBLAKE3SHA256Tree = 2 // BLAKE3 keyed-hash leaves under a salted SHA-256 tree
+	SeriesSize                = 16
+	SignerKeySize             = 32 // Ed25519 public key
+	SignatureSize             = 64 // Ed25519 signature
+	offSeries                 = 160
+	offSigner                 = offSeries + SeriesSize    // 176
+	offSignature              = offSigner + SignerKeySize // 208
+	keyslotSize               = 80
+	offKeyslots               = offSignature + SignatureSize          // 272
+	offMAC                    = offKeyslots + MaxKeyslots*keyslotSize // 912
+	headerUsed                = offMAC + sha256.Size                  // 944
+	contentOffset             = HeaderSize
+	fingerprintSize           = 8
+	wrappedKeySize            = MasterKeySize + 16 // AES-GCM ciphertext + tag
+	keyslotNonceSize          = 12
 )
 
 // Header is the decoded fixed-size header at offset 0 of every image.
@@ -40,8 +46,16 @@ type Header struct {
 	TreeBlocks    uint64
 	IndexBlock    uint64 // content block number of the index superblock
 	Root          [32]byte
-	Keyslots      []Keyslot
-	MAC           [32]byte
+	// Series names the line of images that successive generations of one dataset form; it is
+	// chosen at random at the first pack and kept by later ones, so that a minimum generation
+	// means something only within its series.
+	Series [SeriesSize]byte
+	// Signer and Signature are the publisher's Ed25519 public key and its signature of
+	// (series, generation, root, UUID); all zero when the image is unsigned.
+	Signer    [SignerKeySize]byte
+	Signature [SignatureSize]byte
+	Keyslots  []Keyslot
+	MAC       [32]byte
 }
 
 // Keyslot holds the image's master key wrapped by one release key.
@@ -60,6 +74,12 @@ func (h *Header) UUIDString() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
 }
 
+// SeriesHex is the series id in hex, as configurations name it.
+func (h *Header) SeriesHex() string { return hex.EncodeToString(h.Series[:]) }
+
+// Signed reports whether the header carries a publisher signature.
+func (h *Header) Signed() bool { return !allZero(h.Signer[:]) }
+
 // RootHex is the integrity root in hex, the value a deployment pins against rollback.
 func (h *Header) RootHex() string { return hex.EncodeToString(h.Root[:]) }
 
@@ -71,7 +91,7 @@ func (h *Header) Marshal() []byte {
 	copy(b[0:8], Magic)
 	le.PutUint16(b[8:], Version)
 	le.PutUint16(b[10:], CipherAES256XTS)
-	le.PutUint16(b[12:], IntegrityGMACSHA256Tree)
+	le.PutUint16(b[12:], IntegrityBLAKE3SHA256Tree)
 	le.PutUint16(b[14:], uint16(len(h.Keyslots)))
 	le.PutUint32(b[16:], BlockSize)
 	le.PutUint32(b[20:], HeaderSize)
@@ -85,6 +105,9 @@ func (h *Header) Marshal() []byte {
 	le.PutUint64(b[112:], h.TreeBlocks)
 	le.PutUint64(b[120:], h.IndexBlock)
 	copy(b[128:160], h.Root[:])
+	copy(b[offSeries:offSigner], h.Series[:])
+	copy(b[offSigner:offSignature], h.Signer[:])
+	copy(b[offSignature:offKeyslots], h.Signature[:])
 	for i, ks := range h.Keyslots {
 		s := b[offKeyslots+i*keyslotSize:]
 		copy(s[0:8], ks.Fingerprint[:])
@@ -126,13 +149,16 @@ func ParseHeader(b []byte) (*Header, error) {
 	}
 	le := binary.LittleEndian
 	if v := le.Uint16(b[8:]); v != Version {
+		if v == 1 {
+			return nil, formatErr(ErrUnsupportedVersion, "format version 1, which this encfs no longer reads (its integrity root did not bind key holders): pack the source directory again")
+		}
 		return nil, formatErr(ErrUnsupportedVersion, "format version %d; this encfs reads version %d", v, Version)
 	}
 	if c := le.Uint16(b[10:]); c != CipherAES256XTS {
 		return nil, formatErr(ErrUnsupportedVersion, "cipher id %d is not supported (want %d, AES-256-XTS)", c, CipherAES256XTS)
 	}
-	if c := le.Uint16(b[12:]); c != IntegrityGMACSHA256Tree {
-		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityGMACSHA256Tree)
+	if c := le.Uint16(b[12:]); c != IntegrityBLAKE3SHA256Tree {
+		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityBLAKE3SHA256Tree)
 	}
 	if bs, hs := le.Uint32(b[16:]), le.Uint32(b[20:]); bs != BlockSize || hs != HeaderSize {
 		return nil, formatErr(ErrCorrupt, "block size %d / header size %d, want %d / %d", bs, hs, BlockSize, HeaderSize)
@@ -152,6 +178,9 @@ func ParseHeader(b []byte) (*Header, error) {
 	copy(h.UUID[:], b[24:40])
 	copy(h.Salt[:], b[56:88])
 	copy(h.Root[:], b[128:160])
+	copy(h.Series[:], b[offSeries:offSigner])
+	copy(h.Signer[:], b[offSigner:offSignature])
+	copy(h.Signature[:], b[offSignature:offKeyslots])
 	copy(h.MAC[:], b[offMAC:headerUsed])
 	if off := le.Uint64(b[88:]); off != contentOffset {
 		return nil, formatErr(ErrCorrupt, "content offset %d, want %d", off, contentOffset)
@@ -165,6 +194,12 @@ func ParseHeader(b []byte) (*Header, error) {
 	}
 	if want := newTreeGeometry(h.ContentBlocks).totalBlocks; h.TreeBlocks != want {
 		return nil, formatErr(ErrCorrupt, "tree holds %d blocks, want %d for %d content blocks", h.TreeBlocks, want, h.ContentBlocks)
+	}
+	if allZero(h.Series[:]) {
+		return nil, formatErr(ErrCorrupt, "series id is zero")
+	}
+	if allZero(h.Signer[:]) != allZero(h.Signature[:]) {
+		return nil, formatErr(ErrCorrupt, "a signer key without a signature, or a signature without a signer key")
 	}
 	if h.IndexBlock >= h.ContentBlocks {
 		return nil, formatErr(ErrCorrupt, "index block %d beyond %d content blocks", h.IndexBlock, h.ContentBlocks)

@@ -167,9 +167,12 @@ func AppendDirent(b []byte, e DirEntry) []byte {
 	return append(b, e.Name...)
 }
 
-// parseDirents decodes a directory's entry list. Names must be valid and strictly sorted, so
-// lookups can binary-search and a forged list cannot hold duplicates or path separators.
-func parseDirents(b []byte, count uint32, inodeCount uint64) ([]DirEntry, error) {
+// parseDirents decodes the entry list of directory inode dirIno. Names must be valid and
+// strictly sorted, so lookups can binary-search and a forged list cannot hold duplicates or
+// path separators. An entry naming a subdirectory must point at a higher inode number than
+// dirIno (pack numbers subdirectories after their parent), so no chain of directory entries
+// can lead back to an ancestor: a cyclic index is refused where it is read.
+func parseDirents(b []byte, count uint32, inodeCount, dirIno uint64) ([]DirEntry, error) {
 	if uint64(count) > uint64(len(b))/direntHeader {
 		return nil, formatErr(ErrCorrupt, "directory claims %d entries in %d bytes", count, len(b))
 	}
@@ -188,13 +191,22 @@ func parseDirents(b []byte, count uint32, inodeCount uint64) ([]DirEntry, error)
 		e.Name = string(b[:n])
 		b = b[n:]
 		if err := CheckName(e.Name); err != nil {
-			return nil, formatErr(ErrCorrupt, "directory entry %d: %v", i, err)
+			return nil, formatErr(ErrCorrupt, "directory inode %d: entry %d: %v", dirIno, i, err)
 		}
 		if e.Ino == RootIno || e.Ino >= inodeCount {
-			return nil, formatErr(ErrCorrupt, "directory entry %q points at inode %d of %d", e.Name, e.Ino, inodeCount)
+			return nil, formatErr(ErrCorrupt, "directory inode %d: entry %d points at inode %d of %d", dirIno, i, e.Ino, inodeCount)
+		}
+		switch uint32(e.Type) << 12 {
+		case modeReg, modeLnk:
+		case modeDir:
+			if e.Ino <= dirIno {
+				return nil, formatErr(ErrCorrupt, "directory inode %d: entry %d names directory inode %d, not a higher inode number (a directory cycle)", dirIno, i, e.Ino)
+			}
+		default:
+			return nil, formatErr(ErrCorrupt, "directory inode %d: entry %d has unknown file type %d", dirIno, i, e.Type)
 		}
 		if i > 0 && out[i-1].Name >= e.Name {
-			return nil, formatErr(ErrCorrupt, "directory entries not in strictly increasing order at %q", e.Name)
+			return nil, formatErr(ErrCorrupt, "directory inode %d: entries not in strictly increasing order at entry %d", dirIno, i)
 		}
 		out = append(out, e)
 	}

@@ -6,10 +6,10 @@ import (
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 
-	"github.com/encfs/encfs/gmac"
 	"github.com/encfs/encfs/xts"
 )
 
@@ -19,13 +19,14 @@ const (
 	MasterKeySize  = 32
 )
 
-// HKDF labels of version 1; docs/FORMAT.md, "Keys".
+// HKDF labels of version 2; docs/FORMAT.md, "Keys". The fingerprint label keeps its v1 name
+// so that a release key keeps the fingerprint operators already know it by.
 const (
-	labelFingerprint = "encfs v1 key fingerprint"
-	labelKeyslot     = "encfs v1 keyslot"
-	labelXTS         = "encfs v1 xts"
-	labelBlockMAC    = "encfs v1 block mac"
-	labelHeaderMAC   = "encfs v1 header mac"
+	labelFingerprint  = "encfs v1 key fingerprint"
+	labelKeyslot      = "encfs v2 keyslot"
+	labelKeyslotNonce = "encfs v2 keyslot nonce"
+	labelXTS          = "encfs v2 xts"
+	labelHeaderMAC    = "encfs v2 header mac"
 )
 
 // Fingerprint names a release key without revealing it: the first 8 bytes of
@@ -72,27 +73,34 @@ func newGCM(key []byte) cipher.AEAD {
 	return g
 }
 
+// keyslotAD binds a keyslot to the image UUID, the series and the generation as well as the
+// key's fingerprint: a keyslot copied into a forged header of another generation or series
+// does not open, so a former holder of a master key cannot present a forgery as a newer
+// generation (docs/FORMAT.md, "Security argument").
 func keyslotAD(h *Header, fp [fingerprintSize]byte) []byte {
-	ad := make([]byte, 0, len(Magic)+16+fingerprintSize)
+	ad := make([]byte, 0, len(Magic)+2+16+SeriesSize+8+fingerprintSize)
 	ad = append(ad, Magic...)
+	ad = binary.LittleEndian.AppendUint16(ad, Version)
 	ad = append(ad, h.UUID[:]...)
+	ad = append(ad, h.Series[:]...)
+	ad = binary.LittleEndian.AppendUint64(ad, h.Generation)
 	return append(ad, fp[:]...)
 }
 
-// wrapMasterKey makes the keyslot for releaseKey. The nonce is synthetic (an HMAC of the master
-// key and UUID under the KEK), so packing is reproducible and a nonce repeats only with the very
-// same plaintext.
+// wrapMasterKey makes the keyslot for releaseKey. The nonce is synthetic, an HMAC of the master
+// key and the associated data under a key of its own: it repeats only with the very same
+// plaintext and associated data, and needs no random source.
 func wrapMasterKey(h *Header, releaseKey, masterKey []byte) Keyslot {
 	var ks Keyslot
 	ks.Fingerprint = fingerprint(releaseKey)
-	kek := hkdfKey(releaseKey, h.Salt[:], labelKeyslot, 32)
-	defer clear(kek)
-	m := hmac.New(sha256.New, kek)
-	m.Write([]byte("nonce"))
+	ad := keyslotAD(h, ks.Fingerprint)
+	nk := hkdfKey(releaseKey, h.Salt[:], labelKeyslotNonce, 32)
+	defer clear(nk)
+	m := hmac.New(sha256.New, nk)
 	m.Write(masterKey)
-	m.Write(h.UUID[:])
+	m.Write(ad)
 	copy(ks.Nonce[:], m.Sum(nil))
-	sealed := newGCM(kek).Seal(nil, ks.Nonce[:], masterKey, keyslotAD(h, ks.Fingerprint))
+	sealed := keyslotAEAD(releaseKey, h.Salt[:]).Seal(nil, ks.Nonce[:], masterKey, ad)
 	copy(ks.Wrapped[:], sealed)
 	return ks
 }
@@ -107,17 +115,17 @@ func unwrapMasterKey(h *Header, releaseKey []byte) (master []byte, ok bool, err 
 		}
 		master, err := keyslotAEAD(releaseKey, h.Salt[:]).Open(nil, ks.Nonce[:], ks.Wrapped[:], keyslotAD(h, fp))
 		if err != nil {
-			return nil, true, formatErr(ErrCorrupt, "keyslot %d has this key's fingerprint but does not decrypt: the keyslot was modified", i)
+			return nil, true, &IntegrityError{Region: RegionHeader,
+				Detail: fmt.Sprintf("keyslot %d has this key's fingerprint but does not open: the keyslot, or the UUID, series or generation it is bound to, was modified", i)}
 		}
 		return master, true, nil
 	}
 	return nil, false, nil
 }
 
-// imageKeys are the working keys derived from the master key.
+// imageKeys are the working keys derived from the master key and the per-pack salt.
 type imageKeys struct {
 	xts       *xts.Cipher
-	blockMAC  *gmac.MAC // GMAC-AES-256 of each content block
 	headerMAC []byte
 }
 
@@ -128,15 +136,5 @@ func deriveKeys(masterKey []byte, salt []byte) (*imageKeys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("xts key: %w", err)
 	}
-	mk := hkdfKey(masterKey, salt, labelBlockMAC, 32)
-	defer clear(mk)
-	mac, err := gmac.New(mk)
-	if err != nil {
-		return nil, fmt.Errorf("block MAC key: %w", err)
-	}
-	return &imageKeys{
-		xts:       c,
-		blockMAC:  mac,
-		headerMAC: hkdfKey(masterKey, salt, labelHeaderMAC, 32),
-	}, nil
+	return &imageKeys{xts: c, headerMAC: hkdfKey(masterKey, salt, labelHeaderMAC, 32)}, nil
 }

@@ -53,6 +53,7 @@ type Image struct {
 	src          blobio.Source
 	hdr          *Header
 	keys         *imageKeys
+	leaves       *leafHasher
 	geo          treeGeometry
 	sb           *Superblock
 	contentBytes uint64
@@ -135,6 +136,7 @@ func openWithMaster(ctx context.Context, src blobio.Source, h *Header, master []
 	}
 	im := &Image{
 		src: src, hdr: h, keys: k,
+		leaves:       newLeafHasher(&h.Salt),
 		geo:          newTreeGeometry(h.ContentBlocks),
 		contentBytes: h.ContentBlocks * BlockSize,
 		blocks:       newBlockCache(opts.CacheBytes),
@@ -313,9 +315,9 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 		return fmt.Errorf("read content blocks %d..%d from %s: %w", first, first+n-1, im.src, err)
 	}
 	// The leaf blocks are few (one per 256 content blocks); fetch them before fanning out.
-	leaves := make([][]byte, (first+n-1)/tagsPerBlock-first/tagsPerBlock+1)
+	leaves := make([][]byte, (first+n-1)/leavesPerBlock-first/leavesPerBlock+1)
 	for i := range leaves {
-		l, err := im.treeBlock(ctx, 0, first/tagsPerBlock+uint64(i))
+		l, err := im.treeBlock(ctx, 0, first/leavesPerBlock+uint64(i))
 		if err != nil {
 			clear(dst)
 			return err
@@ -363,20 +365,20 @@ func (im *Image) verifyDecryptParallel(dst, src []byte, first uint64, leaves [][
 }
 
 // verifyDecrypt checks each ciphertext block of src (content blocks from start) against its
-// leaf tag and decrypts it into dst, which may be src itself. leaves[i] is level-0 tree block
-// first/256+i.
+// leaf hash and decrypts it into dst, which may be src itself. leaves[i] is level-0 tree block
+// first/128+i.
 func (im *Image) verifyDecrypt(dst, src []byte, start, first uint64, leaves [][]byte) error {
-	tg := getTagger(im.keys.blockMAC)
-	defer taggers.Put(tg)
-	base := first / tagsPerBlock
+	ls := im.leaves.get()
+	defer im.leaves.put(ls)
+	base := first / leavesPerBlock
 	for i := 0; i < len(src); i += BlockSize {
 		b := start + uint64(i/BlockSize)
 		blk := src[i : i+BlockSize]
-		leaf := leaves[b/tagsPerBlock-base]
-		want := leaf[(b%tagsPerBlock)*tagSize:][:tagSize]
-		if subtle.ConstantTimeCompare(tg.tagOf(b, blk), want) != 1 {
+		leaf := leaves[b/leavesPerBlock-base]
+		want := leaf[(b%leavesPerBlock)*leafSize:][:leafSize]
+		if subtle.ConstantTimeCompare(ls.leafOf(blk), want) != 1 {
 			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),
-				Detail: "block tag does not match the integrity tree: the block was modified, moved or comes from another image"}
+				Detail: "block does not hash to its entry in the integrity tree: the block was modified, moved or comes from another image"}
 		}
 		im.keys.xts.Decrypt(dst[i:i+BlockSize], blk, b)
 	}

@@ -2,21 +2,23 @@ package image
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"sync"
 
-	"github.com/encfs/encfs/gmac"
+	"github.com/zeebo/blake3"
 )
 
 // Integrity tree geometry; docs/FORMAT.md, "Integrity tree".
 //
-// Level 0 holds one 16-byte GMAC tag per content block, 256 per tree block. Every higher level
-// holds the SHA-256 (salted) of each block of the level below, 128 per tree block, up to a level
-// of one block, whose hash is the root in the header. Levels are stored from level 0 upwards.
+// Level 0 holds one 32-byte leaf hash per content block, 128 per tree block: the BLAKE3 keyed
+// hash of the block's ciphertext with the image salt as key. Every higher level holds the
+// SHA-256 (salted) of each block of the level below, 128 per tree block, up to a level of one
+// block, whose hash is the root in the header. Levels are stored from level 0 upwards. Both
+// functions are keyless in the cryptographic sense (the salt is public), so the root is a
+// binding commitment to every ciphertext byte for everyone, key holders included.
 const (
-	tagSize        = 16
+	leafSize       = 32
 	hashSize       = sha256.Size
-	tagsPerBlock   = BlockSize / tagSize  // 256
+	leavesPerBlock = BlockSize / leafSize // 128
 	hashesPerBlock = BlockSize / hashSize // 128
 )
 
@@ -26,7 +28,7 @@ type treeLevel struct {
 }
 
 type treeGeometry struct {
-	levels      []treeLevel // levels[0] are the leaf tags
+	levels      []treeLevel // levels[0] are the leaf hashes
 	totalBlocks uint64
 }
 
@@ -34,7 +36,7 @@ func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
 func newTreeGeometry(contentBlocks uint64) treeGeometry {
 	var g treeGeometry
-	n := ceilDiv(contentBlocks, tagsPerBlock)
+	n := ceilDiv(contentBlocks, leavesPerBlock)
 	for {
 		g.levels = append(g.levels, treeLevel{first: g.totalBlocks, count: n})
 		g.totalBlocks += n
@@ -47,31 +49,40 @@ func newTreeGeometry(contentBlocks uint64) treeGeometry {
 
 func (g *treeGeometry) top() int { return len(g.levels) - 1 }
 
-// tagger computes GMAC tags of ciphertext content blocks. The nonce is the block number, so a
-// block moved to another position fails its tag; the key is per image, so a block from another
-// image fails too. A tagger holds the nonce and tag buffers, which would otherwise escape
-// to the heap for every block (the fallback path passes them through cipher.AEAD); it is not
-// safe for concurrent use.
-type tagger struct {
-	mac   *gmac.MAC
-	nonce [gmac.NonceSize]byte
-	tag   [gmac.TagSize]byte
+// leafHasher computes the leaf hashes of one image's ciphertext blocks. BLAKE3 hashers keyed
+// with the salt are pooled: keying one costs more than hashing a block's first chunk.
+type leafHasher struct {
+	salt [32]byte
+	pool sync.Pool
 }
 
-var taggers = sync.Pool{New: func() any { return new(tagger) }}
-
-// getTagger takes a tagger for mac from the pool; put it back with taggers.Put.
-func getTagger(mac *gmac.MAC) *tagger {
-	t := taggers.Get().(*tagger)
-	t.mac = mac
-	return t
+func newLeafHasher(salt *[32]byte) *leafHasher {
+	l := &leafHasher{salt: *salt}
+	l.pool.New = func() any {
+		h, err := blake3.NewKeyed(l.salt[:])
+		if err != nil {
+			panic(err) // only for a key that is not 32 bytes
+		}
+		return &leafState{h: h}
+	}
+	return l
 }
 
-// tagOf returns the tag of one ciphertext block; the slice is valid until the next call.
-func (t *tagger) tagOf(block uint64, ciphertext []byte) []byte {
-	binary.LittleEndian.PutUint64(t.nonce[:], block)
-	t.mac.Tag(&t.tag, &t.nonce, ciphertext)
-	return t.tag[:]
+// leafState is one keyed hasher with its output buffer, taken from the pool by one goroutine.
+type leafState struct {
+	h   *blake3.Hasher
+	out [leafSize]byte
+}
+
+func (l *leafHasher) get() *leafState  { return l.pool.Get().(*leafState) }
+func (l *leafHasher) put(s *leafState) { l.pool.Put(s) }
+
+// leafOf returns the leaf hash of one ciphertext block; the slice is valid until the next call.
+func (s *leafState) leafOf(ciphertext []byte) []byte {
+	s.h.Reset()
+	s.h.Write(ciphertext)
+	s.h.Sum(s.out[:0])
+	return s.out[:]
 }
 
 // nodeHash is the salted hash of one tree block.

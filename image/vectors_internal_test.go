@@ -10,11 +10,11 @@ import (
 	"testing"
 )
 
-// TestVectorKeySchedule checks the key schedule values in testdata/vectors/v1-small.json
-// against the committed image: the keyslot KEK, the derived keys, the first block's tag and
-// plaintext. With -update it fills them in.
+// TestVectorKeySchedule checks the key schedule values in testdata/vectors/v2-small.json
+// against the committed image: the keyslot keys, the derived keys, the first block's leaf hash
+// and plaintext. With -update it fills them in.
 func TestVectorKeySchedule(t *testing.T) {
-	jsonPath := filepath.Join("..", "testdata", "vectors", "v1-small.json")
+	jsonPath := filepath.Join("..", "testdata", "vectors", "v2-small.json")
 	b, err := os.ReadFile(jsonPath)
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +32,7 @@ func TestVectorKeySchedule(t *testing.T) {
 		return out
 	}
 	release, master, salt := hx("release_key"), hx("master_key"), hx("salt")
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "vectors", "v1-small.img"))
+	raw, err := os.ReadFile(filepath.Join("..", "testdata", "vectors", "v2-small.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,15 +46,15 @@ func TestVectorKeySchedule(t *testing.T) {
 	}
 	k, _ := deriveKeys(master, salt)
 	block0 := raw[contentOffset : contentOffset+BlockSize]
-	tag := getTagger(k.blockMAC).tagOf(0, block0)
+	leaf := newLeafHasher(&h.Salt).get().leafOf(block0)
 	plain := make([]byte, BlockSize)
 	k.xts.Decrypt(plain, block0, 0)
 	computed := map[string]string{
 		"keyslot_kek":             hex.EncodeToString(hkdfKey(release, salt, labelKeyslot, 32)),
+		"keyslot_nonce_key":       hex.EncodeToString(hkdfKey(release, salt, labelKeyslotNonce, 32)),
 		"xts_key":                 hex.EncodeToString(hkdfKey(master, salt, labelXTS, 64)),
-		"block_mac_key":           hex.EncodeToString(hkdfKey(master, salt, labelBlockMAC, 32)),
 		"header_mac_key":          hex.EncodeToString(k.headerMAC),
-		"block0_tag":              hex.EncodeToString(tag),
+		"block0_leaf":             hex.EncodeToString(leaf),
 		"block0_plaintext_sha256": hex.EncodeToString(sha256Sum(plain)),
 	}
 	if !h.checkMAC(k.headerMAC) {

@@ -3,6 +3,7 @@ package image_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -25,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite the committed test vectors unde
 
 const vectorDir = "../testdata/vectors"
 
-// vectorTree writes the small tree of the v1 test vector. Owner and times are fixed where the
+// vectorTree writes the small tree of the v2 test vector. Owner and times are fixed where the
 // process may set them.
 func vectorTree(t *testing.T) string {
 	dir := t.TempDir()
@@ -52,25 +53,28 @@ func vectorTree(t *testing.T) string {
 // Vector is the JSON description committed next to the vector image: every input and
 // intermediate value a second implementation needs to check itself step by step.
 type Vector struct {
-	ReleaseKey    string       `json:"release_key"`
-	Fingerprint   string       `json:"fingerprint"`
-	MasterKey     string       `json:"master_key"`
-	Salt          string       `json:"salt"`
-	UUID          string       `json:"uuid"`
-	Created       int64        `json:"created"`
-	Generation    uint64       `json:"generation"`
-	KeyslotKEK    string       `json:"keyslot_kek"`
-	XTSKey        string       `json:"xts_key"`
-	BlockMACKey   string       `json:"block_mac_key"`
-	HeaderMACKey  string       `json:"header_mac_key"`
-	ContentBlocks uint64       `json:"content_blocks"`
-	TreeBlocks    uint64       `json:"tree_blocks"`
-	IndexBlock    uint64       `json:"index_block"`
-	Root          string       `json:"integrity_root"`
-	Block0Tag     string       `json:"block0_tag"`
-	Block0Plain   string       `json:"block0_plaintext_sha256"`
-	ImageSHA256   string       `json:"image_sha256"`
-	Files         []VectorFile `json:"files"`
+	ReleaseKey      string       `json:"release_key"`
+	Fingerprint     string       `json:"fingerprint"`
+	MasterKey       string       `json:"master_key"`
+	Salt            string       `json:"salt"`
+	UUID            string       `json:"uuid"`
+	Series          string       `json:"series"`
+	Created         int64        `json:"created"`
+	Generation      uint64       `json:"generation"`
+	SignKeySeed     string       `json:"sign_key_seed"`
+	Signer          string       `json:"signer"`
+	KeyslotKEK      string       `json:"keyslot_kek"`
+	KeyslotNonceKey string       `json:"keyslot_nonce_key"`
+	XTSKey          string       `json:"xts_key"`
+	HeaderMACKey    string       `json:"header_mac_key"`
+	ContentBlocks   uint64       `json:"content_blocks"`
+	TreeBlocks      uint64       `json:"tree_blocks"`
+	IndexBlock      uint64       `json:"index_block"`
+	Root            string       `json:"integrity_root"`
+	Block0Leaf      string       `json:"block0_leaf"`
+	Block0Plain     string       `json:"block0_plaintext_sha256"`
+	ImageSHA256     string       `json:"image_sha256"`
+	Files           []VectorFile `json:"files"`
 }
 
 type VectorFile struct {
@@ -81,15 +85,19 @@ type VectorFile struct {
 	Target string `json:"target,omitempty"`
 }
 
-func vectorKeys() (release, master []byte, salt [32]byte, uuid [16]byte) {
+// vectorInputs are the fixed inputs of the vector: in a real packing the master key and salt
+// come from crypto/rand and nothing can set them; the test sets them through
+// image.SetRandomForTest.
+func vectorInputs() (release, master []byte, salt [32]byte, uuid [16]byte, series [16]byte, signKey ed25519.PrivateKey) {
 	release, master = make([]byte, 32), make([]byte, 32)
+	seed := make([]byte, ed25519.SeedSize)
 	for i := range 32 {
-		release[i], master[i], salt[i] = byte(i), byte(0x80+i), byte(0x40+i)
+		release[i], master[i], salt[i], seed[i] = byte(i), byte(0x80+i), byte(0x40+i), byte(0x20+i)
 	}
 	for i := range 16 {
-		uuid[i] = byte(0xa0 + i)
+		uuid[i], series[i] = byte(0xa0+i), byte(0x60+i)
 	}
-	return
+	return release, master, salt, uuid, series, ed25519.NewKeyFromSeed(seed)
 }
 
 // TestVectorReproducible packs the vector tree with fixed inputs and compares the bytes with
@@ -98,38 +106,39 @@ func TestVectorReproducible(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("the committed vector was packed as root (uid/gid 0); repacking it needs root")
 	}
-	release, master, salt, uuid := vectorKeys()
-	out := filepath.Join(t.TempDir(), "v1.img")
+	release, master, salt, uuid, series, signKey := vectorInputs()
+	defer image.SetRandomForTest(bytes.NewReader(append(bytes.Clone(master), salt[:]...)))()
+	out := filepath.Join(t.TempDir(), "v2.img")
 	_, err := pack.Pack(context.Background(), vectorTree(t), out, pack.Options{WriterOptions: image.WriterOptions{
-		ReleaseKeys: [][]byte{release}, MasterKey: master, Salt: &salt, UUID: &uuid, Created: time.Unix(1700000000, 0), Generation: 7}})
+		ReleaseKeys: [][]byte{release}, UUID: &uuid, Series: &series, SignKey: signKey, Created: time.Unix(1700000000, 0), Generation: 7}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, _ := os.ReadFile(out)
 	if *update {
-		if err := os.WriteFile(filepath.Join(vectorDir, "v1-small.img"), got, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(vectorDir, "v2-small.img"), got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(filepath.Join(vectorDir, "v1-small.img"))
+	want, err := os.ReadFile(filepath.Join(vectorDir, "v2-small.img"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("packing the vector tree gave different bytes than testdata/vectors/v1-small.img")
+		t.Fatalf("packing the vector tree gave different bytes than testdata/vectors/v2-small.img")
 	}
 }
 
 // TestVectorRead reads the committed vector image and checks it against the JSON description
 // (rewritten with -update).
 func TestVectorRead(t *testing.T) {
-	release, _, _, _ := vectorKeys()
-	path := filepath.Join(vectorDir, "v1-small.img")
+	release, _, _, _, _, signKey := vectorInputs()
+	path := filepath.Join(vectorDir, "v2-small.img")
 	im := openImage(t, path, release)
 	raw, _ := os.ReadFile(path)
 	h := im.Header()
 	v := Vector{ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IndexBlock: h.IndexBlock, Root: h.RootHex(),
-		UUID: h.UUIDString(), Created: h.Created, Generation: h.Generation, Fingerprint: image.Fingerprint(release),
+		UUID: h.UUIDString(), Series: h.SeriesHex(), Signer: h.SignerHex(), Created: h.Created, Generation: h.Generation, Fingerprint: image.Fingerprint(release),
 		ImageSHA256: fmt.Sprintf("%x", sha256.Sum256(raw))}
 	ctx := context.Background()
 	err := im.Walk(ctx, func(p string, in *image.Inode) error {
@@ -150,7 +159,10 @@ func TestVectorRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jsonPath := filepath.Join(vectorDir, "v1-small.json")
+	if !h.SignedBy(signKey.Public().(ed25519.PublicKey)) {
+		t.Error("the vector image's signature does not verify with the vector's signing key")
+	}
+	jsonPath := filepath.Join(vectorDir, "v2-small.json")
 	var want Vector
 	b, err := os.ReadFile(jsonPath)
 	if err == nil {
@@ -158,12 +170,9 @@ func TestVectorRead(t *testing.T) {
 	}
 	if *update {
 		// Keep the key-schedule values, which the internal test fills in.
-		v.ReleaseKey, v.MasterKey, v.Salt = want.ReleaseKey, want.MasterKey, want.Salt
-		v.KeyslotKEK, v.XTSKey, v.BlockMACKey, v.HeaderMACKey, v.Block0Tag, v.Block0Plain = want.KeyslotKEK, want.XTSKey, want.BlockMACKey, want.HeaderMACKey, want.Block0Tag, want.Block0Plain
-		if v.ReleaseKey == "" {
-			rk, mk, salt, _ := vectorKeys()
-			v.ReleaseKey, v.MasterKey, v.Salt = hex.EncodeToString(rk), hex.EncodeToString(mk), hex.EncodeToString(salt[:])
-		}
+		v.KeyslotKEK, v.KeyslotNonceKey, v.XTSKey, v.HeaderMACKey, v.Block0Leaf, v.Block0Plain = want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Block0Leaf, want.Block0Plain
+		rk, mk, salt, _, _, sk := vectorInputs()
+		v.ReleaseKey, v.MasterKey, v.Salt, v.SignKeySeed = hex.EncodeToString(rk), hex.EncodeToString(mk), hex.EncodeToString(salt[:]), hex.EncodeToString(sk.Seed())
 		out, _ := json.MarshalIndent(v, "", "  ")
 		if err := os.WriteFile(jsonPath, append(out, '\n'), 0o644); err != nil {
 			t.Fatal(err)
@@ -174,8 +183,8 @@ func TestVectorRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	gotJSON, _ := json.Marshal(v)
-	want.ReleaseKey, want.MasterKey, want.Salt = "", "", ""
-	want.KeyslotKEK, want.XTSKey, want.BlockMACKey, want.HeaderMACKey, want.Block0Tag, want.Block0Plain = "", "", "", "", "", ""
+	want.ReleaseKey, want.MasterKey, want.Salt, want.SignKeySeed = "", "", "", ""
+	want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Block0Leaf, want.Block0Plain = "", "", "", "", "", ""
 	wantJSON, _ := json.Marshal(want)
 	if !bytes.Equal(gotJSON, wantJSON) {
 		t.Fatalf("vector image reads as\n%s\nwant\n%s", gotJSON, wantJSON)

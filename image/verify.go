@@ -8,7 +8,9 @@ import (
 )
 
 // Walk visits every inode reachable from the root, depth first in name order, calling fn with
-// its path ("/" for the root). Hard-linked files are visited once per name.
+// its path ("/" for the root). Hard-linked files are visited once per name. A directory
+// reached by a second entry, or an entry whose type differs from its inode's, is refused:
+// with the inode ordering that ReadDir enforces, no index can make Walk loop or blow up.
 func (im *Image) Walk(ctx context.Context, fn func(p string, in *Inode) error) error {
 	root, err := im.Inode(ctx, RootIno)
 	if err != nil {
@@ -19,6 +21,7 @@ func (im *Image) Walk(ctx context.Context, fn func(p string, in *Inode) error) e
 		in   Inode
 	}
 	stack := []item{{"/", root}}
+	seenDirs := map[uint64]bool{RootIno: true}
 	for len(stack) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -37,12 +40,15 @@ func (im *Image) Walk(ctx context.Context, fn func(p string, in *Inode) error) e
 		}
 		for i := len(entries) - 1; i >= 0; i-- {
 			e := entries[i]
-			child, err := im.Inode(ctx, e.Ino)
+			child, err := im.EntryInode(ctx, e)
 			if err != nil {
 				return fmt.Errorf("%s: %w", path.Join(it.path, e.Name), err)
 			}
-			if uint32(e.Type) != child.Mode>>12 {
-				return formatErr(ErrCorrupt, "%s: entry type %d does not match inode %d", path.Join(it.path, e.Name), e.Type, e.Ino)
+			if child.IsDir() {
+				if seenDirs[child.Ino] {
+					return formatErr(ErrCorrupt, "%s: directory inode %d is reached by a second entry", path.Join(it.path, e.Name), child.Ino)
+				}
+				seenDirs[child.Ino] = true
 			}
 			stack = append(stack, item{path.Join(it.path, e.Name), child})
 		}

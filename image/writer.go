@@ -2,7 +2,7 @@ package image
 
 import (
 	"bufio"
-	"crypto/rand"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -12,28 +12,31 @@ import (
 	"time"
 )
 
-// WriterOptions configure a new image. Only ReleaseKeys is required; the fixed values are for
-// reproducible builds and test vectors (see docs/FORMAT.md on why fixing all of MasterKey,
-// Salt and UUID for two different trees must never be done outside tests).
+// WriterOptions configure a new image. Only ReleaseKeys is required. The master key and the
+// salt, from which every data key derives, are always fresh random values: no option sets
+// them, so two packings never share a key (docs/FORMAT.md, "Keys").
 type WriterOptions struct {
 	ReleaseKeys [][]byte // 1 to MaxKeyslots release keys, one keyslot each
-	MasterKey   []byte   // default: random
-	Salt        *[32]byte
-	UUID        *[16]byte
-	Created     time.Time // default: now
-	Generation  uint64
-	Workers     int    // encryption goroutines; default GOMAXPROCS
-	TempDir     string // for the leaf-tag spool; default: the image's directory
+	// Series keeps the series of an earlier image (its generations form one line); nil starts
+	// a new series with a random id.
+	Series     *[SeriesSize]byte
+	UUID       *[16]byte // default: random
+	Created    time.Time // default: now
+	Generation uint64
+	// SignKey, if set, signs (series, generation, root, UUID) with Ed25519 as the publisher.
+	SignKey ed25519.PrivateKey
+	Workers int    // encryption goroutines; default GOMAXPROCS
+	TempDir string // for the leaf-hash spool; default: a private temporary directory
 }
 
 // batchBlocks is the unit of work of the encryption pipeline: 1 MiB.
 const batchBlocks = 256
 
 type batch struct {
-	buf   []byte
-	first uint64 // first content block
-	tags  []byte
-	done  chan struct{}
+	buf    []byte
+	first  uint64 // first content block
+	leaves []byte
+	done   chan struct{}
 }
 
 // Writer streams content into a new image: callers Write file data and index bytes into the
@@ -41,10 +44,12 @@ type batch struct {
 // Encryption and tagging run on Workers goroutines; memory is bounded by a few batches per
 // worker, whatever the image size.
 type Writer struct {
-	f      *os.File
-	hdr    Header
-	keys   *imageKeys
-	master []byte
+	f       *os.File
+	hdr     Header
+	keys    *imageKeys
+	hasher  *leafHasher
+	master  []byte
+	signKey ed25519.PrivateKey
 
 	cur    *batch
 	offset uint64 // content bytes written so far
@@ -63,28 +68,30 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	if n := len(opts.ReleaseKeys); n < 1 || n > MaxKeyslots {
 		return nil, fmt.Errorf("an image needs 1 to %d release keys, got %d", MaxKeyslots, n)
 	}
-	w := &Writer{f: f}
+	if opts.SignKey != nil && len(opts.SignKey) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("signing key is %d bytes, want an Ed25519 private key of %d", len(opts.SignKey), ed25519.PrivateKeySize)
+	}
+	w := &Writer{f: f, signKey: opts.SignKey}
 	h := &w.hdr
 	w.master = make([]byte, MasterKeySize)
-	if opts.MasterKey != nil {
-		if len(opts.MasterKey) != MasterKeySize {
-			return nil, fmt.Errorf("master key must be %d bytes", MasterKeySize)
-		}
-		copy(w.master, opts.MasterKey)
-	} else {
-		rand.Read(w.master)
-	}
-	if opts.Salt != nil {
-		h.Salt = *opts.Salt
-	} else {
-		rand.Read(h.Salt[:])
-	}
+	randomBytes(w.master)
+	randomBytes(h.Salt[:])
 	if opts.UUID != nil {
 		h.UUID = *opts.UUID
 	} else {
-		rand.Read(h.UUID[:])
+		randomBytes(h.UUID[:])
 		h.UUID[6] = h.UUID[6]&0x0f | 0x40 // version 4
 		h.UUID[8] = h.UUID[8]&0x3f | 0x80 // RFC 4122 variant
+	}
+	if opts.Series != nil {
+		if allZero(opts.Series[:]) {
+			return nil, fmt.Errorf("series id is all zero: give the series an image was packed with (encfs inspect shows it)")
+		}
+		h.Series = *opts.Series
+	} else {
+		for allZero(h.Series[:]) {
+			randomBytes(h.Series[:])
+		}
 	}
 	if opts.Created.IsZero() {
 		opts.Created = time.Now()
@@ -107,11 +114,9 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	if w.keys, err = deriveKeys(w.master, h.Salt[:]); err != nil {
 		return nil, err
 	}
-	if opts.TempDir == "" {
-		opts.TempDir = dirOf(f.Name())
-	}
+	w.hasher = newLeafHasher(&h.Salt)
 	if w.leaves, err = os.CreateTemp(opts.TempDir, ".encfs-leaves-*"); err != nil {
-		return nil, fmt.Errorf("leaf tag spool: %w", err)
+		return nil, fmt.Errorf("leaf hash spool: %w", err)
 	}
 	os.Remove(w.leaves.Name()) // unlinked: vanishes with the process, whatever happens
 
@@ -122,7 +127,7 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	inflight := 2*workers + 2
 	w.free = make(chan *batch, inflight)
 	for i := 0; i < inflight; i++ {
-		w.free <- &batch{buf: make([]byte, 0, batchBlocks*BlockSize), tags: make([]byte, 0, batchBlocks*tagSize)}
+		w.free <- &batch{buf: make([]byte, 0, batchBlocks*BlockSize), leaves: make([]byte, 0, batchBlocks*leafSize)}
 	}
 	w.work = make(chan *batch, inflight)
 	w.order = make(chan *batch, inflight)
@@ -133,15 +138,6 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	}
 	go w.writeLoop()
 	return w, nil
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			return path[:i+1]
-		}
-	}
-	return "."
 }
 
 // Offset is the content offset the next Write lands at.
@@ -217,38 +213,37 @@ func (w *Writer) submit() {
 
 func (w *Writer) encryptLoop() {
 	defer w.wg.Done()
-	tg := getTagger(w.keys.blockMAC)
-	defer taggers.Put(tg)
+	ls := w.hasher.get()
+	defer w.hasher.put(ls)
 	for b := range w.work {
 		n := len(b.buf) / BlockSize
-		b.tags = b.tags[:n*tagSize]
+		b.leaves = b.leaves[:n*leafSize]
 		for i := 0; i < n; i++ {
 			blk := b.buf[i*BlockSize : (i+1)*BlockSize]
-			block := b.first + uint64(i)
-			w.keys.xts.Encrypt(blk, blk, block)
-			copy(b.tags[i*tagSize:], tg.tagOf(block, blk))
+			w.keys.xts.Encrypt(blk, blk, b.first+uint64(i))
+			copy(b.leaves[i*leafSize:], ls.leafOf(blk))
 		}
 		close(b.done)
 	}
 }
 
-// writeLoop writes encrypted batches in content order and spools their tags.
+// writeLoop writes encrypted batches in content order and spools their leaf hashes.
 func (w *Writer) writeLoop() {
 	defer close(w.done)
-	tags := bufio.NewWriterSize(w.leaves, 1<<20)
+	leaves := bufio.NewWriterSize(w.leaves, 1<<20)
 	for b := range w.order {
 		<-b.done
 		if w.failed() == nil {
 			if _, err := w.f.WriteAt(b.buf, int64(contentOffset+b.first*BlockSize)); err != nil {
 				w.fail(fmt.Errorf("write image: %w", err))
-			} else if _, err := tags.Write(b.tags); err != nil {
-				w.fail(fmt.Errorf("write leaf tag spool: %w", err))
+			} else if _, err := leaves.Write(b.leaves); err != nil {
+				w.fail(fmt.Errorf("write leaf hash spool: %w", err))
 			}
 		}
 		w.free <- b
 	}
-	if err := tags.Flush(); err != nil {
-		w.fail(fmt.Errorf("write leaf tag spool: %w", err))
+	if err := leaves.Flush(); err != nil {
+		w.fail(fmt.Errorf("write leaf hash spool: %w", err))
 	}
 }
 
@@ -313,6 +308,9 @@ func (w *Writer) Finish(sb *Superblock) (*Header, error) {
 		return nil, err
 	}
 	h.Root = root
+	if w.signKey != nil {
+		h.Sign(w.signKey)
+	}
 	h.Seal(w.keys.headerMAC)
 	if _, err := w.f.WriteAt(h.Marshal(), 0); err != nil {
 		return nil, fmt.Errorf("write header: %w", err)
@@ -324,7 +322,7 @@ func (w *Writer) Finish(sb *Superblock) (*Header, error) {
 	return &out, nil
 }
 
-// writeTree streams the spooled leaf tags into level 0 and builds every level above it with
+// writeTree streams the spooled leaf hashes into level 0 and builds every level above it with
 // one block of memory per level. It returns the root.
 func (w *Writer) writeTree(geo treeGeometry) ([32]byte, error) {
 	var root [32]byte
@@ -358,7 +356,7 @@ func (w *Writer) writeTree(geo treeGeometry) ([32]byte, error) {
 	for i := uint64(0); i < geo.levels[0].count; i++ {
 		clear(blk)
 		if _, err := io.ReadFull(r, blk); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-			return root, fmt.Errorf("read leaf tag spool: %w", err)
+			return root, fmt.Errorf("read leaf hash spool: %w", err)
 		}
 		if err := emit(0, blk); err != nil {
 			return root, err

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/encfs/encfs/keys/internal/jose"
 	"github.com/encfs/encfs/keys/internal/rsaaes"
@@ -30,11 +32,38 @@ type releasedKey struct {
 	Kid    string
 	Kty    string
 	KeyHSM []byte // decoded key_hsm JSON
+	Nonce  string // request.nonce, as the vault echoes the request it answered
 }
 
-// parseReleasePayload reads response.key.key {kid, kty, key_hsm} of the release payload.
+// checkReleaseMatches refuses a verified release response that answers another request: another
+// nonce (a replayed response) or another key than the one asked for (name, and version when
+// one was configured). The kid is https://{vault}/keys/{name}/{version}.
+func checkReleaseMatches(payload []byte, nonce, name, version string) error {
+	rel, err := parseReleasePayload(payload)
+	if err != nil {
+		return err
+	}
+	if rel.Nonce != nonce {
+		return fmt.Errorf("the release response answers another request (nonce %q, this request sent %q): a replayed or misrouted response", rel.Nonce, nonce)
+	}
+	u, err := url.Parse(rel.Kid)
+	parts := strings.Split(strings.Trim(u.EscapedPath(), "/"), "/")
+	if err != nil || len(parts) < 2 || parts[0] != "keys" {
+		return fmt.Errorf("the released key's kid %q is not a Key Vault key identifier", rel.Kid)
+	}
+	if !strings.EqualFold(parts[1], name) || (version != "" && (len(parts) < 3 || !strings.EqualFold(parts[2], version))) {
+		return fmt.Errorf("the vault released key %q, but key %q (version %q) was requested", rel.Kid, name, version)
+	}
+	return nil
+}
+
+// parseReleasePayload reads request.nonce and response.key.key {kid, kty, key_hsm} of the
+// release payload.
 func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	var p struct {
+		Request struct {
+			Nonce string `json:"nonce"`
+		} `json:"request"`
 		Response struct {
 			Key struct {
 				Key struct {
@@ -56,7 +85,7 @@ func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release payload: key_hsm: %w", err)
 	}
-	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyHSM: blob}, nil
+	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyHSM: blob, Nonce: p.Request.Nonce}, nil
 }
 
 // parseKeyHSM reads the key_hsm blob {"schema_version","header":{"kid","alg","enc"},"ciphertext"}.

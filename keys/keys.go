@@ -6,6 +6,7 @@ package keys
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 )
 
@@ -29,11 +30,16 @@ func (p FileProvider) ReleaseKey(context.Context) ([]byte, error) {
 	return ReadKeyFile(p.Path)
 }
 
-// ReadKeyFile reads a raw 32-byte key file.
+// ReadKeyFile reads a raw 32-byte key file. A file that its group or other users may read or
+// write gets a warning: the key is the only secret of the images it opens.
 func ReadKeyFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read key file: %w", err)
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		slog.Warn("key file is accessible to its group or other users; make it private with chmod 600",
+			"path", path, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
 	}
 	if len(b) != KeySize {
 		n := len(b)

@@ -182,6 +182,9 @@ func (p *AzureSKR) ReleaseKey(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, &Error{Stage: StageJWSVerification, Err: err}
 	}
+	if err := checkReleaseMatches(payload, hex.EncodeToString(nonce), p.cfg.KeyName, p.cfg.KeyVersion); err != nil {
+		return nil, &Error{Stage: StageUnwrap, Err: err}
+	}
 	key, err := p.unwrap(rk, payload)
 	if err != nil {
 		return nil, &Error{Stage: StageUnwrap, Err: err}

@@ -149,6 +149,8 @@ func TestJWSFaultsRejected(t *testing.T) {
 		{"bad signature", skrtest.Faults{BadSignature: true}, keys.StageJWSVerification, "signature does not verify"},
 		{"untrusted chain", skrtest.Faults{UntrustedChain: true}, keys.StageJWSVerification, "not trusted"},
 		{"tampered wrapped key", skrtest.Faults{TamperWrappedKey: true}, keys.StageUnwrap, "integrity check failed"},
+		{"replayed response", skrtest.Faults{StaleNonce: true}, keys.StageUnwrap, "answers another request"},
+		{"another key released", skrtest.Faults{OtherKid: true}, keys.StageUnwrap, "was requested"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -95,7 +95,14 @@ func checkOutsideSource(src, imagePath string) error {
 
 func packInto(ctx context.Context, src string, out *os.File, opts Options) (*Result, error) {
 	if opts.TempDir == "" {
-		opts.TempDir = filepath.Dir(out.Name())
+		// The spools hold plaintext names, sizes and leaf hashes: keep them in a directory of
+		// their own (mode 0700), not next to the output where others may list them.
+		dir, err := os.MkdirTemp("", "encfs-pack-*")
+		if err != nil {
+			return nil, fmt.Errorf("temporary directory for the index spools: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		opts.TempDir = dir
 	}
 	w, err := image.NewWriter(out, opts.WriterOptions)
 	if err != nil {
@@ -202,7 +209,7 @@ func (t *tree) walk(root string) error {
 // packDir stores the files and symlinks of one directory, its entry list and its inode, and
 // returns its subdirectories with inode numbers assigned.
 func (t *tree) packDir(d pendingDir) ([]pendingDir, error) {
-	names, err := readDirNames(d.path)
+	names, err := readDirNames(d.path, &d.st)
 	if err != nil {
 		return nil, err
 	}
@@ -282,12 +289,26 @@ func (t *tree) packDir(d pendingDir) ([]pendingDir, error) {
 	return subdirs, nil
 }
 
-func readDirNames(path string) ([]string, error) {
-	f, err := os.Open(path)
+// readDirNames lists a directory that lstat described as st. It opens it without following a
+// symlink and checks that it is still the same directory (device and inode), so that a tree
+// changed under the packer cannot swap in a link to somewhere else between lstat and open.
+func readDirNames(path string, st *unix.Stat_t) ([]string, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return nil, changedErr(path)
+		}
+		return nil, fmt.Errorf("%s: %w", path, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var now unix.Stat_t
+	if err := unix.Fstat(fd, &now); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	defer f.Close()
+	if now.Dev != st.Dev || now.Ino != st.Ino {
+		return nil, changedErr(path)
+	}
 	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -362,11 +383,21 @@ func (t *tree) packSymlink(path string, in *image.Inode) error {
 // packFile streams one regular file into the content space. Files of a block or more start on
 // a block boundary so that their reads are aligned; smaller files are packed end to end.
 func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if errors.Is(err, unix.ELOOP) {
+		return changedErr(path) // replaced by a symlink since lstat
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer f.Close()
+	var opened unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &opened); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if opened.Dev != st.Dev || opened.Ino != st.Ino {
+		return changedErr(path)
+	}
 	if st.Size >= image.BlockSize {
 		if err := t.w.PadToBlock(); err != nil {
 			return err

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -58,7 +61,7 @@ func init() {
 				return err
 			}
 			for _, e := range entries {
-				child, err := im.Inode(ctx, e.Ino)
+				child, err := im.EntryInode(ctx, e)
 				if err != nil {
 					return err
 				}
@@ -144,8 +147,14 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 				return fmt.Errorf("%s is damaged: %w", blobio.Redact(args[0]), err)
 			}
 			sb := im.Superblock()
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs; integrity root %s)\n",
-				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs)\n",
+				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
+			// Authenticated values, for the deployment's pins (docs/OPERATIONS.md).
+			fmt.Fprintf(out, "integrity root: %s\nseries:         %s\ngeneration:     %d\n", h.RootHex(), h.SeriesHex(), h.Generation)
+			if h.Signed() {
+				fmt.Fprintf(out, "signer:         %s (signature valid: %v)\n", h.SignerHex(), h.SignedBy(h.Signer[:]))
+			}
 			return nil
 		},
 	}
@@ -164,15 +173,57 @@ func printEntry(ctx context.Context, w io.Writer, im *image.Image, name string, 
 	if in.IsDir() {
 		size = int64(in.Entries)
 	}
+	name = escapeName(name)
 	if in.IsSymlink() {
 		target, err := im.Readlink(ctx, in)
 		if err != nil {
 			return err
 		}
-		name += " -> " + target
+		name += " -> " + escapeName(target)
 	}
 	_, err := fmt.Fprintln(w, lsLine(in.Mode, in.Nlink, in.UID, in.GID, size, time.Unix(in.MtimeSec, int64(in.MtimeNsec)), name))
 	return err
+}
+
+// escapeName makes a name or link target from an image safe to print: control characters
+// (which could move the cursor or rewrite earlier lines of a terminal), invalid UTF-8 and
+// backslashes become escapes, as ls -b does. Other names print as they are.
+func escapeName(s string) string {
+	clean := utf8.ValidString(s)
+	for i := 0; clean && i < len(s); i++ {
+		clean = s[i] >= 0x20 && s[i] != 0x7f && s[i] != '\\'
+	}
+	if clean {
+		for _, r := range s {
+			if unicode.IsControl(r) {
+				clean = false
+				break
+			}
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == utf8.RuneError && n <= 1, unicode.IsControl(r):
+			for _, c := range []byte(s[i : i+n]) {
+				fmt.Fprintf(&b, `\x%02x`, c)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // lsLine formats one entry as ls -l does; ls, demo and friends share it.

@@ -57,7 +57,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		"azure_info": map[string]any{"identity": map[string]any{"client_id": ""}},
 		"azure_filesystems": []map[string]any{
 			{"mount_point": good, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
-				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "min_generation": h.Generation, "publish_symlink": true},
+				"key": env.ConfigKey(), "pinned_root": h.RootHex(), "series": h.SeriesHex(), "min_generation": h.Generation, "publish_symlink": true},
 			{"mount_point": refused, "azure_url": blobURL, "azure_url_private": false, "read_write": false,
 				"key": env.ConfigKey(), "pinned_root": strings.Repeat("ab", 32)},
 		},
@@ -94,7 +94,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	testtree.Equal(t, testtree.Snapshot(t, src), testtree.Snapshot(t, good+"/"))
 	// The second filesystem is attested and refused on its own schedule: wait for its verdict
 	// before stopping, or the stop would cut its key release short.
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "rollback protection"); {
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), "refused by the deployment's pins"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("the second filesystem was never refused:\n%s", logs.String())
 		}
@@ -117,7 +117,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 		t.Errorf("the published symlink is still there after unmount: %v", err)
 	}
 	all := out.String() + logs.String()
-	if !strings.Contains(all, "rollback protection") {
+	if !strings.Contains(all, "refused by the deployment's pins") {
 		t.Errorf("the refusal is not reported:\n%s", all)
 	}
 	for name, secret := range map[string]string{"SAS signature": sig, "release key": string(env.ReleaseKey)} {

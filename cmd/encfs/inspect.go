@@ -16,7 +16,10 @@ type inspectReport struct {
 	Image         string   `json:"image"`
 	FormatVersion int      `json:"format_version"`
 	UUID          string   `json:"uuid"`
+	Series        string   `json:"series"`
 	Generation    uint64   `json:"generation"`
+	Signer        string   `json:"signer,omitempty"`
+	Authenticated bool     `json:"authenticated"` // header MAC checked with a key
 	Created       string   `json:"created"`
 	ImageBytes    int64    `json:"image_bytes"`
 	ContentBlocks uint64   `json:"content_blocks"`
@@ -52,7 +55,8 @@ func init() {
 			if err != nil {
 				return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
 			}
-			r := inspectReport{Image: blobio.Redact(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
+			r := inspectReport{Image: blobio.Redact(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Series: h.SeriesHex(),
+				Generation: h.Generation, Signer: h.SignerHex(),
 				Created: time.Unix(h.Created, 0).UTC().Format(time.RFC3339), ImageBytes: h.ImageSize(),
 				ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IntegrityRoot: h.RootHex()}
 			for _, ks := range h.Keyslots {
@@ -68,6 +72,7 @@ func init() {
 				if err != nil {
 					return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
 				}
+				r.Authenticated = true
 				sb := im.Superblock()
 				r.Files, r.Directories, r.Symlinks, r.FileBytes = &sb.Files, &sb.Dirs, &sb.Symlinks, &sb.FileBytes
 			}
@@ -78,12 +83,20 @@ func init() {
 				return enc.Encode(r)
 			}
 			fmt.Fprintf(out, "image:           %s\n", r.Image)
-			fmt.Fprintf(out, "format:          encfs version %d (AES-256-XTS, GMAC-AES-256 leaves under a SHA-256 tree)\n", r.FormatVersion)
+			fmt.Fprintf(out, "format:          encfs version %d (AES-256-XTS, BLAKE3 leaves under a SHA-256 tree)\n", r.FormatVersion)
+			note := " (unauthenticated: read without a key; take pins from encfs verify)"
+			if r.Authenticated {
+				note = " (authenticated)"
+			}
 			fmt.Fprintf(out, "uuid:            %s\n", r.UUID)
-			fmt.Fprintf(out, "generation:      %d\n", r.Generation)
+			fmt.Fprintf(out, "series:          %s%s\n", r.Series, note)
+			fmt.Fprintf(out, "generation:      %d%s\n", r.Generation, note)
 			fmt.Fprintf(out, "created:         %s\n", r.Created)
 			fmt.Fprintf(out, "size:            %d bytes (%d content blocks, %d tree blocks)\n", r.ImageBytes, r.ContentBlocks, r.TreeBlocks)
-			fmt.Fprintf(out, "integrity root:  %s\n", r.IntegrityRoot)
+			fmt.Fprintf(out, "integrity root:  %s%s\n", r.IntegrityRoot, note)
+			if r.Signer != "" {
+				fmt.Fprintf(out, "signer:          %s (checked by deployments that pin it)\n", r.Signer)
+			}
 			for i, fp := range r.Keyslots {
 				fmt.Fprintf(out, "keyslot %d:       key fingerprint %s\n", i, fp)
 			}

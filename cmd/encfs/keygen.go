@@ -1,7 +1,9 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -15,11 +17,16 @@ import (
 
 func init() {
 	var out string
+	var signing bool
 	cmd := &cobra.Command{
-		Use:   "keygen --out FILE",
-		Short: "Create a random 32-byte release key file (mode 0600)",
+		Use:   "keygen [--signing-key] --out FILE",
+		Short: "Create a random 32-byte release key file, or a publisher signing key (mode 0600)",
 		Long: `Create a release key: 32 random bytes written raw to FILE with mode 0600, the same format
-as the reference sidecar's keyfile.bin. An existing file is never overwritten.`,
+as the reference sidecar's keyfile.bin. An existing file is never overwritten.
+
+With --signing-key the 32 bytes are the seed of an Ed25519 publisher key for
+encfs pack --sign-key; keygen prints its public key, the value deployments pin as
+pinned_signer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
@@ -44,10 +51,16 @@ as the reference sidecar's keyfile.bin. An existing file is never overwritten.`,
 				os.Remove(out)
 				return err
 			}
+			if signing {
+				pub := ed25519.NewKeyFromSeed(key).Public().(ed25519.PublicKey)
+				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (signing key; public key %s)\n", out, hex.EncodeToString(pub))
+				return nil
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (key fingerprint %s)\n", out, image.Fingerprint(key))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "path of the new key file")
+	cmd.Flags().BoolVar(&signing, "signing-key", false, "create an Ed25519 publisher signing key instead of a release key")
 	rootCmd.AddCommand(cmd)
 }

@@ -44,9 +44,16 @@ func init() {
 	var rmCurrent, fingerprint string
 	remove := &cobra.Command{
 		Use:   "remove-slot --key-file CURRENT --fingerprint FP IMAGE",
-		Short: "Stop a release key from opening a local image (rewrites the header only)",
+		Short: "Stop a release key from opening this copy of a local image (rewrites the header only; revokes nothing)",
 		Long: `Remove the keyslot with the given key fingerprint (see encfs inspect). The last keyslot
-cannot be removed. Copies of the image made before still accept the removed key.`,
+cannot be removed.
+
+This does NOT revoke the key. Whoever held it may already know the image's master key, which
+does not change here: with it they can read this image and build other images that the
+remaining keys open. Copies of the image made before also still accept the removed key. To
+revoke a key after a compromise, re-encrypt with encfs rekey (or pack again), then raise
+min_generation to the new generation or pin the new root or a signer (docs/OPERATIONS.md,
+"Revocation").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cur, err := keys.ReadKeyFile(rmCurrent)
@@ -58,6 +65,8 @@ cannot be removed. Copies of the image made before still accept the removed key.
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: removed the keyslot for key fingerprint %s\n", args[0], fingerprint)
+			fmt.Fprintf(cmd.OutOrStdout(), "note: this does not revoke the key: a holder of it may know the image's master key, which is unchanged.\n"+
+				"To revoke it, run encfs rekey and raise min_generation (or pin the new root or a signer); see docs/OPERATIONS.md, \"Revocation\".\n")
 			return nil
 		},
 	}

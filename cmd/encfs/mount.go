@@ -45,6 +45,7 @@ type MountSpec struct {
 	UID, GID   *uint32 // owner override
 	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
 	HiddenDir  string  // where Publish mounts; default beside Mountpoint
+	LogPaths   bool    // name paths inside the image in error logs (debugging only)
 	ReadyFile  string  // written once the mount is live, removed at unmount
 	Log        *slog.Logger
 }
@@ -105,7 +106,7 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if h, ok := src.(interface{ Health() blobio.Health }); ok {
 		m.Health = h.Health
 	}
-	fo := encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, RequestTimeout: spec.RequestTimeout}
+	fo := encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, RequestTimeout: spec.RequestTimeout, LogPaths: spec.LogPaths}
 	if m.FS, err = encfs.New(ctx, im, fo); err != nil {
 		im.Close()
 		return nil, err
@@ -189,10 +190,12 @@ func writeReadyFile(path, target string) error {
 func init() {
 	var (
 		keyFiles                         []string
-		allowOther, publish              bool
+		allowOther, publish, logPaths    bool
+		allowKeyFileInTEE                bool
 		uid, gid                         int64
 		cacheSize, readyFile, metricAddr string
 		configFile, configEnv, pinRoot   string
+		pinSeries, pinSigner             string
 		minGeneration                    uint64
 		srcFlags                         *sourceFlags
 		prefetch                         string
@@ -237,10 +240,17 @@ each independently: one that fails is reported and the others keep serving.`,
 				if err != nil {
 					return err
 				}
+				if err := checkConfigForTEE(c, allowKeyFileInTEE, slog.Default()); err != nil {
+					return err
+				}
 				specs, err := specsFromConfig(c)
 				if err != nil {
 					return err
 				}
+				for i := range specs {
+					specs[i].LogPaths = logPaths
+				}
+				warnLogPaths(logPaths)
 				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr, readyFile)
 			}
 			cache, err := config.ParseByteSize(cacheSize)
@@ -255,18 +265,22 @@ each independently: one that fails is reported and the others keep serving.`,
 				return err
 			}
 			spec := MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: srcFlags.readTimeout, Prefetch: prefetch,
-				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(),
-				Pin: image.Pin{Root: pinRoot, MinGeneration: minGeneration},
+				AllowOther: allowOther, Publish: publish, ReadyFile: readyFile, Log: slog.Default(), LogPaths: logPaths,
+				Pin: image.Pin{Root: pinRoot, Series: pinSeries, MinGeneration: minGeneration, Signer: pinSigner},
 				Keys: func(context.Context) ([][]byte, error) {
 					ks, _, err := readKeyFiles(keyFiles)
 					return ks, err
 				}}
+			if err := spec.Pin.Validate(); err != nil {
+				return err
+			}
 			if spec.UID, err = optionalID("--uid", uid); err != nil {
 				return err
 			}
 			if spec.GID, err = optionalID("--gid", gid); err != nil {
 				return err
 			}
+			warnLogPaths(logPaths)
 			return runMounts(ctx, cmd.OutOrStdout(), []MountSpec{spec}, metricAddr, "")
 		},
 	}
@@ -279,7 +293,11 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&readyFile, "ready-file", "", "write the mount path to this file once the mount is live")
 	f.BoolVar(&publish, "publish-symlink", false, "mount at a hidden directory and publish MOUNTPOINT as a symlink to it")
 	f.StringVar(&pinRoot, "pinned-root", "", "refuse any image whose integrity root is not this (hex, as encfs inspect prints it)")
-	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images with a lower generation number")
+	f.Uint64Var(&minGeneration, "min-generation", 0, "refuse images of the series with a lower generation number (needs --series)")
+	f.StringVar(&pinSeries, "series", "", "refuse images of any other series (hex, as encfs inspect prints it)")
+	f.StringVar(&pinSigner, "pinned-signer", "", "accept only images of the series signed by this publisher key (hex; needs --series)")
+	f.BoolVar(&logPaths, "log-paths", false, "debugging: name the file path and offset inside the image in error logs (names and sizes are otherwise kept out of logs, which leave the TEE)")
+	f.BoolVar(&allowKeyFileInTEE, "dev-allow-key-file", false, "development: accept key_file in a configuration inside an SEV-SNP environment")
 	f.StringVar(&configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&metricAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
@@ -298,8 +316,15 @@ func checkPrefetch(v string) error {
 
 // configModeFlags are the mount flags that also apply with --config: everything else is set per
 // filesystem in the configuration.
-var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true,
+var configModeFlags = map[string]bool{"config": true, "config-env": true, "metrics-addr": true, "ready-file": true, "log-paths": true, "dev-allow-key-file": true,
 	"log-level": true, "log-format": true}
+
+// warnLogPaths says at start that --log-paths lets names from inside the image into the logs.
+func warnLogPaths(on bool) {
+	if on {
+		slog.Warn("--log-paths: error logs will name files inside the image and offsets in them; these logs leave the TEE, so use it only for debugging")
+	}
+}
 
 // noImageFlags refuses per-image flags next to a configuration rather than ignoring them.
 func noImageFlags(cmd *cobra.Command) error {
@@ -360,7 +385,7 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: configReadTimeout,
 			Prefetch:   fsys.Prefetch,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
-			Pin: image.Pin{Root: fsys.PinnedRoot, MinGeneration: fsys.MinGeneration},
+			Pin: image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: sourceOptions{
 				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: configReadTimeout}},
 				Chunk: blobio.ChunkOptions{DiskCache: configDiskCache(fsys.DiskCacheDir), DiskCacheBytes: int64(fsys.DiskCacheSize)},
@@ -474,9 +499,11 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 				case <-ctx.Done():
 				}
 			}()
-			sb, h := m.Image.Superblock(), m.Image.Header()
-			fmt.Fprintf(out, "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
-				blobio.Redact(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
+			// No counts or sizes: they are part of what the image encrypts, and this line
+			// leaves the TEE with the container's logs (encfs inspect --key-file shows them).
+			h := m.Image.Header()
+			fmt.Fprintf(out, "mounted %s at %s (uuid %s, series %s, generation %d) in %d ms\n",
+				blobio.Redact(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
 				time.Since(start).Milliseconds())
 		}()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/pack"
@@ -16,10 +18,11 @@ import (
 
 func init() {
 	var (
-		keyFiles                              []string
-		generation                            uint64
-		saltHex, uuidStr, masterFile, created string
-		workers                               int
+		keyFiles                         []string
+		generation                       uint64
+		seriesHex, previous, signKeyFile string
+		uuidStr, created                 string
+		workers                          int
 	)
 	cmd := &cobra.Command{
 		Use:   "pack --key-file KEY [--key-file KEY2 ...] SRC_DIR IMAGE",
@@ -28,17 +31,51 @@ func init() {
 File data and the index are encrypted with AES-256-XTS and covered by an integrity tree whose
 root the header authenticates. Devices, sockets and fifos are skipped with a warning; an
 unreadable file or a file that changes while being packed stops the pack, and no partial image
-is left behind.
+is left behind. Every pack draws a fresh master key and salt: no option sets them, so two
+packings never share a data key.
 
---salt, --uuid, --master-key-file and --created fix what is otherwise random or the current
-time, for reproducible test images. Never fix all of them for two different trees in
-production: see docs/FORMAT.md.`,
+Successive generations of one dataset form a series: the first pack starts a new one with a
+random id; later packs keep it with --previous OLD_IMAGE (which also sets the generation to
+one more than the old image's) or --series ID (as encfs inspect prints it). Deployments pin
+the series together with a minimum generation. --sign-key signs the image as its publisher
+(create the key with encfs keygen --signing-key); a deployment that pins the signer's public
+key accepts any later generation of the series without a new container policy.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(keyFiles) == 0 {
 				return fmt.Errorf("at least one --key-file is required (create one with `encfs keygen --out FILE`)")
 			}
 			opts := pack.Options{WriterOptions: image.WriterOptions{Generation: generation, Workers: workers}}
+			if previous != "" {
+				if seriesHex != "" {
+					return fmt.Errorf("give --previous or --series, not both (--previous takes the series from the old image)")
+				}
+				h, err := readHeaderOf(cmd, previous)
+				if err != nil {
+					return fmt.Errorf("--previous: %w", err)
+				}
+				opts.Series = &h.Series
+				if !cmd.Flags().Changed("generation") {
+					opts.Generation = h.Generation + 1
+				} else if opts.Generation <= h.Generation {
+					return fmt.Errorf("--generation %d is not above generation %d of %s: a deployment that requires the newer image would refuse it", opts.Generation, h.Generation, previous)
+				}
+			}
+			if seriesHex != "" {
+				s, err := parseSeries(seriesHex)
+				if err != nil {
+					return fmt.Errorf("--series: %w", err)
+				}
+				opts.Series = &s
+			}
+			if signKeyFile != "" {
+				k, err := readSigningKey(signKeyFile)
+				if err != nil {
+					return fmt.Errorf("--sign-key: %w", err)
+				}
+				defer keys.Zero(k)
+				opts.SignKey = k
+			}
 			for _, kf := range keyFiles {
 				k, err := keys.ReadKeyFile(kf)
 				if err != nil {
@@ -47,27 +84,12 @@ production: see docs/FORMAT.md.`,
 				defer keys.Zero(k)
 				opts.ReleaseKeys = append(opts.ReleaseKeys, k)
 			}
-			if saltHex != "" {
-				b, err := hex.DecodeString(saltHex)
-				if err != nil || len(b) != 32 {
-					return fmt.Errorf("--salt wants 64 hex digits (32 bytes)")
-				}
-				opts.Salt = (*[32]byte)(b)
-			}
 			if uuidStr != "" {
 				u, err := uuid.Parse(uuidStr)
 				if err != nil {
 					return fmt.Errorf("--uuid: %v", err)
 				}
 				opts.UUID = (*[16]byte)(u[:])
-			}
-			if masterFile != "" {
-				k, err := keys.ReadKeyFile(masterFile)
-				if err != nil {
-					return fmt.Errorf("--master-key-file: %w", err)
-				}
-				defer keys.Zero(k)
-				opts.MasterKey = k
 			}
 			if created != "" {
 				t, err := parseTime(created)
@@ -89,19 +111,23 @@ production: see docs/FORMAT.md.`,
 				return err
 			}
 			el := time.Since(start)
-			fmt.Fprintf(cmd.OutOrStdout(), "packed %s: %d files, %d directories, %d symlinks, %d bytes in %.1fs (%.0f MB/s)\nimage %s  uuid %s  generation %d  integrity root %s\n",
+			fmt.Fprintf(cmd.OutOrStdout(), "packed %s: %d files, %d directories, %d symlinks, %d bytes in %.1fs (%.0f MB/s)\nimage %s  uuid %s  series %s  generation %d  integrity root %s\n",
 				args[0], res.Index.Files, res.Index.Dirs, res.Index.Symlinks, res.Index.FileBytes, el.Seconds(),
-				float64(res.Index.FileBytes)/1e6/el.Seconds(), args[1], res.Header.UUIDString(), res.Header.Generation, res.Header.RootHex())
+				float64(res.Index.FileBytes)/1e6/el.Seconds(), args[1], res.Header.UUIDString(), res.Header.SeriesHex(), res.Header.Generation, res.Header.RootHex())
+			if res.Header.Signed() {
+				fmt.Fprintf(cmd.OutOrStdout(), "signed by %s\n", res.Header.SignerHex())
+			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&keyFiles, "key-file", nil, "release key file (repeat to add keyslots, at most 8)")
-	f.Uint64Var(&generation, "generation", 1, "generation number; deployments can require a minimum to refuse older images")
-	f.StringVar(&saltHex, "salt", "", "fixed salt, 64 hex digits (tests and reproducible builds)")
-	f.StringVar(&uuidStr, "uuid", "", "fixed image UUID (tests and reproducible builds)")
-	f.StringVar(&masterFile, "master-key-file", "", "fixed 32-byte master key file (tests and reproducible builds)")
-	f.StringVar(&created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (tests and reproducible builds)")
+	f.Uint64Var(&generation, "generation", 1, "generation number within the series; deployments can require a minimum to refuse older images")
+	f.StringVar(&previous, "previous", "", "an earlier image of the same dataset: keep its series, generation one higher")
+	f.StringVar(&seriesHex, "series", "", "keep this series id (32 hex digits, as encfs inspect prints it); default: a new series")
+	f.StringVar(&signKeyFile, "sign-key", "", "Ed25519 signing key file of the publisher (encfs keygen --signing-key)")
+	f.StringVar(&uuidStr, "uuid", "", "fixed image UUID (default random)")
+	f.StringVar(&created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (default now)")
 	f.IntVar(&workers, "workers", 0, "encryption goroutines (default: one per core)")
 	rootCmd.AddCommand(cmd)
 }
@@ -111,4 +137,39 @@ func parseTime(s string) (time.Time, error) {
 		return time.Unix(n, 0), nil
 	}
 	return time.Parse(time.RFC3339, s)
+}
+
+// parseSeries decodes a series id as encfs inspect prints it.
+func parseSeries(s string) ([image.SeriesSize]byte, error) {
+	var out [image.SeriesSize]byte
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != image.SeriesSize {
+		return out, fmt.Errorf("%q is not a series id: want %d hex digits, as encfs inspect prints it", s, 2*image.SeriesSize)
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+// readSigningKey reads an Ed25519 signing key file: the 32-byte seed, raw, as
+// encfs keygen --signing-key writes it.
+func readSigningKey(path string) (ed25519.PrivateKey, error) {
+	seed, err := keys.ReadKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer keys.Zero(seed)
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// readHeaderOf reads the header of a local image without a key.
+func readHeaderOf(cmd *cobra.Command, ref string) (*image.Header, error) {
+	if blobio.IsRemote(ref) {
+		return nil, fmt.Errorf("%s: give the path of a local copy of the earlier image (encfs inspect shows the series of a remote one, for --series)", blobio.Redact(ref))
+	}
+	src, err := openSource(cmd.Context(), ref, sourceOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return image.ReadHeader(cmd.Context(), src)
 }

@@ -35,6 +35,8 @@ type Faults struct {
 	BadSignature     bool // corrupt the JWS signature
 	UntrustedChain   bool // sign with a certificate from a CA the client does not trust
 	TamperWrappedKey bool // flip a bit of the wrapped key material
+	StaleNonce       bool // echo another nonce than the request's, as a replayed response would
+	OtherKid         bool // name another key in the response than the one requested
 }
 
 // KeyVault is a test Azure Key Vault / Managed HSM: the bearer challenge, import (PUT
@@ -368,6 +370,12 @@ func (kv *KeyVault) releaseJWS(name string, k *Key, to *rsa.PublicKey, enc, nonc
 		"ciphertext":     jose.B64.EncodeToString(ct),
 	})
 	kid := kv.kid(name, k.Version)
+	if f.StaleNonce {
+		nonce = "0123456789abcdef0123456789abcdef"
+	}
+	if f.OtherKid {
+		kid = kv.kid("another-key", k.Version)
+	}
 	payload, _ := json.Marshal(map[string]any{
 		"request": map[string]any{"api-version": "7.4", "enc": enc, "kid": kid, "nonce": nonce},
 		"response": map[string]any{"key": map[string]any{

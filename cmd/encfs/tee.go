@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/encfs/encfs/config"
+)
+
+// snpDevices are the guest interfaces of an AMD SEV-SNP VM (the ioctl device and the
+// configfs-tsm report directory); a variable so that tests can point it elsewhere.
+var snpDevices = []string{"/dev/sev-guest", "/sys/kernel/config/tsm/report"}
+
+// snpEnvironment says whether this process runs in an SEV-SNP guest or confidential container
+// group, and what shows it ("" when not).
+func snpEnvironment() string {
+	for _, p := range snpDevices {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if d := os.Getenv("UVM_SECURITY_CONTEXT_DIR"); d != "" {
+		return "UVM_SECURITY_CONTEXT_DIR=" + d
+	}
+	if m, _ := filepath.Glob("/security-context-*"); len(m) > 0 {
+		return m[0]
+	}
+	return ""
+}
+
+// checkConfigForTEE applies the start-up rules of a configuration that concern the TEE: a
+// key_file is refused in an SEV-SNP environment unless allowKeyFile (a development flag), since
+// a key in a file bypasses attestation; and a filesystem whose key comes from Azure key release
+// with neither pinned_root nor pinned_signer gets a warning, since any authentic image of the
+// key (older ones, or ones built by any key holder) would mount.
+func checkConfigForTEE(c *config.Config, allowKeyFile bool, log *slog.Logger) error {
+	tee := snpEnvironment()
+	for i, fsys := range c.AzureFilesystems {
+		if fsys.KeyFile != "" && tee != "" && !allowKeyFile {
+			return fmt.Errorf("azure_filesystems[%d].key_file: refused in an SEV-SNP environment (%s found): a key read from a file is not released by attestation, "+
+				"so it protects nothing here; use key (Azure secure key release), or pass --dev-allow-key-file for development only", i, tee)
+		}
+		if fsys.Key != nil && fsys.PinnedRoot == "" && fsys.PinnedSigner == "" {
+			risk := "any authentic image for this key mounts, including older generations"
+			if fsys.MinGeneration > 0 {
+				risk = "min_generation alone does not stop a holder of the release key from serving an image of their own"
+			}
+			log.Warn("no pinned_root or pinned_signer for a key released by attestation: "+risk+"; pin the root or a publisher signer (docs/OPERATIONS.md, \"Rollback protection\")",
+				"filesystem", i, "mount_point", fsys.MountPoint)
+		}
+	}
+	return nil
+}
