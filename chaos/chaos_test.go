@@ -23,6 +23,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/azuritetest"
 	"github.com/encfs/encfs/blobio/faultproxy"
 	"github.com/encfs/encfs/fs/fstest"
@@ -336,8 +337,9 @@ func TestChaos(t *testing.T) {
 			checkSizes(t, d.dir)
 			t.Logf("%v: %d files read whole, %d EIO (slowest failed read() %v)", f, o.ok.Load(), o.eio.Load(),
 				time.Duration(o.slowest.Load()).Round(time.Millisecond))
-			// After the fault (and the 2 s in which failed chunks are refused) all is served.
-			time.Sleep(2500 * time.Millisecond)
+			// After the fault all is served again: once requests still waiting when it ended have
+			// met their deadline, and the chunks they wanted were refused for FailedChunkTTL.
+			time.Sleep(timeout + blobio.FailedChunkTTL + 500*time.Millisecond)
 			dropCaches(t)
 			var after outcome
 			readAll(t, d.dir, 8, &after)

@@ -67,7 +67,8 @@ func TestStorageFailureIsNeverAShortRead(t *testing.T) {
 	for _, f := range faults {
 		sizes[f.String()] = 3<<20 + 777
 	}
-	m, px, _ := remoteMount(t, sizes, 2*time.Second)
+	const timeout = 2 * time.Second
+	m, px, _ := remoteMount(t, sizes, timeout)
 	for _, f := range faults {
 		t.Run(f.String(), func(t *testing.T) {
 			name := filepath.Join(m.Dir, f.String())
@@ -88,9 +89,22 @@ func TestStorageFailureIsNeverAShortRead(t *testing.T) {
 			if err != nil || st.Size() != int64(len(want)) {
 				t.Fatalf("after the fault: size %v, %v; want %d", st.Size(), err, len(want))
 			}
-			time.Sleep(blobio.FailedChunkTTL) // the failed chunks are tried again after it
-			if got, err := os.ReadFile(name); err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("after the fault: %d bytes, %v; want the %d bytes of the file", len(got), err, len(want))
+			// Requests still waiting when the fault ended fail at their deadline, and the chunks
+			// they wanted are refused for FailedChunkTTL after that: within both, the file
+			// reads whole again, and never short meanwhile.
+			deadline := time.Now().Add(timeout + blobio.FailedChunkTTL + 2*time.Second)
+			for {
+				got, err := os.ReadFile(name)
+				if err == nil {
+					if !bytes.Equal(got, want) {
+						t.Fatalf("after the fault: %d bytes and no error; want the %d bytes of the file", len(got), len(want))
+					}
+					break
+				}
+				if !errors.Is(err, syscall.EIO) || time.Now().After(deadline) {
+					t.Fatalf("after the fault: %v; want the %d bytes of the file", err, len(want))
+				}
+				time.Sleep(200 * time.Millisecond)
 			}
 		})
 	}
@@ -158,7 +172,9 @@ func TestStallBoundsEveryRead(t *testing.T) {
 			if failed < readers/2 {
 				t.Errorf("only %d of %d readers failed against a stalled source", failed, readers)
 			}
-			if slowest > timeout*12/10 {
+			// The goal is 1.2 times the timeout (the chaos tests hold the real binary to it);
+			// the race detector and a loaded machine delay the FUSE round trips themselves.
+			if bound := timeout * 12 / 10; slowest > bound && !(raceEnabled && slowest < 2*timeout) {
 				t.Errorf("slowest of %d readers failed after %v; the timeout is %v", readers, slowest, timeout)
 			}
 			t.Logf("%d readers: %d failed (the others were served from the cache), the slowest after %v (timeout %v)",
