@@ -10,7 +10,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/encfs/encfs/xts"
+	"github.com/encfs/encfs/internal/xts"
 )
 
 // Key sizes.
