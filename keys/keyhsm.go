@@ -29,18 +29,20 @@ const DefaultDerivationLabel = "Symmetric Encryption Key"
 type releasedKey struct {
 	Kid    string
 	Kty    string
+	KeyOps []string
 	KeyHSM []byte // decoded key_hsm JSON
 }
 
-// parseReleasePayload reads response.key.key {kid, kty, key_hsm} of the release payload.
+// parseReleasePayload reads response.key.key {kid, kty, key_ops, key_hsm} of the release payload.
 func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	var p struct {
 		Response struct {
 			Key struct {
 				Key struct {
-					Kid    string `json:"kid"`
-					Kty    string `json:"kty"`
-					KeyHSM string `json:"key_hsm"`
+					Kid    string   `json:"kid"`
+					Kty    string   `json:"kty"`
+					KeyOps []string `json:"key_ops"`
+					KeyHSM string   `json:"key_hsm"`
 				} `json:"key"`
 			} `json:"key"`
 		} `json:"response"`
@@ -56,7 +58,7 @@ func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release payload: key_hsm: %w", err)
 	}
-	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyHSM: blob}, nil
+	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyOps: k.KeyOps, KeyHSM: blob}, nil
 }
 
 // parseKeyHSM reads the key_hsm blob {"schema_version","header":{"kid","alg","enc"},"ciphertext"}.
