@@ -46,7 +46,7 @@ func (a *Attester) report(runtimeData []byte) (*snpReport, error) {
 	qp := a.cfg.QuoteProvider
 	if qp == nil {
 		var err error
-		if qp, err = defaultQuoteProvider(); err != nil {
+		if qp, err = DefaultQuoteProvider(); err != nil {
 			return nil, &Error{Stage: StageSNPReport, Err: err}
 		}
 	}
