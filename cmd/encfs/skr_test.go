@@ -110,6 +110,16 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	attestMAA := `curl -X POST -H 'Content-Type: application/json' -d "{\"maa_endpoint\": \"$AttestClientMAAEndpoint\", \"runtime_data\": \"$AttestClientRuntimeData\"}" http://localhost:PORT/attest/maa`
 	keyRelease := `curl -X POST -H 'Content-Type: application/json' -d "{\"maa_endpoint\": \"$SkrClientMAAEndpoint\", \"akv_endpoint\": \"$SkrClientAKVEndpoint\", \"kid\": \"$SkrClientKID\"}" http://localhost:PORT/key/release`
 	status := `curl http://localhost:PORT/status`
+	// docs/OPERATIONS.md shows the same command lines, so what the operator reads is what runs here.
+	ops, err := os.ReadFile(filepath.Join(repoRoot, "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{attestRaw, attestMAA, keyRelease} {
+		if !bytes.Contains(ops, []byte(strings.ReplaceAll(l, "PORT", "8080"))) {
+			t.Errorf("docs/OPERATIONS.md does not show the reference's command line\n%s", strings.ReplaceAll(l, "PORT", "8080"))
+		}
+	}
 	vars := []string{
 		"AttestClientRuntimeData=" + runtimeData,
 		"AttestClientMAAEndpoint=" + strings.TrimPrefix(env.MAA.URL, "https://"),
