@@ -69,26 +69,49 @@ func (a *Attester) Token(ctx context.Context, maaEndpoint string, runtimeData []
 	return a.token(ctx, endpoint, runtimeData, a.cfg.Logger)
 }
 
-// token runs security context, report, certificates and attestation for runtimeData.
-func (a *Attester) token(ctx context.Context, endpoint string, runtimeData []byte, log *slog.Logger) (string, error) {
+// Evidence is the attestation evidence itself, for a verifier other than Azure Attestation: the
+// raw report over the caller's runtime data, the VCEK chain for the report's TCB, and the UVM
+// endorsement of the security context.
+type Evidence struct {
+	Report         []byte       // the signed 1184-byte SNP report
+	ReportedTCB    uint64       // its REPORTED_TCB
+	Certs          *HostAMDCert // VCEK, ASK and ARK for ReportedTCB
+	UVMEndorsement []byte       // COSE_Sign1 reference info; nil when the security context has none
+}
+
+// Evidence gathers the report over runtimeData and what verifies it. Failures are *Error at the
+// security context or SNP report stage.
+func (a *Attester) Evidence(ctx context.Context, runtimeData []byte) (*Evidence, error) {
+	return a.evidence(ctx, runtimeData, a.cfg.Logger)
+}
+
+func (a *Attester) evidence(ctx context.Context, runtimeData []byte, log *slog.Logger) (*Evidence, error) {
 	sc, err := loadSecurityContext(a.cfg.SecurityContextDir, a.cfg.Getenv)
 	if err != nil {
-		return "", &Error{Stage: StageSecurityContext, Err: err}
+		return nil, &Error{Stage: StageSecurityContext, Err: err}
 	}
 	rep, err := a.report(runtimeData)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	log.Debug("SNP report obtained", "reported_tcb", fmt.Sprintf("%016x", rep.ReportedTCB))
-
 	certs, err := a.certificates(ctx, sc, rep, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Evidence{Report: rep.Raw, ReportedTCB: rep.ReportedTCB, Certs: certs, UVMEndorsement: sc.ReferenceInfo}, nil
+}
+
+// token gathers the evidence for runtimeData and exchanges it for an Azure Attestation token.
+func (a *Attester) token(ctx context.Context, endpoint string, runtimeData []byte, log *slog.Logger) (string, error) {
+	ev, err := a.evidence(ctx, runtimeData, log)
 	if err != nil {
 		return "", err
 	}
-	if sc.ReferenceInfo == nil {
+	if ev.UVMEndorsement == nil {
 		log.Warn("no UVM endorsement (reference-info) in the security context; Azure Attestation will not mark the UVM compliant")
 	}
-	body, err := buildMAARequest(rep.Raw, certs, sc.ReferenceInfo, runtimeData)
+	body, err := buildMAARequest(ev.Report, ev.Certs, ev.UVMEndorsement, runtimeData)
 	if err != nil {
 		return "", &Error{Stage: StageAttestation, Err: err}
 	}

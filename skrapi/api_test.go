@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net/http"
 	"os"
@@ -67,6 +68,57 @@ func TestAttestRaw(t *testing.T) {
 	}
 	if !bytes.Equal(rep.GetHostData(), env.HostData[:]) {
 		t.Fatal("HOST_DATA is not the container policy hash")
+	}
+}
+
+// TestAttestCombined checks the evidence route: the report over the runtime data, verifiable
+// with the VCEK of the chain returned with it, the chain up to the platform's ARK, the TCB and
+// the UVM endorsement of the security context.
+func TestAttestCombined(t *testing.T) {
+	env := skrtest.NewEnv(t, skrtest.EnvOptions{})
+	a := start(t, env, nil)
+	runtime := []byte("nonce 7f3a")
+	status, out := a.post(t, "/attest/combined", map[string]string{"runtime_data": base64.StdEncoding.EncodeToString(runtime)})
+	if status != 200 || len(out) != 4 {
+		t.Fatalf("%d %v", status, out)
+	}
+	std := func(k string) []byte {
+		b, err := base64.StdEncoding.DecodeString(out[k])
+		if err != nil {
+			t.Fatalf("%s is not base64: %v", k, err)
+		}
+		return b
+	}
+	var certs []*x509.Certificate
+	for rest := std("endorsements"); ; {
+		var blk *pem.Block
+		if blk, rest = pem.Decode(rest); blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+	signer := env.SEV.Signer()
+	if len(certs) != 3 || !certs[2].Equal(signer.Ark) || certs[1].CheckSignatureFrom(certs[2]) != nil || certs[0].CheckSignatureFrom(certs[1]) != nil {
+		t.Fatalf("endorsements: %d certificates, not VCEK <- ASK <- the platform's ARK", len(certs))
+	}
+	raw := std("evidence")
+	if err := verify.SnpReportSignature(raw, certs[0]); err != nil {
+		t.Fatalf("evidence does not verify with the returned VCEK: %v", err)
+	}
+	rep, _ := abi.ReportToProto(raw)
+	sum := sha256.Sum256(runtime)
+	if !bytes.Equal(rep.GetReportData()[:32], sum[:]) {
+		t.Fatal("evidence does not bind the runtime data")
+	}
+	if string(std("uvm_endorsements")) != "test UVM endorsement (COSE_Sign1)" {
+		t.Fatalf("uvm_endorsements %q", std("uvm_endorsements"))
+	}
+	if !strings.EqualFold(out["endorsed_tcb"], fmt.Sprintf("%016x", env.SEV.ReportedTCB)) {
+		t.Fatalf("endorsed_tcb %s, want %016x", out["endorsed_tcb"], env.SEV.ReportedTCB)
 	}
 }
 
@@ -188,6 +240,8 @@ func TestFailureStages(t *testing.T) {
 		a := start(t, env, func(o *skrapi.Options) { o.Base.QuoteProvider = failingQuotes{} })
 		status, out := a.post(t, "/attest/raw", map[string]string{"runtime_data": "AAAA"})
 		wantError(t, status, out, http.StatusForbidden, "SNP report", "no such device")
+		status, out = a.post(t, "/attest/combined", map[string]string{"runtime_data": "AAAA"})
+		wantError(t, status, out, http.StatusForbidden, "SNP report")
 		status, out = a.post(t, "/attest/maa", map[string]string{"maa_endpoint": env.MAA.URL, "runtime_data": base64.StdEncoding.EncodeToString([]byte("{}"))})
 		wantError(t, status, out, http.StatusForbidden, "SNP report")
 		status, out = a.post(t, "/key/release", releaseBody(env))

@@ -3,6 +3,7 @@ package skrapi
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,34 @@ func (s *Server) attestRaw(_ context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return map[string]string{"report": hex.EncodeToString(report)}, nil
+}
+
+// attestCombined answers POST /attest/combined {"runtime_data"} with the evidence a verifier of
+// one's own needs (the reference's route for the Privacy Sandbox key management service): the
+// report, the VCEK chain for its TCB, that TCB, and the UVM endorsement, each base64.
+func (s *Server) attestCombined(ctx context.Context, r *http.Request) (any, error) {
+	var req rawRequest
+	if err := decodeRequest(r, &req); err != nil {
+		return nil, err
+	}
+	rd, err := decodeRuntimeData(req.RuntimeData)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := s.attester.Evidence(ctx, rd)
+	if err != nil {
+		return nil, err
+	}
+	tcb := ev.Certs.Tcbm
+	if tcb == "" {
+		tcb = fmt.Sprintf("%016x", ev.ReportedTCB)
+	}
+	return map[string]string{
+		"endorsed_tcb":     tcb,
+		"endorsements":     base64.StdEncoding.EncodeToString(ev.Certs.ChainPEM()),
+		"evidence":         base64.StdEncoding.EncodeToString(ev.Report),
+		"uvm_endorsements": base64.StdEncoding.EncodeToString(ev.UVMEndorsement),
+	}, nil
 }
 
 // attestMAA answers POST /attest/maa {"maa_endpoint", "runtime_data"} with {"token"}: an Azure

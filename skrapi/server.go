@@ -1,7 +1,8 @@
 // Package skrapi serves the secure key release (SKR) REST API of the reference SKR sidecar for
 // the other containers of a confidential container group: GET /status, POST /attest/raw (a raw
-// SEV-SNP report over the caller's runtime data), POST /attest/maa (an Azure Attestation token
-// for it) and POST /key/release (a key released from Key Vault or Managed HSM, as a JWK). The
+// SEV-SNP report over the caller's runtime data), POST /attest/combined (the report with its
+// certificates and UVM endorsement), POST /attest/maa (an Azure Attestation token for it) and
+// POST /key/release (a key released from Key Vault or Managed HSM, as a JWK). The
 // routes, JSON fields and status codes are the reference's, so its clients work unchanged; the
 // work itself is done by package keys, the same code that releases the filesystem's key.
 //
@@ -98,11 +99,12 @@ func New(o Options) *Server {
 	s.mux = http.NewServeMux()
 	s.route("/status", http.MethodGet, s.status, false)
 	s.route("/attest/raw", http.MethodPost, s.attestRaw, false)
+	s.route("/attest/combined", http.MethodPost, s.attestCombined, true)
 	s.route("/attest/maa", http.MethodPost, s.attestMAA, true)
 	s.route("/key/release", http.MethodPost, s.keyRelease, true)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound,
-			Msg: fmt.Sprintf("no route %s %s: the API has GET /status, POST /attest/raw, POST /attest/maa and POST /key/release", r.Method, r.URL.Path)})
+			Msg: fmt.Sprintf("no route %s %s: the API has GET /status, POST /attest/raw, POST /attest/combined, POST /attest/maa and POST /key/release", r.Method, r.URL.Path)})
 	})
 	return s
 }
@@ -231,7 +233,7 @@ func (s *Server) credential() (azcore.TokenCredential, error) {
 			s.cred = s.o.Base.Credential
 			return
 		}
-		co := &azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 3}}
+		co := &azcore.ClientOptions{Retry: policy.RetryOptions{MaxRetries: 3, TryTimeout: 30 * time.Second}}
 		if s.o.Base.HTTPClient != nil {
 			co.Transport = s.o.Base.HTTPClient
 		}

@@ -44,6 +44,7 @@ released from Key Vault / Managed HSM with curl, without linking any attestation
 
   GET  /status        {"message": "STATUS OK"}
   POST /attest/raw    {"runtime_data": BASE64}                       -> {"report": HEX}
+  POST /attest/combined {"runtime_data": BASE64}  -> {"evidence", "endorsements", "endorsed_tcb", "uvm_endorsements"}
   POST /attest/maa    {"maa_endpoint", "runtime_data": BASE64}       -> {"token": JWT}
   POST /key/release   {"maa_endpoint", "akv_endpoint", "kid", "access_token" (optional)}
                                                                      -> {"key": "<JWK>"}
@@ -105,7 +106,7 @@ should be able to ask for this group's keys. SIGTERM or SIGINT stops it cleanly.
 			}
 			srv := skrapi.New(skrapi.Options{Base: base, MaxConcurrent: maxConcurrent, RequestTimeout: requestTimeout, Logger: slog.Default()})
 			slog.Info("serving the key release API", "addr", ln.Addr().String(), "certcache", args.CertCache.EndpointType, "identity_client_id", args.Identity.ClientID)
-			fmt.Fprintf(cmd.OutOrStdout(), "serving the key release API on http://%s (GET /status, POST /attest/raw, /attest/maa, /key/release)\n", ln.Addr())
+			fmt.Fprintf(cmd.OutOrStdout(), "serving the key release API on http://%s (GET /status, POST /attest/raw, /attest/combined, /attest/maa, /key/release)\n", ln.Addr())
 			err = srv.Serve(ctx, ln)
 			slog.Info("key release API stopped")
 			return err

@@ -73,7 +73,7 @@ func startSKR(t *testing.T, customize func(*keys.AzureSKRConfig), args ...string
 // TestSKRReferenceCurlExamples configures `encfs skr` the way the reference SKR sidecar is
 // configured (SkrSideCarArgs, Port, LogLevel, LogFile in the environment), runs the reference's
 // documented curl client commands (docker/skr/tests/attest_client.sh and skr_client.sh: the same
-// command lines and variables) with the real curl binary, and checks the response shapes. The
+// command lines and variables, /attest/combined included) with the real curl binary, and checks the response shapes. The
 // key release goes through the managed identity named in SkrSideCarArgs, and the stale
 // certificates in the security context make the sidecar refresh them from the certificate cache
 // SkrSideCarArgs names. Then it stops the server and searches the whole log for secrets.
@@ -107,6 +107,7 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	runtimeData := base64.StdEncoding.EncodeToString([]byte(`{"nonce":"encfs-skr-curl-test"}`))
 	// The reference client scripts, verbatim but for the port and the output file.
 	attestRaw := `curl -X POST -H 'Content-Type: application/json' -d "{\"runtime_data\": \"$AttestClientRuntimeData\"}" http://localhost:PORT/attest/raw`
+	attestCombined := `curl -X POST -H 'Content-Type: application/json' -d "{\"runtime_data\": \"$AttestClientRuntimeData\"}" http://localhost:PORT/attest/combined`
 	attestMAA := `curl -X POST -H 'Content-Type: application/json' -d "{\"maa_endpoint\": \"$AttestClientMAAEndpoint\", \"runtime_data\": \"$AttestClientRuntimeData\"}" http://localhost:PORT/attest/maa`
 	keyRelease := `curl -X POST -H 'Content-Type: application/json' -d "{\"maa_endpoint\": \"$SkrClientMAAEndpoint\", \"akv_endpoint\": \"$SkrClientAKVEndpoint\", \"kid\": \"$SkrClientKID\"}" http://localhost:PORT/key/release`
 	status := `curl http://localhost:PORT/status`
@@ -115,7 +116,7 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range []string{attestRaw, attestMAA, keyRelease} {
+	for _, l := range []string{attestRaw, attestCombined, attestMAA, keyRelease} {
 		if !bytes.Contains(ops, []byte(strings.ReplaceAll(l, "PORT", "8080"))) {
 			t.Errorf("docs/OPERATIONS.md does not show the reference's command line\n%s", strings.ReplaceAll(l, "PORT", "8080"))
 		}
@@ -159,6 +160,10 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	code, doc := sh(attestRaw)
 	if report, err := hex.DecodeString(doc["report"]); code != 200 || err != nil || len(report) != 1184 || len(doc) != 1 {
 		t.Fatalf("/attest/raw: %d, %d keys, report of %d bytes (%v)", code, len(doc), len(report), err)
+	}
+	code, doc = sh(attestCombined)
+	if code != 200 || len(doc) != 4 || doc["evidence"] == "" || doc["endorsements"] == "" || doc["endorsed_tcb"] == "" || doc["uvm_endorsements"] == "" {
+		t.Fatalf("/attest/combined: %d %v", code, doc)
 	}
 	code, doc = sh(attestMAA)
 	if code != 200 || len(doc) != 1 || strings.Count(doc["token"], ".") != 2 {
