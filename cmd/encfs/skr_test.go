@@ -76,7 +76,8 @@ func startSKR(t *testing.T, customize func(*keys.AzureSKRConfig), args ...string
 // command lines and variables, /attest/combined included) with the real curl binary, and checks the response shapes. The
 // key release goes through the managed identity named in SkrSideCarArgs, and the stale
 // certificates in the security context make the sidecar refresh them from the certificate cache
-// SkrSideCarArgs names. Then it stops the server and searches the whole log for secrets.
+// SkrSideCarArgs names. It also runs the application script of examples/aci/encfs-skr-aci.json
+// against the server. Then it stops the server and searches the whole log for secrets.
 func TestSKRReferenceCurlExamples(t *testing.T) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
@@ -187,6 +188,62 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	if code != http.StatusForbidden || len(doc) != 1 || !strings.Contains(doc["error"], "KeyNotFound") {
 		t.Fatalf("/key/release of a missing key: %d %v", code, doc)
 	}
+	// The application container of examples/aci/encfs-skr-aci.json, run as it is against this
+	// server: only the port, the mount path and the output file are moved for the test.
+	var tpl struct {
+		Resources []struct {
+			Properties struct {
+				Containers []struct {
+					Name       string
+					Properties struct{ Command []string }
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(repoRoot, "examples", "aci", "encfs-skr-aci.json")); err != nil || json.Unmarshal(b, &tpl) != nil || len(tpl.Resources) == 0 {
+		t.Fatalf("examples/aci/encfs-skr-aci.json: %v", err)
+	}
+	var app string
+	for _, c := range tpl.Resources[0].Properties.Containers {
+		if c.Name == "app" && len(c.Properties.Command) == 3 {
+			app = c.Properties.Command[2]
+		}
+	}
+	if app == "" {
+		t.Fatal("examples/aci/encfs-skr-aci.json has no app container with a script")
+	}
+	dir := t.TempDir()
+	share := filepath.Join(dir, "share")
+	if err := os.Mkdir(filepath.Join(dir, ".filesystem-0"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(".filesystem-0", share); err != nil { // the published mount, as the sidecar makes it
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "released-key.json")
+	for old, new := range map[string]string{"127.0.0.1:8080": "127.0.0.1:" + port, "/mnt/remote/share": share,
+		"/tmp/released-key.json": keyFile, "while :; do sleep 3600; done": "exit 0"} {
+		if !strings.Contains(app, old) {
+			t.Fatalf("the app script no longer holds %q; update this test", old)
+		}
+		app = strings.ReplaceAll(app, old, new)
+	}
+	c := exec.Command("sh", "-c", app)
+	c.Env = append(os.Environ(), "SkrClientMAAEndpoint="+strings.TrimPrefix(env.MAA.URL, "https://"),
+		"SkrClientAKVEndpoint="+strings.TrimPrefix(env.Vault.URL, "https://"), "SkrClientKID="+env.KeyName)
+	out, err := c.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "app: key "+env.KeyName+" released") {
+		t.Fatalf("the example's app script: %v\n%s", err, out)
+	}
+	var appKey struct{ Key string }
+	b, _ := os.ReadFile(keyFile)
+	if json.Unmarshal(b, &appKey) != nil || !strings.Contains(appKey.Key, jwk.K) {
+		t.Fatalf("the app script did not keep the released JWK: %s", b)
+	}
+	if strings.Contains(string(out), jwk.K) {
+		t.Fatal("the app script printed the key")
+	}
+
 	if env.THIMHits.Load() == 0 {
 		t.Error("the certificate cache from SkrSideCarArgs was never asked for the stale certificates")
 	}
