@@ -43,8 +43,9 @@ type Options struct {
 	// identity (from SkrSideCarArgs), and in tests the fake SEV device, test servers and trust
 	// roots. Each request sets the attestation authority, the vault, the key and the token.
 	Base keys.AzureSKRConfig
-	// MaxConcurrent bounds the /attest/maa and /key/release requests worked on at once (each
-	// makes an RSA key and talks to Azure); more wait for a slot. Default DefaultMaxConcurrent.
+	// MaxConcurrent bounds the attestation and release requests (every route but /status) worked
+	// on at once (a release makes an RSA key and talks to Azure); more wait for a slot. Default
+	// DefaultMaxConcurrent.
 	MaxConcurrent int
 	// MaxWaiting bounds the requests waiting for a slot; beyond it a request gets 503 at once.
 	MaxWaiting int
@@ -98,7 +99,7 @@ func New(o Options) *Server {
 
 	s.mux = http.NewServeMux()
 	s.route("/status", http.MethodGet, s.status, false)
-	s.route("/attest/raw", http.MethodPost, s.attestRaw, false)
+	s.route("/attest/raw", http.MethodPost, s.attestRaw, true)
 	s.route("/attest/combined", http.MethodPost, s.attestCombined, true)
 	s.route("/attest/maa", http.MethodPost, s.attestMAA, true)
 	s.route("/key/release", http.MethodPost, s.keyRelease, true)
