@@ -1,11 +1,18 @@
 # syntax=docker/dockerfile:1
 #
-# The encfs sidecar image.
+# The encfs sidecar image. It runs either of the two sidecars of a confidential container group:
+#
+#   * the encrypted filesystem (the default command: `mount --config-env EncfsSideCarArgs`);
+#   * the secure key release API, with `skr` as the command (`docker run IMAGE skr`, or an ACI
+#     or Kubernetes command of ["/encfs", "skr"]): the reference SKR sidecar's REST API on
+#     127.0.0.1:$Port (default 8080) for the group's other containers, configured by
+#     SkrSideCarArgs, Port, LogLevel and LogFile as the reference is. That role needs no
+#     /dev/fuse and no privilege; see docs/OPERATIONS.md, "The key release API".
 #
 #   docker build -t encfs:dev .                   # the sidecar (distroless, static binary, ~15 MB)
 #   docker build --target debug -t encfs:debug .  # the same binary on Debian with a shell and fuse3
 #
-# What the container needs at run time
+# What the filesystem role needs at run time
 #   * /dev/fuse and the right to call mount(2): CAP_SYS_ADMIN plus the /dev/fuse device
 #     (docker run --cap-add SYS_ADMIN --device /dev/fuse, plus --security-opt
 #     apparmor=unconfined where AppArmor's docker-default profile forbids mount), or simply a
@@ -66,5 +73,6 @@ USER 0:0
 EXPOSE 9090
 ENTRYPOINT ["/encfs"]
 # Mount every filesystem of the base64 JSON configuration in EncfsSideCarArgs, stay in the
-# foreground, unmount on SIGTERM.
+# foreground, unmount on SIGTERM. With `skr` as the command instead, serve the key release API
+# (the reference SKR sidecar's environment variables apply; SIGTERM stops it).
 CMD ["mount", "--config-env", "EncfsSideCarArgs"]

@@ -15,14 +15,8 @@ func (c *Config) Validate() error {
 	add := func(path, format string, args ...any) {
 		errs = append(errs, &PathError{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
-	switch strings.ToLower(c.AzureInfo.CertCache.EndpointType) {
-	case "", "localthim", "thim":
-	case "azcache":
-		if c.AzureInfo.CertCache.Endpoint == "" {
-			add("azure_info.certcache.endpoint", "required when endpoint_type is AzCache")
-		}
-	default:
-		add("azure_info.certcache.endpoint_type", "%q: want LocalTHIM or AzCache", c.AzureInfo.CertCache.EndpointType)
+	for _, e := range c.AzureInfo.CertCache.validate() {
+		add(join("azure_info.certcache", e.Path), "%s", e.Msg)
 	}
 	if len(c.AzureFilesystems) == 0 {
 		add("azure_filesystems", "no filesystems to mount")
@@ -42,6 +36,20 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks a certificate cache setting; paths are relative to it.
+func (c CertCache) validate() []*PathError {
+	switch strings.ToLower(c.EndpointType) {
+	case "", "localthim", "thim":
+	case "azcache":
+		if c.Endpoint == "" {
+			return []*PathError{{Path: "endpoint", Msg: "required when endpoint_type is AzCache"}}
+		}
+	default:
+		return []*PathError{{Path: "endpoint_type", Msg: fmt.Sprintf("%q: want LocalTHIM or AzCache", c.EndpointType)}}
+	}
+	return nil
 }
 
 // validate checks one filesystem; paths are relative to it.

@@ -49,6 +49,10 @@ func (c CertCache) fetchCerts(ctx context.Context, hc *http.Client, rp retryPoli
 		url = c.Endpoint
 		if url == "" {
 			url = DefaultTHIMURL
+		} else if !strings.Contains(url, "://") {
+			// The reference's form is a bare host and path, fetched over http (the link-local
+			// metadata endpoint has no TLS): "169.254.169.254/metadata/THIM/amd/certification".
+			url = "http://" + url
 		}
 	default:
 		return nil, fmt.Errorf("certcache endpoint_type %q: want LocalTHIM or AzCache", c.EndpointType)

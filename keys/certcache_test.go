@@ -32,3 +32,27 @@ func TestAzCacheFetch(t *testing.T) {
 		t.Fatal("unknown endpoint type accepted")
 	}
 }
+
+// TestLocalTHIMBareEndpoint: the reference's examples give the THIM endpoint as a bare host and
+// path; it is fetched over http, with the Metadata header.
+func TestLocalTHIMBareEndpoint(t *testing.T) {
+	const doc = `{"vcekCert":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n","tcbm":"04","certificateChain":"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}`
+	var gotPath string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Metadata") != "true" {
+			http.Error(w, "Metadata header required", http.StatusBadRequest)
+			return
+		}
+		gotPath = r.URL.Path
+		w.Write([]byte(doc))
+	}))
+	defer srv.Close()
+	cc := CertCache{EndpointType: "LocalTHIM", Endpoint: strings.TrimPrefix(srv.URL, "http://") + "/metadata/THIM/amd/certification"}
+	c, err := cc.fetchCerts(context.Background(), srv.Client(), retryPolicy{Attempts: 1}, &snpReport{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotPath != "/metadata/THIM/amd/certification" || c.Tcbm != "04" {
+		t.Fatalf("asked %s, got %+v", gotPath, c)
+	}
+}

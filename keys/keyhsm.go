@@ -31,6 +31,7 @@ const DefaultDerivationLabel = "Symmetric Encryption Key"
 type releasedKey struct {
 	Kid    string
 	Kty    string
+	KeyOps []string
 	KeyHSM []byte // decoded key_hsm JSON
 	Nonce  string // request.nonce, as the vault echoes the request it answered
 }
@@ -57,8 +58,8 @@ func checkReleaseMatches(payload []byte, nonce, name, version string) error {
 	return nil
 }
 
-// parseReleasePayload reads request.nonce and response.key.key {kid, kty, key_hsm} of the
-// release payload.
+// parseReleasePayload reads request.nonce and response.key.key {kid, kty, key_ops, key_hsm} of
+// the release payload.
 func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	var p struct {
 		Request struct {
@@ -67,9 +68,10 @@ func parseReleasePayload(payload []byte) (*releasedKey, error) {
 		Response struct {
 			Key struct {
 				Key struct {
-					Kid    string `json:"kid"`
-					Kty    string `json:"kty"`
-					KeyHSM string `json:"key_hsm"`
+					Kid    string   `json:"kid"`
+					Kty    string   `json:"kty"`
+					KeyOps []string `json:"key_ops"`
+					KeyHSM string   `json:"key_hsm"`
 				} `json:"key"`
 			} `json:"key"`
 		} `json:"response"`
@@ -85,7 +87,7 @@ func parseReleasePayload(payload []byte) (*releasedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release payload: key_hsm: %w", err)
 	}
-	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyHSM: blob, Nonce: p.Request.Nonce}, nil
+	return &releasedKey{Kid: k.Kid, Kty: k.Kty, KeyOps: k.KeyOps, KeyHSM: blob, Nonce: p.Request.Nonce}, nil
 }
 
 // parseKeyHSM reads the key_hsm blob {"schema_version","header":{"kid","alg","enc"},"ciphertext"}.

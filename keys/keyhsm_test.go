@@ -103,7 +103,7 @@ func FuzzReleasePayload(f *testing.F) {
 		}
 		p := &AzureSKR{cfg: AzureSKRConfig{Algorithm: AlgCKMRSAAESKeyWrap}}
 		if k, err := p.unwrap(&runtimeKey{priv: priv}, payload); err == nil {
-			t.Fatalf("random ciphertext of %d bytes unwrapped to %d bytes", len(ct), len(k))
+			t.Fatalf("random ciphertext of %d bytes unwrapped to %d bytes", len(ct), len(k.Material))
 		}
 	})
 }

@@ -44,7 +44,7 @@ type maaEndorsements struct {
 func buildMAARequest(report []byte, certs *HostAMDCert, uvm, runtimeData []byte) ([]byte, error) {
 	r := maaReport{
 		SnpReport:     jose.B64.EncodeToString(report),
-		VcekCertChain: jose.B64.EncodeToString(certs.chainPEM()),
+		VcekCertChain: jose.B64.EncodeToString(certs.ChainPEM()),
 	}
 	if len(uvm) > 0 {
 		e, err := json.Marshal(maaEndorsements{Uvm: []string{jose.B64.EncodeToString(uvm)}})

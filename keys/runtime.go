@@ -3,7 +3,6 @@ package keys
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 
@@ -32,12 +31,4 @@ func newRuntimeKey() (*runtimeKey, error) {
 		return nil, err
 	}
 	return &runtimeKey{priv: priv, data: data}, nil
-}
-
-// reportData is the SNP REPORT_DATA: SHA-256 of the runtime data bytes, then 32 zero bytes.
-func (k *runtimeKey) reportData() [64]byte {
-	var rd [64]byte
-	sum := sha256.Sum256(k.data)
-	copy(rd[:], sum[:])
-	return rd
 }

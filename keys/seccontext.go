@@ -30,8 +30,8 @@ type HostAMDCert struct {
 	CacheControl     string `json:"cacheControl,omitempty"`
 }
 
-// chainPEM is the VCEK followed by ASK and ARK, the VcekCertChain sent to Azure Attestation.
-func (c *HostAMDCert) chainPEM() []byte {
+// ChainPEM is the VCEK followed by ASK and ARK, the VcekCertChain sent to Azure Attestation.
+func (c *HostAMDCert) ChainPEM() []byte {
 	return []byte(strings.TrimRight(c.VcekCert, "\n") + "\n" + c.CertificateChain)
 }
 

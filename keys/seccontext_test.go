@@ -49,7 +49,7 @@ func FuzzParseHostAMDCert(f *testing.F) {
 			return
 		}
 		_ = tcbMatches(c, 1)
-		_ = c.chainPEM()
+		_ = c.ChainPEM()
 		_, _ = certsFromPEM(b, 1)
 	})
 }

@@ -60,7 +60,7 @@ type AzureSKRConfig struct {
 // AzureSKR releases a key from Azure Key Vault or Managed HSM by SEV-SNP attestation.
 type AzureSKR struct {
 	cfg AzureSKRConfig
-	rp  retryPolicy
+	att *Attester
 }
 
 // NewAzureSKR checks cfg and returns a provider; nothing touches the network until ReleaseKey.
@@ -89,6 +89,12 @@ func NewAzureSKR(cfg AzureSKRConfig) (*AzureSKR, error) {
 	if _, err := hex.DecodeString(cfg.Derivation.Salt); err != nil {
 		return nil, fmt.Errorf("azure key release: key_derivation salt is not hex")
 	}
+	cfg = cfg.withDefaults()
+	return &AzureSKR{cfg: cfg, att: NewAttester(cfg)}, nil
+}
+
+// withDefaults fills the optional fields that have production defaults.
+func (cfg AzureSKRConfig) withDefaults() AzureSKRConfig {
 	if cfg.MAAAPIVersion == "" {
 		cfg.MAAAPIVersion = DefaultMAAAPIVersion
 	}
@@ -104,7 +110,7 @@ func NewAzureSKR(cfg AzureSKRConfig) (*AzureSKR, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &AzureSKR{cfg: cfg, rp: retryPolicy{Attempts: cfg.Attempts, BaseDelay: cfg.RetryDelay, StepTimeout: cfg.StepTimeout}}, nil
+	return cfg
 }
 
 // EndpointURL turns a bare host name (the reference configuration's form) into an https URL and
@@ -131,46 +137,43 @@ func (p *AzureSKR) String() string {
 }
 
 // ReleaseKey runs the whole release: report, attestation, Key Vault release, verification and
-// unwrapping. Every failure is an *Error naming its stage.
+// unwrapping, and turns the released key into the 32-byte release key (RSA-HSM keys through
+// HKDF). Every failure is an *Error naming its stage.
 func (p *AzureSKR) ReleaseKey(ctx context.Context) ([]byte, error) {
+	rel, err := p.Release(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer Zero(rel.Material)
+	key, err := releaseKeyFromMaterial(rel.Kty, rel.Material, p.cfg.Derivation)
+	if err != nil {
+		return nil, &Error{Stage: StageUnwrap, Err: err}
+	}
+	p.cfg.Logger.Info("release key obtained by attestation", "key", p.cfg.KeyName, "vault", p.cfg.VaultURL)
+	return key, nil
+}
+
+// ReleasedKey is a key as Key Vault released it, unwrapped but not converted: the key release
+// API hands it to the caller as a JWK. The caller zeroes Material after use.
+type ReleasedKey struct {
+	Kid      string   // the key's identifier in the vault (its URL with version)
+	Kty      string   // oct, oct-HSM, RSA, RSA-HSM, EC or EC-HSM
+	KeyOps   []string // the operations the vault permits on the key
+	Material []byte   // raw bytes for oct keys, PKCS#8 DER for RSA and EC keys
+}
+
+// Release runs report, attestation, Key Vault release, JWS verification and unwrapping, and
+// returns the released key material. Every failure is an *Error naming its stage.
+func (p *AzureSKR) Release(ctx context.Context) (*ReleasedKey, error) {
 	log := p.cfg.Logger.With("key", p.cfg.KeyName, "vault", p.cfg.VaultURL)
 	rk, err := newRuntimeKey()
 	if err != nil {
 		return nil, &Error{Stage: StageSNPReport, Err: err}
 	}
-
-	sc, err := loadSecurityContext(p.cfg.SecurityContextDir, p.cfg.Getenv)
-	if err != nil {
-		return nil, &Error{Stage: StageSecurityContext, Err: err}
-	}
-	qp := p.cfg.QuoteProvider
-	if qp == nil {
-		if qp, err = defaultQuoteProvider(); err != nil {
-			return nil, &Error{Stage: StageSNPReport, Err: err}
-		}
-	}
-	rep, err := getReport(qp, rk.reportData())
-	if err != nil {
-		return nil, &Error{Stage: StageSNPReport, Err: err}
-	}
-	log.Debug("SNP report obtained", "reported_tcb", fmt.Sprintf("%016x", rep.ReportedTCB))
-
-	certs, err := p.certificates(ctx, sc, rep, log)
+	token, err := p.att.token(ctx, p.cfg.MAAEndpoint, rk.data, log)
 	if err != nil {
 		return nil, err
 	}
-	if sc.ReferenceInfo == nil {
-		log.Warn("no UVM endorsement (reference-info) in the security context; Azure Attestation will not mark the UVM compliant")
-	}
-	body, err := buildMAARequest(rep.Raw, certs, sc.ReferenceInfo, rk.data)
-	if err != nil {
-		return nil, &Error{Stage: StageAttestation, Err: err}
-	}
-	token, err := attest(ctx, p.cfg.HTTPClient, p.rp, p.cfg.MAAEndpoint, p.cfg.MAAAPIVersion, body)
-	if err != nil {
-		return nil, err
-	}
-	log.Debug("attestation token obtained", "authority", p.cfg.MAAEndpoint)
 
 	nonce := make([]byte, 16)
 	_, _ = rand.Read(nonce)
@@ -185,41 +188,17 @@ func (p *AzureSKR) ReleaseKey(ctx context.Context) ([]byte, error) {
 	if err := checkReleaseMatches(payload, hex.EncodeToString(nonce), p.cfg.KeyName, p.cfg.KeyVersion); err != nil {
 		return nil, &Error{Stage: StageUnwrap, Err: err}
 	}
-	key, err := p.unwrap(rk, payload)
+	rel, err := p.unwrap(rk, payload)
 	if err != nil {
 		return nil, &Error{Stage: StageUnwrap, Err: err}
 	}
-	log.Info("release key obtained by attestation")
-	return key, nil
-}
-
-// certificates picks the VCEK chain: the security context's, else the quote's certificate table,
-// else the certificate cache; a chain issued for another TCB than the reported one is refreshed
-// once from the certificate cache, as the reference sidecar does after a TCB update.
-func (p *AzureSKR) certificates(ctx context.Context, sc *securityContext, rep *snpReport, log *slog.Logger) (*HostAMDCert, error) {
-	certs := sc.Certs
-	if certs == nil {
-		certs = rep.TableCerts
-	}
-	if certs != nil && tcbMatches(certs, rep.ReportedTCB) {
-		return certs, nil
-	}
-	if certs != nil {
-		log.Info("host certificates are for another TCB than the report's; refreshing them",
-			"tcbm", certs.Tcbm, "reported_tcb", fmt.Sprintf("%016x", rep.ReportedTCB))
-	}
-	fresh, err := p.cfg.CertCache.fetchCerts(ctx, p.cfg.HTTPClient, p.rp, rep)
-	if err != nil {
-		e := serviceError(StageSecurityContext, err)
-		e.Err = fmt.Errorf("no usable VCEK certificate chain (security context: %s): %w", sc.Source, e.Err)
-		return nil, e
-	}
-	return fresh, nil
+	log.Debug("key released and unwrapped", "kty", rel.Kty)
+	return rel, nil
 }
 
 // release obtains the signed release response from Key Vault.
 func (p *AzureSKR) release(ctx context.Context, token, nonce string) (string, error) {
-	rp := p.rp.withDefaults()
+	rp := p.att.rp.withDefaults()
 	cred := p.cfg.Credential
 	if cred == nil {
 		var err error
@@ -244,9 +223,10 @@ func (p *AzureSKR) release(ctx context.Context, token, nonce string) (string, er
 	return releaseKey(ctx, c, p.cfg.KeyName, p.cfg.KeyVersion, p.cfg.Algorithm, token, nonce)
 }
 
-// unwrap recovers the 32-byte release key from a verified release payload. A replayed response
-// needs no separate check: it is wrapped to another release's ephemeral key and cannot unwrap.
-func (p *AzureSKR) unwrap(rk *runtimeKey, payload []byte) ([]byte, error) {
+// unwrap recovers the released key material from a verified release payload. A replayed
+// response needs no separate check: it is wrapped to another release's ephemeral key and cannot
+// unwrap.
+func (p *AzureSKR) unwrap(rk *runtimeKey, payload []byte) (*ReleasedKey, error) {
 	rel, err := parseReleasePayload(payload)
 	if err != nil {
 		return nil, err
@@ -265,8 +245,7 @@ func (p *AzureSKR) unwrap(rk *runtimeKey, payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer Zero(material)
-	return releaseKeyFromMaterial(rel.Kty, material, p.cfg.Derivation)
+	return &ReleasedKey{Kid: rel.Kid, Kty: rel.Kty, KeyOps: rel.KeyOps, Material: material}, nil
 }
 
 // sameKeyFamily treats the HSM and software forms of a key type alike: the reference accepts an

@@ -16,8 +16,9 @@ type QuoteProvider interface {
 	GetRawQuote(reportData [64]byte) ([]byte, error)
 }
 
-// defaultQuoteProvider picks configfs-tsm or /dev/sev-guest, whichever the kernel offers.
-func defaultQuoteProvider() (QuoteProvider, error) {
+// DefaultQuoteProvider picks configfs-tsm or /dev/sev-guest, whichever the kernel offers: the
+// production source of SNP reports when AzureSKRConfig.QuoteProvider is nil.
+func DefaultQuoteProvider() (QuoteProvider, error) {
 	qp, err := client.GetQuoteProvider()
 	if err != nil {
 		return nil, fmt.Errorf("no SEV-SNP guest interface (configfs-tsm or /dev/sev-guest): %w", err)

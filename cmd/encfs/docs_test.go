@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -156,8 +157,15 @@ func TestExampleConfigs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rel, _ := filepath.Rel(repoRoot, f)
+		if strings.HasPrefix(filepath.Base(f), "skr-") {
+			// The key release API's settings (SkrSideCarArgs), as `encfs skr` reads them.
+			if _, err := config.ParseSKRArgs(base64.StdEncoding.EncodeToString(b)); err != nil {
+				t.Errorf("%s: %v", rel, err)
+			}
+			continue
+		}
 		if _, err := config.Parse(b); err != nil {
-			rel, _ := filepath.Rel(repoRoot, f)
 			t.Errorf("%s: %v", rel, err)
 		}
 	}

@@ -116,7 +116,15 @@ var paramRef = regexp.MustCompile(`parameters\('([^']+)'\)`)
 // `encfs mount --config-env`), a consumer on the same emptyDir volume, every parameter
 // declared and given a value, and mount paths that agree with the example configuration.
 func TestACITemplate(t *testing.T) {
-	const file = "examples/aci/encfs-aci.json"
+	for _, f := range []struct{ template, params string }{
+		{"examples/aci/encfs-aci.json", "examples/aci/encfs-aci.parameters.json"},
+		{"examples/aci/encfs-skr-aci.json", "examples/aci/encfs-skr-aci.parameters.json"},
+	} {
+		t.Run(path.Base(f.template), func(t *testing.T) { checkACITemplate(t, f.template, f.params) })
+	}
+}
+
+func checkACITemplate(t *testing.T, file, paramsFile string) armTemplate {
 	raw := readFile(t, file)
 	var tpl armTemplate
 	decodeStrict(t, file, raw, &tpl)
@@ -138,16 +146,16 @@ func TestACITemplate(t *testing.T) {
 			Value json.RawMessage `json:"value"`
 		} `json:"parameters"`
 	}
-	decodeStrict(t, "examples/aci/encfs-aci.parameters.json", readFile(t, "examples/aci/encfs-aci.parameters.json"), &pf)
+	decodeStrict(t, paramsFile, readFile(t, paramsFile), &pf)
 	for name := range pf.Parameters {
 		if _, ok := tpl.Parameters[name]; !ok {
-			t.Errorf("encfs-aci.parameters.json sets %s, which the template does not declare", name)
+			t.Errorf("%s sets %s, which the template does not declare", paramsFile, name)
 		}
 	}
 	for name, p := range tpl.Parameters {
 		if p.DefaultValue == nil {
 			if _, ok := pf.Parameters[name]; !ok {
-				t.Errorf("parameter %s has no default and encfs-aci.parameters.json does not set it", name)
+				t.Errorf("parameter %s has no default and %s does not set it", name, paramsFile)
 			}
 		}
 	}
@@ -267,6 +275,7 @@ func TestACITemplate(t *testing.T) {
 	if consumers == 0 {
 		t.Errorf("%s: no consumer container shares volume %s with the sidecar", file, sharedVol)
 	}
+	return tpl
 }
 
 // checkConsumerScript checks an inline `sh -c` consumer: valid shell, waiting for the

@@ -87,10 +87,16 @@ func stripComments(doc string) string {
 // probe on /readyz served by --metrics-addr on a non-loopback address, consumers on the same
 // emptyDir with HostToContainer, and agreement with the example configuration.
 func TestAKSManifest(t *testing.T) {
-	const file = "examples/aks/encfs-aks.yaml"
+	for _, file := range []string{"examples/aks/encfs-aks.yaml", "examples/aks/encfs-skr-aks.yaml"} {
+		t.Run(path.Base(file), func(t *testing.T) { checkAKSManifest(t, file) })
+	}
+}
+
+func checkAKSManifest(t *testing.T, file string) *corev1.PodTemplateSpec {
 	sas, pods := decodeManifest(t, file)
 	if len(pods) != 1 {
 		t.Fatalf("%s: %d pod templates; want 1", file, len(pods))
+		return nil
 	}
 	pod := pods[0]
 	spec := pod.Spec
@@ -219,4 +225,5 @@ func TestAKSManifest(t *testing.T) {
 	if consumers == 0 {
 		t.Errorf("%s: no consumer container shares volume %s with the sidecar", file, shared)
 	}
+	return pod
 }
