@@ -34,6 +34,9 @@ type memSource struct {
 	maxIn    atomic.Int64
 	mu       sync.Mutex
 	failAt   map[int64]error // offset -> error to return (every time)
+	// hold, when set, makes reads at any offset but holdExcept wait until it is closed.
+	hold       chan struct{}
+	holdExcept int64
 }
 
 func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
@@ -49,6 +52,13 @@ func (m *memSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error
 	if m.delay > 0 {
 		select {
 		case <-time.After(m.delay):
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	if m.hold != nil && off != m.holdExcept {
+		select {
+		case <-m.hold:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -222,7 +232,7 @@ func TestChunkedErrorsPropagateAndRecover(t *testing.T) {
 		t.Fatalf("cancelled read: %v after %v", err, time.Since(start))
 	}
 	start = time.Now()
-	if _, err := c.ReadAt(context.Background(), p[:10], 0); !errors.Is(err, blobio.ErrUnreachable) || time.Since(start) > 100*time.Millisecond {
+	if _, err := c.ReadAt(context.Background(), p[:10], 0); !errors.Is(err, blobio.ErrUnreachable) || time.Since(start) > 500*time.Millisecond {
 		t.Fatalf("read right after a timed-out one: %v after %v, want a fast ErrUnreachable", err, time.Since(start))
 	}
 	if st := c.Stats(); st.FetchErrorsByCause[5] != 1 {
@@ -621,28 +631,33 @@ func TestChunkedHealth(t *testing.T) {
 // no request; and a demand read while it runs waits for one fetch, not for the whole image.
 func TestChunkedFetchAll(t *testing.T) {
 	m := newMem(t, 40<<20+123)
-	m.delay = 20 * time.Millisecond
+	// Every fetch but the demand read's below hangs until released: the background fetch then
+	// holds every worker it may take, and the demand read must still get one.
+	m.hold, m.holdExcept = make(chan struct{}), 39<<20
 	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 2 << 20,
 		DiskCache: t.TempDir(), DiskCacheBytes: 64 << 20})
 	defer c.Close()
 	done := make(chan error, 1)
 	go func() { done <- c.FetchAll(context.Background()) }()
-	time.Sleep(60 * time.Millisecond)
+	for m.inFlight.Load() < 3 {
+		time.Sleep(time.Millisecond)
+	}
 	p := make([]byte, 4096)
-	start := time.Now()
-	if _, err := c.ReadAt(context.Background(), p, 39<<20); err != nil || !bytes.Equal(p, m.data[39<<20:39<<20+4096]) {
-		t.Fatal(err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := c.ReadAt(ctx, p, 39<<20); err != nil || !bytes.Equal(p, m.data[39<<20:39<<20+4096]) {
+		t.Fatalf("a demand read while the background fetch holds its workers: %v", err)
 	}
-	// One worker is always left to demand reads; the background never takes the last one.
-	if took := time.Since(start); took > 4*m.delay {
-		t.Errorf("a demand read during the background fetch took %v; one fetch takes %v", took, m.delay)
+	if n := m.maxIn.Load(); n != 4 {
+		t.Errorf("%d fetches in flight at most, want the background's 3 and the demand read", n)
 	}
+	close(m.hold)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond) // the last disk writes
 	st := c.Stats()
-	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 {
+	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 || st.BackgroundFetches != 40 {
 		t.Fatalf("fetched %d bytes in %d fetches; the image is %d bytes in 41 chunks", st.BytesFetched, st.Fetches, len(m.data))
 	}
 	reads := m.reads.Load()
