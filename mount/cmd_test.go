@@ -235,3 +235,89 @@ func TestDemo(t *testing.T) {
 		t.Error("demo left its mount behind")
 	}
 }
+
+// TestMountCommandRefusesLiveEncfs runs a second `encfs mount` at the mount point of a live
+// one: it fails naming the live mount, and the first keeps serving a reader that holds a file.
+func TestMountCommandRefusesLiveEncfs(t *testing.T) {
+	f := newFixture(t)
+	d := start(t, f.bin, f.dir, "mount", "--key-file", f.keyFile, f.img, f.dir)
+	d.waitLive(t)
+	held, err := os.Open(filepath.Join(f.dir, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	d2 := start(t, f.bin, f.dir, "mount", "--key-file", f.keyFile, f.img, f.dir)
+	if err := d2.wait(t); err == nil {
+		t.Fatal("a second mount at a live mount point succeeded")
+	}
+	if s := d2.stderr.String(); !strings.Contains(s, "mount point in use") || !strings.Contains(s, "fuse.encfs") {
+		t.Errorf("the refusal does not name the live mount:\n%s", s)
+	}
+	b := make([]byte, 16)
+	if n, err := held.ReadAt(b, 0); string(b[:n]) != "hello\n" {
+		t.Errorf("the held file no longer reads: %q, %v", b[:n], err)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.dir, "hello")); err != nil || string(b) != "hello\n" {
+		t.Errorf("the first mount stopped serving: %q, %v", b, err)
+	}
+	if ms, _ := mount.MountsAt(f.dir); len(ms) != 1 {
+		t.Errorf("mount table at %s: %+v; want the first mount only", f.dir, ms)
+	}
+	held.Close()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Errorf("first mount: exit after SIGTERM: %v", err)
+	}
+}
+
+// TestMountCommandNonRoot mounts as an unprivileged user on a machine where that cannot work
+// (no access to /dev/fuse, or no fusermount3): the error explains why and what to do instead.
+func TestMountCommandNonRoot(t *testing.T) {
+	f := newFixture(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the command as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is missing")
+	}
+	if _, err := exec.LookPath("fusermount3"); err == nil {
+		if st, err := os.Stat("/dev/fuse"); err == nil && st.Mode().Perm()&0o006 == 0o006 {
+			t.Skip("an unprivileged mount can work here (fusermount3 installed, /dev/fuse open to all)")
+		}
+	}
+	// Everything the unprivileged user needs to read, in a directory it can enter.
+	dir, err := os.MkdirTemp("", "encfs-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, p := range []string{f.bin, f.img, f.keyFile} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o777)
+	mnt := filepath.Join(dir, "mnt")
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		filepath.Join(dir, filepath.Base(f.bin)), "--log-format", "text", "mount", "--key-file", filepath.Join(dir, filepath.Base(f.keyFile)),
+		filepath.Join(dir, filepath.Base(f.img)), mnt)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the unprivileged mount succeeded:\n%s", out)
+	}
+	t.Logf("output:\n%s", out)
+	for _, want := range []string{"non-root", "/dev/fuse", "fusermount3", "alternatives"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the error does not mention %q", want)
+		}
+	}
+	if _, err := os.Lstat(mnt); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed mount left its mount point: %v", err)
+	}
+}

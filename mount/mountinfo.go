@@ -2,6 +2,8 @@ package mount
 
 import (
 	"bufio"
+	"errors"
+	"io/fs"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -97,8 +99,18 @@ func canonical(path string) (string, error) {
 		return "", err
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", missingParent{fmt.Sprintf("mount point %s: its parent directory %s does not exist; create it first (encfs creates only the mount point itself)",
+			path, filepath.Dir(abs))}
+	}
 	if err != nil {
 		return "", fmt.Errorf("mount point %s: %w", path, err)
 	}
 	return filepath.Join(parent, filepath.Base(abs)), nil
 }
+
+// missingParent is a mount point whose parent directory is missing; it is an fs.ErrNotExist.
+type missingParent struct{ msg string }
+
+func (e missingParent) Error() string { return e.msg }
+func (e missingParent) Unwrap() error { return fs.ErrNotExist }
