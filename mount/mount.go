@@ -62,7 +62,7 @@ type Point struct {
 	// createdDir: Mount created Dir, so Unmount removes it (leaving the directory as it was).
 	createdDir bool
 	once       sync.Once
-	err    error
+	err        error
 }
 
 // Mount serves f at o.Mountpoint, read-only, and returns once the mount answers. A stale FUSE
