@@ -1,6 +1,7 @@
 package blobio
 
 import (
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -51,6 +52,34 @@ func redactURL(u *url.URL) string {
 		c.RawQuery = q.Encode()
 	}
 	return c.String()
+}
+
+// displayURL names a blob in messages: the URL without its query string (a SAS is long and its
+// signature is secret), then the SAS fields that help when access is refused. Snapshot and
+// version ids stay: they say which blob.
+func displayURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	q := u.Query()
+	keep := url.Values{}
+	for _, k := range []string{"snapshot", "versionid"} {
+		if v := q.Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	c.RawQuery = keep.Encode()
+	s := c.String()
+	if sas := parseSAS(q); sas.present {
+		s += " (SAS sp=" + sas.perms
+		if !sas.expiry.IsZero() {
+			s += fmt.Sprintf(" se=%s", sas.expiry.UTC().Format("2006-01-02T15:04Z"))
+		}
+		s += ")"
+	}
+	return s
 }
 
 // redactErr returns err with its message redacted, or nil.

@@ -158,7 +158,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	case "azure+http":
 		u.Scheme = "http"
 	}
-	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: redactURL(u)}
+	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: displayURL(u)}
 	up.retry = retrier{opts: o.Open.Retry.withDefaults(), source: up.name, azure: true}
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
@@ -192,11 +192,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 		err = up.blockBlob(ctx)
 	}
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Kind == ErrAuth {
-			e.Hint = "the SAS may have expired or lack create and write permission (sp=cw), or the identity lacks the Storage Blob Data Contributor role on the container"
-		}
-		return nil, err
+		return nil, explain(err, newRequestFacts("upload to", u, up.cred))
 	}
 	return up.result, nil
 }
@@ -244,6 +240,12 @@ func (up *uploader) createContainer(ctx context.Context) {
 	}
 }
 
+// sasLacks reports whether the upload's credential is a SAS without one of the permissions.
+func (up *uploader) sasLacks(perms string) bool {
+	f := newRequestFacts("upload to", up.u, up.cred)
+	return f.sas.present && f.sas.lacks(perms) != ""
+}
+
 func (up *uploader) progress(n int64) {
 	if up.o.Progress != nil && n > 0 {
 		up.o.Progress(n)
@@ -262,7 +264,9 @@ func (up *uploader) existing(ctx context.Context, bc *blob.Client) (*blob.GetPro
 			notFound = true
 			return nil
 		}
-		if a != nil && a.kind == ErrAuth {
+		// Only a missing read permission makes the upload blind; any other refusal (a
+		// signature that does not match, an expired SAS) would refuse the upload too.
+		if a != nil && a.kind == ErrAuth && (a.code == codePermissionMismatch || up.sasLacks("r")) {
 			up.blind = true
 			return nil
 		}
@@ -272,7 +276,7 @@ func (up *uploader) existing(ctx context.Context, bc *blob.Client) (*blob.GetPro
 		return nil, err
 	}
 	if up.blind {
-		slog.Default().Warn("the credential cannot read the blob's properties, so an interrupted upload cannot resume and an existing blob cannot be recognised; give read permission too (sp=racw)")
+		slog.Default().Warn("the credential cannot read the blob's properties, so an interrupted upload cannot resume and an existing blob cannot be recognised; a SAS with sp=rcw can")
 		return nil, nil
 	}
 	if notFound {
