@@ -23,8 +23,8 @@ import (
 
 // Service error codes (Azure Storage "common REST API error codes" and the blob service's).
 const (
-	codeAuthenticationFailed     = "AuthenticationFailed"     // 403: signature did not verify (or SAS outside its time window)
-	codeAuthorizationFailure     = "AuthorizationFailure"     // 403: not allowed (network rules; Azurite: any auth failure)
+	codeAuthenticationFailed     = "AuthenticationFailed" // 403: signature did not verify (or SAS outside its time window)
+	codeAuthorizationFailure     = "AuthorizationFailure" // 403: not allowed (network rules; Azurite: any auth failure)
 	codePermissionMismatch       = "AuthorizationPermissionMismatch"
 	codeNoAuthenticationInfo     = "NoAuthenticationInformation" // 401: no credential on a private resource
 	codeInvalidAuthenticationInf = "InvalidAuthenticationInfo"   // 401: a bearer token that is not valid here
