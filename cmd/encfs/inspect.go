@@ -36,9 +36,13 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "inspect [--key-file KEY] IMAGE",
 		Short: "Show an image's header; with a key also its file, directory and byte counts",
-		Args:  cobra.ExactArgs(1),
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(srcFlags.loc, 1, 1)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			args, err := srcFlags.withLocation(args, 1)
+			if err != nil {
+				return err
+			}
 			so, err := srcFlags.options()
 			if err != nil {
 				return err

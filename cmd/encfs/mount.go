@@ -170,8 +170,8 @@ each independently: one that fails is reported and the others keep serving.`,
 				}
 				return nil
 			}
-			if len(args) != 2 {
-				return errors.New("give IMAGE and MOUNTPOINT (or --config FILE / --config-env NAME)")
+			if err := locationArgs(srcFlags.loc, 2, 2)(cmd, args); err != nil {
+				return fmt.Errorf("give IMAGE and MOUNTPOINT (IMAGE may come from --url-file or ENCFS_URL instead), or --config FILE / --config-env NAME: %w", err)
 			}
 			return nil
 		},
@@ -190,6 +190,10 @@ each independently: one that fails is reported and the others keep serving.`,
 					return err
 				}
 				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr, readyFile)
+			}
+			args, err := srcFlags.withLocation(args, 2)
+			if err != nil {
+				return err
 			}
 			cache, err := config.ParseByteSize(cacheSize)
 			if err != nil {

@@ -38,10 +38,11 @@ func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source
 type sourceFlags struct {
 	clientID, auth, diskCache, diskCacheSize, chunkSize string
 	readTimeout                                         time.Duration
+	loc                                                 *locationFlags
 }
 
 func addSourceFlags(cmd *cobra.Command) *sourceFlags {
-	sf := &sourceFlags{}
+	sf := &sourceFlags{loc: addLocationFlags(cmd)}
 	f := cmd.Flags()
 	f.StringVar(&sf.auth, "auth", "auto", "how to reach an Azure blob: auto, sas, anonymous, identity or connection-string")
 	f.StringVar(&sf.clientID, "client-id", "", "client id of the user-assigned managed identity (or workload identity) for Azure")
@@ -59,6 +60,9 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 		return o, fmt.Errorf("--auth: %w", err)
 	}
 	o.Blob.ClientID = sf.clientID
+	if o.Blob.ConnectionString, err = sf.loc.connectionString(); err != nil {
+		return o, err
+	}
 	o.Blob.Retry.MaxElapsed = sf.readTimeout
 	chunk, err := config.ParseByteSize(sf.chunkSize)
 	if err != nil || chunk < 64<<10 {
@@ -72,6 +76,16 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 	}
 	o.Chunk.DiskCacheBytes = int64(size)
 	return o, nil
+}
+
+// withLocation returns args with the image location first, wherever it came from (see
+// locationFlags.split); min is the number of arguments with the location given as one.
+func (sf *sourceFlags) withLocation(args []string, min int) ([]string, error) {
+	loc, rest, err := sf.loc.split(args, min)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{loc}, rest...), nil
 }
 
 // readKeyFiles reads release keys; the returned func zeroes them.

@@ -20,6 +20,7 @@ func init() {
 		auth      string
 		azure     bool
 		quiet     bool
+		loc       *locationFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "upload IMAGE URL",
@@ -34,9 +35,27 @@ URL is https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB (or another cloud's 
 endpoint). Credentials, in order: a SAS in the URL (needs create and write permission),
 AZURE_STORAGE_CONNECTION_STRING, or a Microsoft Entra identity (managed identity, --client-id
 for a user-assigned one, workload identity, az login) with the Storage Blob Data Contributor
-role.`,
-		Args: cobra.ExactArgs(2),
+role.
+
+A SAS URL on the command line can be read by every local user: give it with --url-file FILE
+or in ENCFS_URL instead (then leave URL out); a connection string comes from
+--connection-string-file or AZURE_STORAGE_CONNECTION_STRING.`,
+		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(loc, 2, 2)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The URL is the last argument: take it out, then put it back from wherever it came.
+			var rest []string
+			if len(args) == 2 && loc.urlFile == "" {
+				rest = args[1:]
+			}
+			url, _, err := loc.split(rest, 1)
+			if err != nil {
+				return err
+			}
+			args = []string{args[0], url}
+			connString, err := loc.connectionString()
+			if err != nil {
+				return err
+			}
 			a, err := blobio.ParseAuth(auth)
 			if err != nil {
 				return err
@@ -53,7 +72,7 @@ role.`,
 			}
 			opts := blobio.UploadOptions{
 				PageBlob: pageBlob, Overwrite: overwrite, BlockSize: blockMiB << 20, Workers: parallel,
-				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure},
+				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: connString},
 			}
 			var bar *progressbar.ProgressBar
 			if !quiet {
@@ -95,5 +114,6 @@ role.`,
 	f.StringVar(&auth, "auth", "auto", "credential: auto, sas, identity or connection-string")
 	f.BoolVar(&azure, "azure", false, "treat URL as Azure Blob Storage even if its host does not look like it")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	loc = addLocationFlags(cmd)
 	rootCmd.AddCommand(cmd)
 }
