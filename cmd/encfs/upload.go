@@ -86,6 +86,13 @@ or in ENCFS_URL instead (then leave URL out); a connection string comes from
 			if bar != nil {
 				_ = bar.Finish()
 			}
+			if err != nil && cmd.Context().Err() != nil {
+				kept := "the blocks already sent stay in the service, uncommitted, for up to 7 days; the blob is unchanged"
+				if pageBlob {
+					kept = "the pages already written are kept and the blob is marked unfinished (mounts refuse it)"
+				}
+				return fmt.Errorf("interrupted: %s; run the same command again to resume", kept)
+			}
 			if err != nil {
 				return err
 			}
