@@ -321,3 +321,72 @@ func TestMountCommandNonRoot(t *testing.T) {
 		t.Errorf("the failed mount left its mount point: %v", err)
 	}
 }
+
+// TestDemoClosedStdout runs `encfs demo DIR | head -1`: the demo outlives its reader, keeps
+// serving, and unmounts cleanly on Ctrl-C instead of dying of SIGPIPE with a dead mount.
+func TestDemoClosedStdout(t *testing.T) {
+	fstest.RequireFUSE(t)
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	cmd := exec.Command(fstest.Binary(t), "--log-format", "text", "demo", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	waited := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+		mount.CleanStale(mnt, slog.New(slog.DiscardHandler))
+	})
+	first, err := bufio.NewReader(out).ReadString('\n') // like head -1
+	if err != nil {
+		t.Fatalf("no output: %v; stderr:\n%s", err, stderr.String())
+	}
+	out.Close()
+	t.Logf("first line: %s", first)
+	deadline := time.Now().Add(30 * time.Second)
+	for !mounted(t, mnt) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not mount; stderr:\n%s", stderr.String())
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the demo exited (%v) after its stdout was closed; stderr:\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // it has written its listing into the closed pipe by now
+	select {
+	case err := <-exited:
+		t.Fatalf("the demo exited (%v) after its stdout was closed; stderr:\n%s", err, stderr.String())
+	default:
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello.txt")); err != nil || !strings.HasPrefix(string(b), "Hello") {
+		t.Errorf("hello.txt: %q, %v", b, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not exit after Ctrl-C")
+	}
+	if mounted(t, mnt) {
+		t.Error("the demo left its mount behind")
+	}
+	for _, name := range []string{"demo.key", "demo.img"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("the demo did not keep %s: %v", name, err)
+		}
+	}
+	if _, err := os.Lstat(mnt); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the demo left its mount point: %v", err)
+	}
+}

@@ -153,10 +153,16 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	// A closed standard output (encfs demo DIR | head) must not kill a process that has a
+	// filesystem mounted, which would leave a dead mount: writes fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	withUsage(rootCmd)
 	err := rootCmd.ExecuteContext(ctx)
 	stop()
+	if errors.Is(err, syscall.EPIPE) {
+		os.Exit(141) // the reader went away (cat ... | head): quietly, as SIGPIPE would
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "encfs:", err)
 		var ue *usageError
