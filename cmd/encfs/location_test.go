@@ -115,3 +115,41 @@ func TestSecretsOffTheCommandLine(t *testing.T) {
 		t.Errorf("verify without a location: exit %d\n%s", c, e)
 	}
 }
+
+// TestSASCommand makes SAS URLs without the az CLI, signed for Azurite's development account
+// from UseDevelopmentStorage=true, and uses them: a container SAS to upload, a blob SAS to
+// read, neither with any other credential.
+func TestSASCommand(t *testing.T) {
+	az := azuritetest.Start(t, azuritetest.Config{})
+	az.CreateContainer(t, "images", false)
+	dir := t.TempDir()
+	k, img := filepath.Join(dir, "k"), filepath.Join(dir, "img")
+	mustRun(t, "keygen", "--out", k)
+	mustRun(t, "pack", "--key-file", k, testtree.Build(t, filepath.Join(dir, "src")), img)
+	u := az.BlobURL("images", "model.img")
+	dev := []string{"AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true"}
+	none := []string{"AZURE_STORAGE_CONNECTION_STRING="}
+
+	upURL, readURL := filepath.Join(dir, "up.url"), filepath.Join(dir, "read.url")
+	if o, e, c := runEnv(t, dev, "sas", "--container", "--permissions", "rcw", "--expires", "1h", "--out", upURL, u); c != 0 {
+		t.Fatalf("sas: exit %d\n%s%s", c, o, e)
+	}
+	if st, err := os.Stat(upURL); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("--out file: %v, %v", st, err)
+	}
+	if o, e, c := runEnv(t, none, "upload", "-q", "--url-file", upURL, img); c != 0 {
+		t.Fatalf("upload with the made SAS: exit %d\n%s%s", c, o, e)
+	}
+	o, e, c := runEnv(t, dev, "sas", u)
+	if c != 0 || !strings.Contains(o, "sp=r&") || !strings.Contains(o, "sr=b") {
+		t.Fatalf("sas to stdout: exit %d\n%s%s", c, o, e)
+	}
+	os.WriteFile(readURL, []byte(o), 0o600)
+	if o, e, c := runEnv(t, none, "verify", "--key-file", k, "--url-file", readURL); c != 0 || !strings.Contains(o, "OK") {
+		t.Fatalf("verify with the made SAS: exit %d\n%s%s", c, o, e)
+	}
+	_, e, _ = runEnv(t, none, "sas", u)
+	if !strings.Contains(e, "AZURE_STORAGE_CONNECTION_STRING") {
+		t.Errorf("sas without a key: %s", e)
+	}
+}
