@@ -137,4 +137,34 @@ func TestStorageErrorsAzurite(t *testing.T) {
 		u := az.BlobURL("images", "z.img") + "?" + containerSAS(t, az, "images", "r")
 		checkStorageError(t, upload(u, blobio.Options{}), blobio.ErrAuth, u, "sp=r", "upload needs cw")
 	})
+
+	t.Run("check before upload", func(t *testing.T) {
+		bad := strings.Replace(az.ConnectionString, azuritetest.Key, "AAAA"+azuritetest.Key[4:], 1)
+		for _, ok := range []struct {
+			name string
+			url  string
+			o    blobio.Options
+		}{
+			{"account key, container to create", az.BlobURL("tocreate", "a.img"), blobio.Options{ConnectionString: az.ConnectionString}},
+			{"container SAS rcw", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "rcw"), blobio.Options{}},
+			{"write-only SAS", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "cw"), blobio.Options{}},
+			{"SAS, existing blob", az.BlobURL("images", "s.img") + "?" + containerSAS(t, az, "images", "rcw"), blobio.Options{}},
+		} {
+			if err := blobio.CheckUpload(ctx, ok.url, ok.o); err != nil {
+				t.Errorf("%s: %v", ok.name, err)
+			}
+		}
+		u := az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "r")
+		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "sp=r", "rcw")
+		u = az.SAS(t, "images", "new.img", sas.BlobPermissions{Read: true, Create: true, Write: true}, time.Now().Add(-time.Minute))
+		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "expired at")
+		u = az.BlobURL("nope2", "x.img") + "?" + containerSAS(t, az, "nope2", "rcw")
+		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrNotFound, u, "a SAS cannot create it")
+		u = az.BlobURL("images", "new.img")
+		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{ConnectionString: bad}), blobio.ErrAuth, u, "AccountKey")
+		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "no credential that can write")
+		if _, err := az.Container(t, "tocreate").GetProperties(ctx, nil); err == nil {
+			t.Error("the check created a container")
+		}
+	})
 }

@@ -142,43 +142,16 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if st.Size() == 0 {
 		return nil, fmt.Errorf("upload: %s is empty; pack an image first (encfs pack)", imagePath)
 	}
-	if !IsRemote(location) {
-		return nil, fmt.Errorf("upload: %q is not a URL; give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", location)
-	}
-	u, err := url.Parse(location)
+	u, err := uploadURL(location, o.Open)
 	if err != nil {
-		return nil, fmt.Errorf("upload: not a valid URL: %v", redactErr(err))
-	}
-	if !o.Open.Azure && !IsAzureURL(u) {
-		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", redactURL(u))
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "azure", "azure+https":
-		u.Scheme = "https"
-	case "azure+http":
-		u.Scheme = "http"
+		return nil, err
 	}
 	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: displayURL(u)}
 	up.retry = retrier{opts: o.Open.Retry.withDefaults(), source: up.name, azure: true}
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
-	creds, err := resolveAuth(u, o.Open)
-	if err != nil {
-		return nil, &Error{Op: "upload to", Source: up.name, Kind: ErrAuth, Err: err}
-	}
-	for _, c := range creds {
-		if c.mode != AuthAnonymous {
-			up.cred = c
-			break
-		}
-	}
-	if up.cred.mode == "" {
-		return nil, &Error{Op: "upload to", Source: up.name, Kind: ErrAuth,
-			Err:  errors.New("no credential that can write"),
-			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
-	}
-	if err := checkToken(ctx, up.cred, up.retry.opts.TryTimeout, "upload to", up.name); err != nil {
+	if up.cred, err = writeCredential(ctx, u, up.name, o.Open); err != nil {
 		return nil, err
 	}
 	up.result = &UploadResult{URL: up.name, Size: up.size, ID: up.id, BlobType: "BlockBlob"}
@@ -195,6 +168,52 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 		return nil, explain(err, newRequestFacts("upload to", u, up.cred))
 	}
 	return up.result, nil
+}
+
+// writeCredential picks the credential an upload writes with: any but anonymous access. An
+// identity must be able to get a token.
+func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (azureCred, error) {
+	creds, err := resolveAuth(u, o)
+	if err != nil {
+		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth, Err: err}
+	}
+	var cred azureCred
+	for _, c := range creds {
+		if c.mode != AuthAnonymous {
+			cred = c
+			break
+		}
+	}
+	if cred.mode == "" {
+		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth,
+			Err:  errors.New("no credential that can write"),
+			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
+	}
+	if err := checkToken(ctx, cred, o.Retry.withDefaults().TryTimeout, "upload to", name); err != nil {
+		return azureCred{}, err
+	}
+	return cred, nil
+}
+
+// uploadURL parses and checks the URL of an upload.
+func uploadURL(location string, o Options) (*url.URL, error) {
+	if !IsRemote(location) {
+		return nil, fmt.Errorf("upload: %q is not a URL; give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", location)
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, fmt.Errorf("upload: not a valid URL: %v", redactErr(err))
+	}
+	if !o.Azure && !IsAzureURL(u) {
+		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", displayURL(u))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "azure", "azure+https":
+		u.Scheme = "https"
+	case "azure+http":
+		u.Scheme = "http"
+	}
+	return u, nil
 }
 
 // createContainer creates the blob's container if the credential allows; a container that

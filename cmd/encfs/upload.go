@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/encfs/encfs/blobio"
@@ -20,6 +21,7 @@ func init() {
 		auth      string
 		azure     bool
 		quiet     bool
+		check     bool
 		loc       *locationFlags
 	)
 	cmd := &cobra.Command{
@@ -39,9 +41,20 @@ role.
 
 A SAS URL on the command line can be read by every local user: give it with --url-file FILE
 or in ENCFS_URL instead (then leave URL out); a connection string comes from
---connection-string-file or AZURE_STORAGE_CONNECTION_STRING.`,
-		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(loc, 2, 2)(cmd, args) },
+--connection-string-file or AZURE_STORAGE_CONNECTION_STRING.
+
+--check URL only checks, writing nothing, that an upload to URL can work (scripts run it
+before a long pack).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if check {
+				return locationArgs(loc, 1, 1)(cmd, args)
+			}
+			return locationArgs(loc, 2, 2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if check {
+				return checkUpload(cmd, args, loc, auth, clientID, azure)
+			}
 			// The URL is the last argument: take it out, then put it back from wherever it came.
 			var rest []string
 			if len(args) == 2 && loc.urlFile == "" {
@@ -121,6 +134,28 @@ or in ENCFS_URL instead (then leave URL out); a connection string comes from
 	f.StringVar(&auth, "auth", "auto", "credential: auto, sas, identity or connection-string")
 	f.BoolVar(&azure, "azure", false, "treat URL as Azure Blob Storage even if its host does not look like it")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	f.BoolVar(&check, "check", false, "only check, writing nothing, that the credential can upload to URL (then give URL alone)")
 	loc = addLocationFlags(cmd)
 	rootCmd.AddCommand(cmd)
+}
+
+// checkUpload runs `encfs upload --check [URL]`.
+func checkUpload(cmd *cobra.Command, args []string, loc *locationFlags, auth, clientID string, azure bool) error {
+	url, _, err := loc.split(args, 1)
+	if err != nil {
+		return err
+	}
+	a, err := blobio.ParseAuth(auth)
+	if err != nil {
+		return err
+	}
+	conn, err := loc.connectionString()
+	if err != nil {
+		return err
+	}
+	if err := blobio.CheckUpload(cmd.Context(), url, blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: conn}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "an upload to %s can go ahead: the credential is accepted\n", blobio.Redact(strings.SplitN(url, "?", 2)[0]))
+	return nil
 }
