@@ -33,6 +33,6 @@ func explainMountError(dir string, err error) error {
 	if len(causes) == 0 {
 		causes = append(causes, "fusermount3 refused the mount (with --allow-other it needs user_allow_other in /etc/fuse.conf)")
 	}
-	return fmt.Errorf("mount %s as a non-root user failed (%s): %s; alternatives: run encfs as root, or in a container with --device /dev/fuse --cap-add SYS_ADMIN",
+	return fmt.Errorf("mount %s as a non-root user failed (%s): %s; alternatives: run as root, or in a container with --device /dev/fuse --cap-add SYS_ADMIN",
 		dir, msg, strings.Join(causes, "; "))
 }

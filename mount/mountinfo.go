@@ -100,7 +100,7 @@ func canonical(path string) (string, error) {
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", missingParent{fmt.Sprintf("mount point %s: its parent directory %s does not exist; create it first (encfs creates only the mount point itself)",
+		return "", missingParent{fmt.Sprintf("mount point %s: its parent directory %s does not exist; create it first (only the mount point itself is created)",
 			path, filepath.Dir(abs))}
 	}
 	if err != nil {

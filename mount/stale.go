@@ -72,10 +72,10 @@ func CleanStale(path string, log *slog.Logger) error {
 func inUse(p string, m Info) error {
 	if m.IsFUSE() {
 		return fmt.Errorf("%w: %s is a live %s mount (source %q) whose daemon still answers; "+
-			"encfs replaces only a dead one: stop that process or unmount it (umount %s), or choose another mount point",
+			"only a dead one is replaced: stop that process or unmount it (umount %s), or choose another mount point",
 			ErrInUse, p, m.FSType, m.Source, p)
 	}
-	return fmt.Errorf("%w: %s is a live %s mount (source %q); encfs does not mount over other filesystems: "+
+	return fmt.Errorf("%w: %s is a live %s mount (source %q); mounting over it would hide it: "+
 		"choose an empty directory that is not a mount point (a subdirectory of a shared volume, not its root)",
 		ErrInUse, p, m.FSType, m.Source)
 }
