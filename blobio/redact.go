@@ -54,6 +54,20 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
+// Display names an image location in messages: a local path as it is; a URL without its query
+// string, followed for a SAS by its permissions and expiry (see displayURL). It never shows a
+// secret, and it is short enough to repeat in a log line.
+func Display(location string) string {
+	if !IsRemote(location) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return Redact(location)
+	}
+	return displayURL(u)
+}
+
 // displayURL names a blob in messages: the URL without its query string (a SAS is long and its
 // signature is secret), then the SAS fields that help when access is refused. Snapshot and
 // version ids stay: they say which blob.

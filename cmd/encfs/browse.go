@@ -156,11 +156,11 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 				bar.Finish()
 			}
 			if err != nil {
-				return fmt.Errorf("%s is damaged: %w", blobio.Redact(args[0]), err)
+				return fmt.Errorf("%s is damaged: %w", blobio.Display(args[0]), err)
 			}
 			sb := im.Superblock()
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs; integrity root %s)\n",
-				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
+				blobio.Display(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds(), h.RootHex())
 			return nil
 		},
 	}

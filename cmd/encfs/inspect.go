@@ -54,9 +54,9 @@ func init() {
 			defer src.Close()
 			h, err := image.ReadHeader(ctx, src)
 			if err != nil {
-				return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
+				return fmt.Errorf("%s: %w", blobio.Display(args[0]), err)
 			}
-			r := inspectReport{Image: blobio.Redact(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
+			r := inspectReport{Image: blobio.Display(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Generation: h.Generation,
 				Created: time.Unix(h.Created, 0).UTC().Format(time.RFC3339), ImageBytes: h.ImageSize(),
 				ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IntegrityRoot: h.RootHex()}
 			for _, ks := range h.Keyslots {
@@ -70,7 +70,7 @@ func init() {
 				im, err := image.Open(ctx, src, ks, image.Options{})
 				zero()
 				if err != nil {
-					return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
+					return fmt.Errorf("%s: %w", blobio.Display(args[0]), err)
 				}
 				sb := im.Superblock()
 				r.Files, r.Directories, r.Symlinks, r.FileBytes = &sb.Files, &sb.Dirs, &sb.Symlinks, &sb.FileBytes

@@ -83,11 +83,11 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	im, err := image.Open(ctx, metrics.Count(src), ks, image.Options{CacheBytes: spec.CacheBytes})
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
 	if err := spec.Pin.Check(im.Header()); err != nil {
 		im.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
 	m := &Mounted{Spec: spec, Image: im}
 	if m.FS, err = encfs.New(ctx, im, encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log}); err != nil {
@@ -356,7 +356,7 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 			live[i].Store(m)
 			sb, h := m.Image.Superblock(), m.Image.Header()
 			fmt.Fprintf(out, "mounted %s at %s (%d files, %d directories, %d bytes; uuid %s, generation %d) in %d ms\n",
-				blobio.Redact(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
+				blobio.Display(spec.Image), m.Point.Target, sb.Files, sb.Dirs, sb.FileBytes, h.UUIDString(), h.Generation,
 				time.Since(start).Milliseconds())
 		}()
 	}

@@ -128,7 +128,7 @@ func openImage(ctx context.Context, loc string, keyFiles []string, sf *sourceFla
 	im, err := image.Open(ctx, src, ks, opts)
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(loc), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(loc), err)
 	}
 	return im, nil
 }

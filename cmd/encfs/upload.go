@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/encfs/encfs/blobio"
@@ -156,6 +155,6 @@ func checkUpload(cmd *cobra.Command, args []string, loc *locationFlags, auth, cl
 	if err := blobio.CheckUpload(cmd.Context(), url, blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: conn}); err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "an upload to %s can go ahead: the credential is accepted\n", blobio.Redact(strings.SplitN(url, "?", 2)[0]))
+	fmt.Fprintf(cmd.OutOrStdout(), "an upload to %s can go ahead: the credential is accepted\n", blobio.Display(url))
 	return nil
 }
