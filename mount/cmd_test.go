@@ -372,6 +372,15 @@ func TestDemoClosedStdout(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(mnt, "hello.txt")); err != nil || !strings.HasPrefix(string(b), "Hello") {
 		t.Errorf("hello.txt: %q, %v", b, err)
 	}
+	// A second demo in the same directory is refused before it packs anything.
+	before, _ := os.Stat(filepath.Join(dir, "demo.img"))
+	out2, err := exec.Command(fstest.Binary(t), "demo", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out2), "mount point in use") {
+		t.Errorf("a second demo on the same directory: %v\n%s", err, out2)
+	}
+	if after, _ := os.Stat(filepath.Join(dir, "demo.img")); before == nil || after == nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the second demo packed the image again")
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-exited:

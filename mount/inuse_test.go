@@ -59,6 +59,9 @@ func TestRefuseLiveForeignFUSE(t *testing.T) {
 	}
 	defer held.Close()
 
+	if err := mount.Check(mount.Options{Mountpoint: dir}); !errors.Is(err, mount.ErrInUse) {
+		t.Errorf("Check of a live FUSE mount point: %v", err)
+	}
 	p, err := mount.Mount(f, mount.Options{Mountpoint: dir, FsName: fstest.TestFsName})
 	if err == nil {
 		p.Unmount()

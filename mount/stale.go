@@ -68,6 +68,35 @@ func CleanStale(path string, log *slog.Logger) error {
 	return nil
 }
 
+// Check reports, changing nothing, whether Mount(f, o) could use its mount point: an error
+// wrapping ErrInUse for a live mount there (at the hidden directory with Publish), or the
+// missing-parent error. A dead mount is no obstacle: Mount removes it. Callers run it before
+// slow work (key release, packing) so that a mount point in use fails at once.
+func Check(o Options) error {
+	target, err := canonical(o.Mountpoint)
+	if err != nil {
+		return err
+	}
+	dir := target
+	if o.Publish {
+		if dir = o.HiddenDir; dir == "" {
+			dir = HiddenDir(target)
+		}
+		if dir, err = canonical(dir); err != nil {
+			return err
+		}
+	}
+	ms, err := MountsAt(dir)
+	if err != nil || len(ms) == 0 {
+		return err
+	}
+	top := ms[len(ms)-1]
+	if top.IsFUSE() && disconnectedWithin(dir, probeTimeout) {
+		return nil
+	}
+	return inUse(dir, top)
+}
+
 // inUse explains a live mount at p and what to do about it.
 func inUse(p string, m Info) error {
 	if m.IsFUSE() {

@@ -67,6 +67,10 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if spec.Log == nil {
 		spec.Log = slog.Default()
 	}
+	// A mount point in use fails now, not after a key release and the image's download.
+	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
+		return nil, err
+	}
 	ks, err := spec.Keys(ctx)
 	defer func() {
 		for _, k := range ks {
