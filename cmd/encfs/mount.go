@@ -154,8 +154,12 @@ func init() {
 		Short: "Mount images read-only with FUSE and serve them until SIGTERM or SIGINT",
 		Long: `Mount IMAGE (a local path or a URL) at MOUNTPOINT, read-only, in the foreground. One line is
 printed when the mount is live; SIGTERM or SIGINT unmounts it (retrying while files are open,
-then detaching it lazily) and exits 0. A stale mount left at MOUNTPOINT by a crashed run is
-removed first.
+then detaching it lazily) and exits 0. A dead mount left at MOUNTPOINT by a crashed run is
+removed first; a live one (another encfs, any other filesystem) is never taken over. The parent
+of MOUNTPOINT must exist; MOUNTPOINT itself is created if missing and removed at unmount.
+
+IMAGE may instead come from --url-file FILE or the ENCFS_URL environment variable: a SAS URL on
+the command line can be read by every local user.
 
 Every block is verified against the image's integrity tree before a byte of it is returned; a
 block that fails gives EIO to the reads that need it, is logged, and counted in the metrics.
