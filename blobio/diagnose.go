@@ -110,6 +110,8 @@ func (r requestFacts) needs() string {
 // generic hint of the kind (network problems, throttling, a replaced blob).
 func diagnose(kind error, status int, code, detail string, r requestFacts, now time.Time) string {
 	switch {
+	case status == 0:
+		return "" // no answer from the service (say, the identity got no token): nothing to diagnose
 	case errors.Is(kind, ErrAuth):
 		return diagnoseAuth(status, code, detail, r, now)
 	case errors.Is(kind, ErrNotFound):

@@ -80,6 +80,9 @@ func TestDiagnoseRealAzureCodes(t *testing.T) {
 			}
 		})
 	}
+	if h := diagnose(ErrAuth, 0, "", "the identity could not get a token", facts("open", "", AuthIdentity), now); h != "" {
+		t.Errorf("a token failure (no answer from storage) got a storage diagnosis: %q", h)
+	}
 	if h := diagnose(ErrUnreachable, 503, "ServerBusy", "", facts("read", validSAS, AuthSAS), now); h != "" {
 		t.Errorf("a transient failure got a diagnosis: %q", h)
 	}
