@@ -43,12 +43,13 @@ type AzureSource struct {
 	size     int64
 	blobType string
 	auth     Auth
+	facts    requestFacts // what reads carry, to explain a refusal
 	retry    retrier
 	retries  atomic.Int64
 }
 
 func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, error) {
-	name := redactURL(u)
+	name := displayURL(u)
 	creds, err := resolveAuth(u, opts)
 	if err != nil {
 		return nil, &Error{Op: "open", Source: name, Kind: ErrAuth, Err: err}
@@ -65,16 +66,16 @@ func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, err
 			return nil, err
 		}
 		last = err
-		errs = append(errs, fmt.Sprintf("%s: %v", c.mode, err))
+		errs = append(errs, fmt.Sprintf("%s: %s", c.mode, brief(err)))
 	}
 	if len(errs) > 1 {
-		return nil, fmt.Errorf("%w (tried: %s)", last, strings.Join(errs[:len(errs)-1], "; "))
+		return nil, fmt.Errorf("%w (tried %s)", last, strings.Join(errs[:len(errs)-1], "; "))
 	}
 	return nil, last
 }
 
 func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (*AzureSource, error) {
-	s := &AzureSource{url: u, name: redactURL(u), auth: c.mode}
+	s := &AzureSource{url: u, name: displayURL(u), auth: c.mode, facts: newRequestFacts("read", u, c)}
 	s.retry = newRetrier(opts.Retry, &s.retries, s.name, true)
 	cl, err := newBlobClient(u.String(), c, opts)
 	if err != nil {
@@ -92,7 +93,7 @@ func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (
 		return classifyAzure(err)
 	})
 	if err != nil {
-		return nil, err
+		return nil, explain(err, newRequestFacts("open", u, c))
 	}
 	if props.ETag == nil || props.ContentLength == nil {
 		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: errors.New("no ETag or Content-Length in the blob's properties")}
@@ -145,7 +146,10 @@ func classifyAzure(err error) *attemptError {
 			h = re.RawResponse.Header
 		}
 		a := classifyStatus(re.StatusCode, re.ErrorCode, h, nil)
-		a.err = nil
+		a.err = nil // the SDK's message repeats the URL and the whole answer
+		if d := authDetail(re); d != "" {
+			a.err = errors.New(d)
+		}
 		return a
 	}
 	return classifyTransport(err)
@@ -155,7 +159,7 @@ func classifyAzure(err error) *attemptError {
 // a body cut short resumes after the bytes that arrived.
 func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	etag := s.etag
-	return readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
+	n, err := readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
 		resp, err := s.client.DownloadStream(ctx, &blob.DownloadStreamOptions{
 			Range: blob.HTTPRange{Offset: start, Count: count},
 			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
@@ -174,6 +178,22 @@ func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, err
 		}
 		return resp.Body, nil
 	})
+	if err != nil && err != io.EOF {
+		err = explain(err, s.facts) // a SAS may expire while mounted
+	}
+	return n, err
+}
+
+// brief is a failed attempt in a list of attempts: its status and code, without the URL.
+func brief(err error) string {
+	var e *Error
+	if errors.As(err, &e) && e.Status != 0 {
+		return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", e.Status, e.Code))
+	}
+	if errors.As(err, &e) && e.Err != nil {
+		return e.Err.Error()
+	}
+	return err.Error()
 }
 
 func (s *AzureSource) Size() int64    { return s.size }

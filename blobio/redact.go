@@ -1,6 +1,8 @@
 package blobio
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
@@ -51,6 +53,55 @@ func redactURL(u *url.URL) string {
 		c.RawQuery = q.Encode()
 	}
 	return c.String()
+}
+
+// NamesSource reports whether err already names the remote source it came from (it holds an
+// *Error), so that a caller adding context can leave the source out instead of repeating it.
+func NamesSource(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Source != ""
+}
+
+// Display names an image location in messages: a local path as it is; a URL without its query
+// string, followed for a SAS by its permissions and expiry (see displayURL). It never shows a
+// secret, and it is short enough to repeat in a log line.
+func Display(location string) string {
+	if !IsRemote(location) {
+		return location
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return Redact(location)
+	}
+	return displayURL(u)
+}
+
+// displayURL names a blob in messages: the URL without its query string (a SAS is long and its
+// signature is secret), then the SAS fields that help when access is refused. Snapshot and
+// version ids stay: they say which blob.
+func displayURL(u *url.URL) string {
+	if u == nil {
+		return ""
+	}
+	c := *u
+	c.User = nil
+	q := u.Query()
+	keep := url.Values{}
+	for _, k := range []string{"snapshot", "versionid"} {
+		if v := q.Get(k); v != "" {
+			keep.Set(k, v)
+		}
+	}
+	c.RawQuery = keep.Encode()
+	s := c.String()
+	if sas := parseSAS(q); sas.present {
+		s += " (SAS sp=" + sas.perms
+		if !sas.expiry.IsZero() {
+			s += fmt.Sprintf(" se=%s", sas.expiry.UTC().Format("2006-01-02T15:04Z"))
+		}
+		s += ")"
+	}
+	return s
 }
 
 // redactErr returns err with its message redacted, or nil.

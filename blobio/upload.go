@@ -143,43 +143,16 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if st.Size() == 0 {
 		return nil, fmt.Errorf("upload: %s is empty; pack an image first (encfs pack)", imagePath)
 	}
-	if !IsRemote(location) {
-		return nil, fmt.Errorf("upload: %q is not a URL; give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", location)
-	}
-	u, err := url.Parse(location)
+	u, err := uploadURL(location, o.Open)
 	if err != nil {
-		return nil, fmt.Errorf("upload: not a valid URL: %v", redactErr(err))
+		return nil, err
 	}
-	if !o.Open.Azure && !IsAzureURL(u) {
-		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", redactURL(u))
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "azure", "azure+https":
-		u.Scheme = "https"
-	case "azure+http":
-		u.Scheme = "http"
-	}
-	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: redactURL(u)}
+	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: displayURL(u)}
 	up.retry = newRetrier(o.Open.Retry, nil, up.name, true)
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
-	creds, err := resolveAuth(u, o.Open)
-	if err != nil {
-		return nil, &Error{Op: "upload to", Source: up.name, Kind: ErrAuth, Err: err}
-	}
-	for _, c := range creds {
-		if c.mode != AuthAnonymous {
-			up.cred = c
-			break
-		}
-	}
-	if up.cred.mode == "" {
-		return nil, &Error{Op: "upload to", Source: up.name, Kind: ErrAuth,
-			Err:  errors.New("no credential that can write"),
-			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
-	}
-	if err := checkToken(ctx, up.cred, up.retry.policy.TryTimeout, "upload to", up.name); err != nil {
+	if up.cred, err = writeCredential(ctx, u, up.name, o.Open); err != nil {
 		return nil, err
 	}
 	up.result = &UploadResult{URL: up.name, Size: up.size, ID: up.id, BlobType: "BlockBlob"}
@@ -193,13 +166,55 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 		err = up.blockBlob(ctx)
 	}
 	if err != nil {
-		var e *Error
-		if errors.As(err, &e) && e.Kind == ErrAuth {
-			e.Hint = "the SAS may have expired or lack create and write permission (sp=cw), or the identity lacks the Storage Blob Data Contributor role on the container"
-		}
-		return nil, err
+		return nil, explain(err, newRequestFacts("upload to", u, up.cred))
 	}
 	return up.result, nil
+}
+
+// writeCredential picks the credential an upload writes with: any but anonymous access. An
+// identity must be able to get a token.
+func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (azureCred, error) {
+	creds, err := resolveAuth(u, o)
+	if err != nil {
+		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth, Err: err}
+	}
+	var cred azureCred
+	for _, c := range creds {
+		if c.mode != AuthAnonymous {
+			cred = c
+			break
+		}
+	}
+	if cred.mode == "" {
+		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth,
+			Err:  errors.New("no credential that can write"),
+			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
+	}
+	if err := checkToken(ctx, cred, o.Retry.WithDefaults().TryTimeout, "upload to", name); err != nil {
+		return azureCred{}, err
+	}
+	return cred, nil
+}
+
+// uploadURL parses and checks the URL of an upload.
+func uploadURL(location string, o Options) (*url.URL, error) {
+	if !IsRemote(location) {
+		return nil, fmt.Errorf("upload: %q is not a URL; give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", location)
+	}
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, fmt.Errorf("upload: not a valid URL: %v", redactErr(err))
+	}
+	if !o.Azure && !IsAzureURL(u) {
+		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", displayURL(u))
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "azure", "azure+https":
+		u.Scheme = "https"
+	case "azure+http":
+		u.Scheme = "http"
+	}
+	return u, nil
 }
 
 // createContainer creates the blob's container if the credential allows; a container that
@@ -245,6 +260,12 @@ func (up *uploader) createContainer(ctx context.Context) {
 	}
 }
 
+// sasLacks reports whether the upload's credential is a SAS without one of the permissions.
+func (up *uploader) sasLacks(perms string) bool {
+	f := newRequestFacts("upload to", up.u, up.cred)
+	return f.sas.present && f.sas.lacks(perms) != ""
+}
+
 func (up *uploader) progress(n int64) {
 	if up.o.Progress != nil && n > 0 {
 		up.o.Progress(n)
@@ -263,7 +284,9 @@ func (up *uploader) existing(ctx context.Context, bc *blob.Client) (*blob.GetPro
 			notFound = true
 			return nil
 		}
-		if a != nil && a.kind == ErrAuth {
+		// Only a missing read permission makes the upload blind; any other refusal (a
+		// signature that does not match, an expired SAS) would refuse the upload too.
+		if a != nil && a.kind == ErrAuth && (a.code == codePermissionMismatch || up.sasLacks("r")) {
 			up.blind = true
 			return nil
 		}
@@ -273,7 +296,7 @@ func (up *uploader) existing(ctx context.Context, bc *blob.Client) (*blob.GetPro
 		return nil, err
 	}
 	if up.blind {
-		slog.Default().Warn("the credential cannot read the blob's properties, so an interrupted upload cannot resume and an existing blob cannot be recognised; give read permission too (sp=racw)")
+		slog.Default().Warn("the credential cannot read the blob's properties, so an interrupted upload cannot resume and an existing blob cannot be recognised; a SAS with sp=rcw can")
 		return nil, nil
 	}
 	if notFound {

@@ -235,3 +235,167 @@ func TestDemo(t *testing.T) {
 		t.Error("demo left its mount behind")
 	}
 }
+
+// TestMountCommandRefusesLiveEncfs runs a second `encfs mount` at the mount point of a live
+// one: it fails naming the live mount, and the first keeps serving a reader that holds a file.
+func TestMountCommandRefusesLiveEncfs(t *testing.T) {
+	f := newFixture(t)
+	d := start(t, f.bin, f.dir, "mount", "--key-file", f.keyFile, f.img, f.dir)
+	d.waitLive(t)
+	held, err := os.Open(filepath.Join(f.dir, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	d2 := start(t, f.bin, f.dir, "mount", "--key-file", f.keyFile, f.img, f.dir)
+	if err := d2.wait(t); err == nil {
+		t.Fatal("a second mount at a live mount point succeeded")
+	}
+	if s := d2.stderr.String(); !strings.Contains(s, "mount point in use") || !strings.Contains(s, "fuse.encfs") {
+		t.Errorf("the refusal does not name the live mount:\n%s", s)
+	}
+	b := make([]byte, 16)
+	if n, err := held.ReadAt(b, 0); string(b[:n]) != "hello\n" {
+		t.Errorf("the held file no longer reads: %q, %v", b[:n], err)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.dir, "hello")); err != nil || string(b) != "hello\n" {
+		t.Errorf("the first mount stopped serving: %q, %v", b, err)
+	}
+	if ms, _ := mount.MountsAt(f.dir); len(ms) != 1 {
+		t.Errorf("mount table at %s: %+v; want the first mount only", f.dir, ms)
+	}
+	held.Close()
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if err := d.wait(t); err != nil {
+		t.Errorf("first mount: exit after SIGTERM: %v", err)
+	}
+}
+
+// TestMountCommandNonRoot mounts as an unprivileged user on a machine where that cannot work
+// (no access to /dev/fuse, or no fusermount3): the error explains why and what to do instead.
+func TestMountCommandNonRoot(t *testing.T) {
+	f := newFixture(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the command as another user")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is missing")
+	}
+	if _, err := exec.LookPath("fusermount3"); err == nil {
+		if st, err := os.Stat("/dev/fuse"); err == nil && st.Mode().Perm()&0o006 == 0o006 {
+			t.Skip("an unprivileged mount can work here (fusermount3 installed, /dev/fuse open to all)")
+		}
+	}
+	// Everything the unprivileged user needs to read, in a directory it can enter.
+	dir, err := os.MkdirTemp("", "encfs-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, p := range []string{f.bin, f.img, f.keyFile} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(p)), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(dir, 0o777)
+	mnt := filepath.Join(dir, "mnt")
+	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+		filepath.Join(dir, filepath.Base(f.bin)), "--log-format", "text", "mount", "--key-file", filepath.Join(dir, filepath.Base(f.keyFile)),
+		filepath.Join(dir, filepath.Base(f.img)), mnt)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("the unprivileged mount succeeded:\n%s", out)
+	}
+	t.Logf("output:\n%s", out)
+	for _, want := range []string{"non-root", "/dev/fuse", "fusermount3", "alternatives"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the error does not mention %q", want)
+		}
+	}
+	if _, err := os.Lstat(mnt); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed mount left its mount point: %v", err)
+	}
+}
+
+// TestDemoClosedStdout runs `encfs demo DIR | head -1`: the demo outlives its reader, keeps
+// serving, and unmounts cleanly on Ctrl-C instead of dying of SIGPIPE with a dead mount.
+func TestDemoClosedStdout(t *testing.T) {
+	fstest.RequireFUSE(t)
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "mnt")
+	cmd := exec.Command(fstest.Binary(t), "--log-format", "text", "demo", dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncbuf.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	waited := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-waited
+		mount.CleanStale(mnt, slog.New(slog.DiscardHandler))
+	})
+	first, err := bufio.NewReader(out).ReadString('\n') // like head -1
+	if err != nil {
+		t.Fatalf("no output: %v; stderr:\n%s", err, stderr.String())
+	}
+	out.Close()
+	t.Logf("first line: %s", first)
+	deadline := time.Now().Add(30 * time.Second)
+	for !mounted(t, mnt) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo did not mount; stderr:\n%s", stderr.String())
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the demo exited (%v) after its stdout was closed; stderr:\n%s", err, stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // it has written its listing into the closed pipe by now
+	select {
+	case err := <-exited:
+		t.Fatalf("the demo exited (%v) after its stdout was closed; stderr:\n%s", err, stderr.String())
+	default:
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "hello.txt")); err != nil || !strings.HasPrefix(string(b), "Hello") {
+		t.Errorf("hello.txt: %q, %v", b, err)
+	}
+	// A second demo in the same directory is refused before it packs anything.
+	before, _ := os.Stat(filepath.Join(dir, "demo.img"))
+	out2, err := exec.Command(fstest.Binary(t), "demo", dir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out2), "mount point in use") {
+		t.Errorf("a second demo on the same directory: %v\n%s", err, out2)
+	}
+	if after, _ := os.Stat(filepath.Join(dir, "demo.img")); before == nil || after == nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the second demo packed the image again")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the demo did not exit after Ctrl-C")
+	}
+	if mounted(t, mnt) {
+		t.Error("the demo left its mount behind")
+	}
+	for _, name := range []string{"demo.key", "demo.img"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("the demo did not keep %s: %v", name, err)
+		}
+	}
+	if _, err := os.Lstat(mnt); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the demo left its mount point: %v", err)
+	}
+}

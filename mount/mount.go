@@ -3,6 +3,7 @@ package mount
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sync"
@@ -21,7 +22,8 @@ const MaxRequest = 1 << 20
 
 // Options say where and how to mount.
 type Options struct {
-	// Mountpoint is the path consumers use. It is created if missing.
+	// Mountpoint is the path consumers use. Its parent directory must exist; the mount point
+	// itself is created if missing, and then removed again by Unmount.
 	Mountpoint string
 	// Publish mounts at HiddenDir(Mountpoint) and then atomically makes Mountpoint a symlink
 	// to it; Unmount removes the symlink first.
@@ -57,8 +59,10 @@ type Point struct {
 	log    *slog.Logger
 	server *fuse.Server
 	done   chan struct{}
-	once   sync.Once
-	err    error
+	// createdDir: Mount created Dir, so Unmount removes it (leaving the directory as it was).
+	createdDir bool
+	once       sync.Once
+	err        error
 }
 
 // Mount serves f at o.Mountpoint, read-only, and returns once the mount answers. A stale FUSE
@@ -93,8 +97,8 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 	if err := CleanStale(m.Dir, o.Log); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create mount point: %w", err)
+	if m.createdDir, err = makeMountPoint(m.Dir); err != nil {
+		return nil, err
 	}
 	timeout := encfs.Timeout
 	m.server, err = fusefs.Mount(m.Dir, f.Root(), &fusefs.Options{
@@ -105,10 +109,10 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 		RootStableAttr:  f.RootStableAttr(),
 	})
 	if err != nil {
-		if o.Publish {
+		if m.createdDir || o.Publish {
 			os.Remove(m.Dir)
 		}
-		return nil, fmt.Errorf("mount %s: %w", m.Dir, err)
+		return nil, explainMountError(m.Dir, err)
 	}
 	go func() {
 		m.server.Wait()
@@ -129,6 +133,24 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 		}
 	}
 	return m, nil
+}
+
+// makeMountPoint creates dir if it is missing (its parent must exist) and reports whether it
+// did. Anything but a directory at dir is refused.
+func makeMountPoint(dir string) (created bool, err error) {
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && st.IsDir():
+		return false, nil
+	case err == nil:
+		return false, fmt.Errorf("mount point %s is not a directory", dir)
+	case !errors.Is(err, fs.ErrNotExist):
+		return false, fmt.Errorf("mount point %s: %w", dir, err)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return false, fmt.Errorf("create mount point %s: %w", dir, err)
+	}
+	return true, nil
 }
 
 // mountOptions are the go-fuse options of every mount.
@@ -208,9 +230,9 @@ func (m *Point) unmount() error {
 			m.waitServed(5 * time.Second)
 		}
 	}
-	if m.opts.Publish {
-		if err := os.Remove(m.Dir); err != nil && !lazy {
-			errs = append(errs, err)
+	if m.opts.Publish || m.createdDir {
+		if err := os.Remove(m.Dir); err != nil && !lazy && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove the mount point encfs created: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -2,7 +2,9 @@ package mount
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,8 +99,18 @@ func canonical(path string) (string, error) {
 		return "", err
 	}
 	parent, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", missingParent{fmt.Sprintf("mount point %s: its parent directory %s does not exist; create it first (only the mount point itself is created)",
+			path, filepath.Dir(abs))}
+	}
 	if err != nil {
 		return "", fmt.Errorf("mount point %s: %w", path, err)
 	}
 	return filepath.Join(parent, filepath.Base(abs)), nil
 }
+
+// missingParent is a mount point whose parent directory is missing; it is an fs.ErrNotExist.
+type missingParent struct{ msg string }
+
+func (e missingParent) Error() string { return e.msg }
+func (e missingParent) Unwrap() error { return fs.ErrNotExist }

@@ -26,6 +26,11 @@ type Options struct {
 	image.WriterOptions
 	// Progress, if set, is called with the number of file bytes read since the last call.
 	Progress func(n int64)
+	// FileDone, if set, is called after each regular file is packed.
+	FileDone func()
+	// NoReplace refuses to replace an existing file at the image path, checked when the image
+	// is put in place (a hard link, which fails if the name exists, rather than a rename).
+	NoReplace bool
 	// Log receives warnings (skipped special files); default slog.Default().
 	Log *slog.Logger
 }
@@ -35,6 +40,9 @@ type Result struct {
 	Header *image.Header
 	Index  image.Superblock
 }
+
+// ErrExists reports an image path that exists, with Options.NoReplace.
+var ErrExists = errors.New("image file exists")
 
 // Pack writes the tree at srcDir into a new image at imagePath. The image appears atomically
 // (written under a temporary name, then renamed); on failure nothing is left behind.
@@ -54,6 +62,9 @@ func Pack(ctx context.Context, srcDir, imagePath string, opts Options) (*Result,
 	if err := checkOutsideSource(src, imagePath); err != nil {
 		return nil, err
 	}
+	if _, err := os.Lstat(imagePath); err == nil && opts.NoReplace {
+		return nil, fmt.Errorf("%w: %s", ErrExists, imagePath) // fail before the work, not after
+	}
 	out, err := os.CreateTemp(filepath.Dir(imagePath), "."+filepath.Base(imagePath)+".partial-*")
 	if err != nil {
 		return nil, fmt.Errorf("create image: %w", err)
@@ -64,7 +75,7 @@ func Pack(ctx context.Context, srcDir, imagePath string, opts Options) (*Result,
 	}
 	if err == nil {
 		if err = os.Chmod(out.Name(), 0o644); err == nil {
-			err = os.Rename(out.Name(), imagePath)
+			err = place(out.Name(), imagePath, opts.NoReplace)
 		}
 	}
 	if err != nil {
@@ -72,6 +83,21 @@ func Pack(ctx context.Context, srcDir, imagePath string, opts Options) (*Result,
 		return nil, err
 	}
 	return res, nil
+}
+
+// place gives the finished image its name: a rename, or with noReplace a hard link that fails
+// if the name was taken meanwhile.
+func place(tmp, imagePath string, noReplace bool) error {
+	if !noReplace {
+		return os.Rename(tmp, imagePath)
+	}
+	if err := os.Link(tmp, imagePath); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExists, imagePath)
+		}
+		return fmt.Errorf("place image: %w", err)
+	}
+	return os.Remove(tmp)
 }
 
 // checkOutsideSource refuses an image path inside the tree being packed, which would pack
@@ -405,7 +431,7 @@ func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 	}
 	in.DataOffset = t.w.Offset()
 	// Read at most one byte more than stat said, to notice a file that grew.
-	n, err := t.w.ReadFrom(&progressReader{r: io.LimitReader(f, st.Size+1), progress: t.opts.Progress})
+	n, err := t.w.ReadFrom(&progressReader{ctx: t.ctx, r: io.LimitReader(f, st.Size+1), progress: t.opts.Progress})
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
@@ -422,16 +448,24 @@ func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 	in.Size = uint64(n)
 	t.sb.Files++
 	t.sb.FileBytes += uint64(n)
+	if t.opts.FileDone != nil {
+		t.opts.FileDone()
+	}
 	return nil
 }
 
-// progressReader reports every read to an optional progress callback.
+// progressReader reports every read to an optional progress callback, and stops a large file
+// as soon as the pack is cancelled rather than after its last byte.
 type progressReader struct {
+	ctx      context.Context
 	r        io.Reader
 	progress func(int64)
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
+	if err := p.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := p.r.Read(b)
 	if n > 0 && p.progress != nil {
 		p.progress(int64(n))

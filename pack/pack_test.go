@@ -7,11 +7,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -238,5 +240,45 @@ func TestHugeFile(t *testing.T) {
 func fillOffsets(b []byte, off int64) {
 	for i := 0; i+8 <= len(b); i += 8 {
 		binary.LittleEndian.PutUint64(b[i:], uint64(off)+uint64(i))
+	}
+}
+
+// TestMeasureMatchesPack: the pre-walk counts the files and bytes Pack packs, and FileDone is
+// called once per file.
+func TestMeasureMatchesPack(t *testing.T) {
+	src := testtree.Build(t, filepath.Join(t.TempDir(), "src"))
+	tot, err := pack.Measure(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done, nbytes atomic.Int64
+	res, err := pack.Pack(context.Background(), src, filepath.Join(t.TempDir(), "img"), pack.Options{
+		WriterOptions: image.WriterOptions{ReleaseKeys: [][]byte{make([]byte, 32)}},
+		Progress:      func(n int64) { nbytes.Add(n) }, FileDone: func() { done.Add(1) }, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot.Files != int64(res.Index.Files) || tot.Bytes != int64(res.Index.FileBytes) {
+		t.Errorf("Measure %+v; Pack packed %d files, %d bytes", tot, res.Index.Files, res.Index.FileBytes)
+	}
+	if done.Load() != tot.Files || nbytes.Load() != tot.Bytes {
+		t.Errorf("progress: %d files, %d bytes; want %+v", done.Load(), nbytes.Load(), tot)
+	}
+}
+
+// TestNoReplace refuses an existing image path and leaves the file as it was.
+func TestNoReplace(t *testing.T) {
+	src := testtree.Build(t, filepath.Join(t.TempDir(), "src"))
+	img := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(img, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pack.Pack(context.Background(), src, img, pack.Options{WriterOptions: image.WriterOptions{ReleaseKeys: [][]byte{make([]byte, 32)}},
+		NoReplace: true, Log: slog.New(slog.DiscardHandler)})
+	if !errors.Is(err, pack.ErrExists) {
+		t.Fatalf("pack over an existing file: %v", err)
+	}
+	if b, _ := os.ReadFile(img); string(b) != "precious" {
+		t.Errorf("the file was changed")
 	}
 }

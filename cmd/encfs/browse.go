@@ -27,9 +27,13 @@ func init() {
 	ls := &cobra.Command{
 		Use:   "ls --key-file KEY IMAGE [PATH]",
 		Short: "List a directory of an image without mounting it",
-		Args:  cobra.RangeArgs(1, 2),
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(lsSrc.loc, 1, 2)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			args, err := lsSrc.withLocation(args, 1)
+			if err != nil {
+				return err
+			}
 			im, err := openImage(ctx, args[0], keyFiles, lsSrc, image.Options{})
 			if err != nil {
 				return err
@@ -81,9 +85,13 @@ func init() {
 	cat := &cobra.Command{
 		Use:   "cat --key-file KEY IMAGE PATH",
 		Short: "Write a file of an image to standard output without mounting it",
-		Args:  cobra.ExactArgs(2),
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(catSrc.loc, 2, 2)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			args, err := catSrc.withLocation(args, 2)
+			if err != nil {
+				return err
+			}
 			im, err := openImage(ctx, args[0], catKeys, catSrc, image.Options{})
 			if err != nil {
 				return err
@@ -124,9 +132,13 @@ func init() {
 		Long: `Check every content block against the integrity tree, every tree block up to the
 authenticated root, and every directory, inode, symlink and xattr list. Exits 0 when the image
 is intact; otherwise non-zero, naming the first bad region or block and the file it belongs to.`,
-		Args: cobra.ExactArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(verifySrc.loc, 1, 1)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			args, err := verifySrc.withLocation(args, 1)
+			if err != nil {
+				return err
+			}
 			im, err := openImage(ctx, args[0], verifyKeys, verifySrc, image.Options{})
 			if err != nil {
 				return err
@@ -144,12 +156,12 @@ is intact; otherwise non-zero, naming the first bad region or block and the file
 				bar.Finish()
 			}
 			if err != nil {
-				return fmt.Errorf("%s is damaged: %w", blobio.Redact(args[0]), err)
+				return fmt.Errorf("%s is damaged: %w", blobio.Display(args[0]), err)
 			}
 			sb := im.Superblock()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs)\n",
-				blobio.Redact(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
+				blobio.Display(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
 			// Authenticated values, for the deployment's pins (docs/OPERATIONS.md).
 			fmt.Fprintf(out, "integrity root: %s\nseries:         %s\ngeneration:     %d\n", h.RootHex(), h.SeriesHex(), h.Generation)
 			if h.Signed() {

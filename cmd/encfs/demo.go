@@ -19,6 +19,7 @@ import (
 
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
+	"github.com/encfs/encfs/mount"
 	"github.com/encfs/encfs/pack"
 )
 
@@ -49,6 +50,10 @@ func runDemo(ctx context.Context, out io.Writer, dir, sample string) error {
 	}
 	dir = absPath(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Another demo serving DIR/mnt is reported before anything is packed.
+	if err := mount.Check(mount.Options{Mountpoint: filepath.Join(dir, "mnt")}); err != nil {
 		return err
 	}
 	keyFile := filepath.Join(dir, "demo.key")

@@ -179,6 +179,7 @@ func prepareTree(root *cobra.Command) {
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
 		c.InitDefaultHelpFlag()
+		c.InitDefaultVersionFlag()
 		for _, s := range c.Commands() {
 			walk(s)
 		}

@@ -39,9 +39,13 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "inspect [--key-file KEY] IMAGE",
 		Short: "Show an image's header; with a key also its file, directory and byte counts",
-		Args:  cobra.ExactArgs(1),
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(srcFlags.loc, 1, 1)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			args, err := srcFlags.withLocation(args, 1)
+			if err != nil {
+				return err
+			}
 			so, err := srcFlags.options()
 			if err != nil {
 				return err
@@ -53,9 +57,9 @@ func init() {
 			defer src.Close()
 			h, err := image.ReadHeader(ctx, src)
 			if err != nil {
-				return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
+				return fmt.Errorf("%s: %w", blobio.Display(args[0]), err)
 			}
-			r := inspectReport{Image: blobio.Redact(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Series: h.SeriesHex(),
+			r := inspectReport{Image: blobio.Display(args[0]), FormatVersion: image.Version, UUID: h.UUIDString(), Series: h.SeriesHex(),
 				Generation: h.Generation, Signer: h.SignerHex(),
 				Created: time.Unix(h.Created, 0).UTC().Format(time.RFC3339), ImageBytes: h.ImageSize(),
 				ContentBlocks: h.ContentBlocks, TreeBlocks: h.TreeBlocks, IntegrityRoot: h.RootHex()}
@@ -70,7 +74,7 @@ func init() {
 				im, err := image.Open(ctx, src, ks, image.Options{})
 				zero()
 				if err != nil {
-					return fmt.Errorf("%s: %w", blobio.Redact(args[0]), err)
+					return fmt.Errorf("%s: %w", blobio.Display(args[0]), err)
 				}
 				r.Authenticated = true
 				sb := im.Superblock()

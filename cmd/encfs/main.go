@@ -7,11 +7,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -34,36 +38,109 @@ var (
 )
 
 func init() {
+	rootCmd.Version = versionString()
+	rootCmd.SetVersionTemplate("encfs {{.Version}}\n")
+	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, err: err} })
 	rootCmd.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	rootCmd.PersistentFlags().StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
 }
 
 // setupLogging installs the process-wide slog logger on standard error.
 func setupLogging(level, format string) error {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(format) {
-	case "auto":
+	if strings.ToLower(format) == "auto" {
 		if term.IsTerminal(int(os.Stderr.Fd())) {
 			format = "text"
 		} else {
 			format = "json"
 		}
-	case "text", "json":
-	default:
-		return fmt.Errorf("--log-format %q: want text, json or auto", format)
 	}
-	var h slog.Handler
-	if format == "json" {
-		h = slog.NewJSONHandler(os.Stderr, opts)
-	} else {
-		h = slog.NewTextHandler(os.Stderr, opts)
+	h, err := newLogHandler(os.Stderr, level, format)
+	if err != nil {
+		return err
 	}
 	slog.SetDefault(slog.New(h))
 	return nil
+}
+
+// newLogHandler is the handler of every encfs log: text or JSON at level, with durations
+// written the way people read them ("10s", "1.5ms") rather than in nanoseconds.
+func newLogHandler(w io.Writer, level, format string) (slog.Handler, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: humanDuration}
+	switch strings.ToLower(format) {
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text, json or auto", format)
+}
+
+// humanDuration turns a time.Duration attribute into text, rounded to what matters.
+func humanDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	d := a.Value.Duration()
+	switch {
+	case d >= time.Second:
+		d = d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		d = d.Round(time.Microsecond)
+	}
+	return slog.String(a.Key, d.String())
+}
+
+// versionString is the module version, VCS revision and Go version this binary was built
+// from, as the Go toolchain recorded them.
+func versionString() string {
+	version, revision, when, modified := "(devel)", "unknown: built without VCS stamping", "", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				revision = s.Value
+			case "vcs.time":
+				when = ", committed " + s.Value
+			case "vcs.modified":
+				if s.Value == "true" {
+					modified = " with local changes"
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("%s (revision %s%s%s), %s %s/%s", version, revision, modified, when, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// usageError is a command line that does not fit the command: the error is printed with the
+// command's usage.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// withUsage makes every argument check of the tree under c report a usageError.
+func withUsage(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return &usageError{cmd: cmd, err: err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		withUsage(sub)
+	}
 }
 
 // exitError carries a specific exit code out of a command.
@@ -76,11 +153,23 @@ func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
 func main() {
+	// A closed standard output (encfs demo DIR | head) must not kill a process that has a
+	// filesystem mounted, which would leave a dead mount: writes fail with EPIPE instead.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	withUsage(rootCmd)
 	err := rootCmd.ExecuteContext(ctx)
 	stop()
+	if errors.Is(err, syscall.EPIPE) {
+		os.Exit(141) // the reader went away (cat ... | head): quietly, as SIGPIPE would
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "encfs:", err)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(os.Stderr, "\n%s", ue.cmd.UsageString())
+			os.Exit(2)
+		}
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)

@@ -79,6 +79,10 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if spec.Log == nil {
 		spec.Log = slog.Default()
 	}
+	// A mount point in use fails now, not after a key release and the image's download.
+	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
+		return nil, err
+	}
 	ks, err := spec.Keys(ctx)
 	defer func() {
 		for _, k := range ks {
@@ -96,11 +100,11 @@ func mountOne(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	im, err := image.Open(ctx, metrics.Count(src), ks, image.Options{CacheBytes: spec.CacheBytes})
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
 	if err := spec.Pin.Check(im.Header()); err != nil {
 		im.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(spec.Image), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
 	m := &Mounted{Spec: spec, Image: im}
 	if h, ok := src.(interface{ Health() blobio.Health }); ok {
@@ -205,8 +209,12 @@ func init() {
 		Short: "Mount images read-only with FUSE and serve them until SIGTERM or SIGINT",
 		Long: `Mount IMAGE (a local path or a URL) at MOUNTPOINT, read-only, in the foreground. One line is
 printed when the mount is live; SIGTERM or SIGINT unmounts it (retrying while files are open,
-then detaching it lazily) and exits 0. A stale mount left at MOUNTPOINT by a crashed run is
-removed first.
+then detaching it lazily) and exits 0. A dead mount left at MOUNTPOINT by a crashed run is
+removed first; a live one (another encfs, any other filesystem) is never taken over. The parent
+of MOUNTPOINT must exist; MOUNTPOINT itself is created if missing and removed at unmount.
+
+IMAGE may instead come from --url-file FILE or the ENCFS_URL environment variable: a SAS URL on
+the command line can be read by every local user.
 
 Every block is verified against the image's integrity tree before a byte of it is returned; a
 block that fails gives EIO to the reads that need it, is logged, and counted in the metrics.
@@ -225,8 +233,8 @@ each independently: one that fails is reported and the others keep serving.`,
 				}
 				return nil
 			}
-			if len(args) != 2 {
-				return errors.New("give IMAGE and MOUNTPOINT (or --config FILE / --config-env NAME)")
+			if err := locationArgs(srcFlags.loc, 2, 2)(cmd, args); err != nil {
+				return fmt.Errorf("give IMAGE and MOUNTPOINT (IMAGE may come from --url-file or ENCFS_URL instead), or --config FILE / --config-env NAME: %w", err)
 			}
 			return nil
 		},
@@ -252,6 +260,10 @@ each independently: one that fails is reported and the others keep serving.`,
 				}
 				warnLogPaths(logPaths)
 				return runMounts(ctx, cmd.OutOrStdout(), specs, metricAddr, readyFile)
+			}
+			args, err := srcFlags.withLocation(args, 2)
+			if err != nil {
+				return err
 			}
 			cache, err := config.ParseByteSize(cacheSize)
 			if err != nil {
@@ -503,7 +515,7 @@ func runMounts(ctx context.Context, out io.Writer, specs []MountSpec, metricsAdd
 			// leaves the TEE with the container's logs (encfs inspect --key-file shows them).
 			h := m.Image.Header()
 			fmt.Fprintf(out, "mounted %s at %s (uuid %s, series %s, generation %d) in %d ms\n",
-				blobio.Redact(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
+				blobio.Display(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
 				time.Since(start).Milliseconds())
 		}()
 	}

@@ -38,12 +38,13 @@ func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source
 type sourceFlags struct {
 	clientID, auth, diskCache, diskCacheSize, chunkSize string
 	readTimeout                                         time.Duration
+	loc                                                 *locationFlags
 }
 
 // addSourceFlags adds the source flags to cmd. A mount caches fetched ciphertext on disk by
 // default (diskCache "auto"); a command that reads an image once does not ("none").
 func addSourceFlags(cmd *cobra.Command, diskCache string) *sourceFlags {
-	sf := &sourceFlags{}
+	sf := &sourceFlags{loc: addLocationFlags(cmd)}
 	f := cmd.Flags()
 	f.StringVar(&sf.auth, "auth", "auto", "how to reach an Azure blob: auto, sas, anonymous, identity or connection-string")
 	f.StringVar(&sf.clientID, "client-id", "", "client id of the user-assigned managed identity (or workload identity) for Azure")
@@ -61,6 +62,9 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 		return o, fmt.Errorf("--auth: %w", err)
 	}
 	o.Blob.ClientID = sf.clientID
+	if o.Blob.ConnectionString, err = sf.loc.connectionString(); err != nil {
+		return o, err
+	}
 	o.Blob.Retry.Budget = sf.readTimeout
 	chunk, err := config.ParseByteSize(sf.chunkSize)
 	if err != nil || chunk < 64<<10 {
@@ -78,6 +82,16 @@ func (sf *sourceFlags) options() (sourceOptions, error) {
 		o.Chunk.DiskCacheBytes = int64(size)
 	}
 	return o, nil
+}
+
+// withLocation returns args with the image location first, wherever it came from (see
+// locationFlags.split); min is the number of arguments with the location given as one.
+func (sf *sourceFlags) withLocation(args []string, min int) ([]string, error) {
+	loc, rest, err := sf.loc.split(args, min)
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{loc}, rest...), nil
 }
 
 // readKeyFiles reads release keys; the returned func zeroes them.
@@ -120,7 +134,7 @@ func openImage(ctx context.Context, loc string, keyFiles []string, sf *sourceFla
 	im, err := image.Open(ctx, src, ks, opts)
 	if err != nil {
 		src.Close()
-		return nil, fmt.Errorf("%s: %w", blobio.Redact(loc), err)
+		return nil, fmt.Errorf("%s: %w", blobio.Display(loc), err)
 	}
 	return im, nil
 }

@@ -3,12 +3,15 @@ package main
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
@@ -23,6 +26,7 @@ func init() {
 		seriesHex, previous, signKeyFile string
 		uuidStr, created                 string
 		workers                          int
+		force                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "pack --key-file KEY [--key-file KEY2 ...] SRC_DIR IMAGE",
@@ -31,8 +35,8 @@ func init() {
 File data and the index are encrypted with AES-256-XTS and covered by an integrity tree whose
 root the header authenticates. Devices, sockets and fifos are skipped with a warning; an
 unreadable file or a file that changes while being packed stops the pack, and no partial image
-is left behind. Every pack draws a fresh master key and salt: no option sets them, so two
-packings never share a data key.
+is left behind. An existing IMAGE is not replaced unless --force is given. Every pack draws a
+fresh master key and salt: no option sets them, so two packings never share a data key.
 
 Successive generations of one dataset form a series: the first pack starts a new one with a
 random id; later packs keep it with --previous OLD_IMAGE (which also sets the generation to
@@ -98,14 +102,31 @@ key accepts any later generation of the series without a new container policy.`,
 				}
 				opts.Created = t
 			}
-			bar := newProgress(-1, "packing")
-			if bar != nil {
-				opts.Progress = func(n int64) { bar.Add64(n) }
+			opts.NoReplace = !force
+			_, statErr := os.Lstat(args[1])
+			existed := statErr == nil
+			if existed && !force {
+				return fmt.Errorf("%s already exists: pass --force to replace it, or choose another name", args[1])
+			}
+			if term.IsTerminal(int(os.Stderr.Fd())) {
+				// A quick walk first, so that progress has totals and an estimate of the time left.
+				if tot, err := pack.Measure(cmd.Context(), args[0]); err == nil {
+					bar := newPackProgress(os.Stderr, tot.Files, tot.Bytes)
+					opts.Progress, opts.FileDone = bar.addBytes, bar.fileDone
+					defer bar.finish()
+				}
 			}
 			start := time.Now()
 			res, err := pack.Pack(cmd.Context(), args[0], args[1], opts)
-			if bar != nil {
-				bar.Finish()
+			if err != nil && cmd.Context().Err() != nil {
+				kept := "no image was written"
+				if existed {
+					kept = "the existing " + args[1] + " is unchanged"
+				}
+				return fmt.Errorf("interrupted: %s and the partial file was removed; run the same command again to pack from the start", kept)
+			}
+			if errors.Is(err, pack.ErrExists) {
+				return fmt.Errorf("%w: it appeared while packing; pass --force to replace it", err)
 			}
 			if err != nil {
 				return err
@@ -129,6 +150,7 @@ key accepts any later generation of the series without a new container policy.`,
 	f.StringVar(&uuidStr, "uuid", "", "fixed image UUID (default random)")
 	f.StringVar(&created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (default now)")
 	f.IntVar(&workers, "workers", 0, "encryption goroutines (default: one per core)")
+	f.BoolVar(&force, "force", false, "replace IMAGE if it exists")
 	rootCmd.AddCommand(cmd)
 }
 

@@ -20,6 +20,8 @@ func init() {
 		auth      string
 		azure     bool
 		quiet     bool
+		check     bool
+		loc       *locationFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "upload IMAGE URL",
@@ -34,9 +36,38 @@ URL is https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB (or another cloud's 
 endpoint). Credentials, in order: a SAS in the URL (needs create and write permission),
 AZURE_STORAGE_CONNECTION_STRING, or a Microsoft Entra identity (managed identity, --client-id
 for a user-assigned one, workload identity, az login) with the Storage Blob Data Contributor
-role.`,
-		Args: cobra.ExactArgs(2),
+role.
+
+A SAS URL on the command line can be read by every local user: give it with --url-file FILE
+or in ENCFS_URL instead (then leave URL out); a connection string comes from
+--connection-string-file or AZURE_STORAGE_CONNECTION_STRING.
+
+--check URL only checks, writing nothing, that an upload to URL can work (scripts run it
+before a long pack).`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if check {
+				return locationArgs(loc, 1, 1)(cmd, args)
+			}
+			return locationArgs(loc, 2, 2)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if check {
+				return checkUpload(cmd, args, loc, auth, clientID, azure)
+			}
+			// The URL is the last argument: take it out, then put it back from wherever it came.
+			var rest []string
+			if len(args) == 2 && loc.urlFile == "" {
+				rest = args[1:]
+			}
+			url, _, err := loc.split(rest, 1)
+			if err != nil {
+				return err
+			}
+			args = []string{args[0], url}
+			connString, err := loc.connectionString()
+			if err != nil {
+				return err
+			}
 			a, err := blobio.ParseAuth(auth)
 			if err != nil {
 				return err
@@ -53,7 +84,7 @@ role.`,
 			}
 			opts := blobio.UploadOptions{
 				PageBlob: pageBlob, Overwrite: overwrite, BlockSize: blockMiB << 20, Workers: parallel,
-				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure},
+				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: connString},
 			}
 			var bar *progressbar.ProgressBar
 			if !quiet {
@@ -66,6 +97,13 @@ role.`,
 			res, err := blobio.Upload(cmd.Context(), args[0], args[1], opts)
 			if bar != nil {
 				_ = bar.Finish()
+			}
+			if err != nil && cmd.Context().Err() != nil {
+				kept := "the blocks already sent stay in the service, uncommitted, for up to 7 days; the blob is unchanged"
+				if pageBlob {
+					kept = "the pages already written are kept and the blob is marked unfinished (mounts refuse it)"
+				}
+				return fmt.Errorf("interrupted: %s; run the same command again to resume", kept)
 			}
 			if err != nil {
 				return err
@@ -95,5 +133,28 @@ role.`,
 	f.StringVar(&auth, "auth", "auto", "credential: auto, sas, identity or connection-string")
 	f.BoolVar(&azure, "azure", false, "treat URL as Azure Blob Storage even if its host does not look like it")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
+	f.BoolVar(&check, "check", false, "only check, writing nothing, that the credential can upload to URL (then give URL alone)")
+	loc = addLocationFlags(cmd)
 	rootCmd.AddCommand(cmd)
+}
+
+// checkUpload runs `encfs upload --check [URL]`.
+func checkUpload(cmd *cobra.Command, args []string, loc *locationFlags, auth, clientID string, azure bool) error {
+	url, _, err := loc.split(args, 1)
+	if err != nil {
+		return err
+	}
+	a, err := blobio.ParseAuth(auth)
+	if err != nil {
+		return err
+	}
+	conn, err := loc.connectionString()
+	if err != nil {
+		return err
+	}
+	if err := blobio.CheckUpload(cmd.Context(), url, blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: conn}); err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "an upload to %s can go ahead: the credential is accepted\n", blobio.Display(url))
+	return nil
 }

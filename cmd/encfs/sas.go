@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/encfs/encfs/blobio"
+)
+
+func init() {
+	var (
+		perms, out string
+		expires    time.Duration
+		container  bool
+		loc        *locationFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "sas [--permissions r] [--expires 24h] [--container] [--out FILE] URL",
+		Short: "Make a SAS URL for a blob with the account key (no az CLI needed)",
+		Long: `Sign a service SAS for URL (a blob, or its container with --container) with the account key
+of the connection string in AZURE_STORAGE_CONNECTION_STRING or --connection-string-file, the
+way 'az storage blob generate-sas' does. UseDevelopmentStorage=true signs for Azurite.
+
+The SAS URL is a secret: with --out FILE it is written there (mode 0600) for --url-file,
+otherwise to standard output. r is what a mount needs; rcw what an upload needs (c and w to
+write, r to resume an interrupted upload).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			conn, err := loc.connectionString()
+			if err != nil {
+				return err
+			}
+			s, err := blobio.MakeSAS(args[0], blobio.SASOptions{Permissions: perms, Expires: expires, Container: container, ConnectionString: conn})
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				fmt.Fprintln(cmd.OutOrStdout(), s)
+				return nil
+			}
+			if err := os.WriteFile(out, []byte(s+"\n"), 0o600); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote a SAS URL (sp=%s, valid for %s) to %s; use it with --url-file %s\n", perms, expires, out, out)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&perms, "permissions", "r", "SAS permissions: r to mount, rcw to upload")
+	f.DurationVar(&expires, "expires", 24*time.Hour, "how long the SAS is valid")
+	f.BoolVar(&container, "container", false, "sign for the whole container (sr=c) rather than the blob")
+	f.StringVar(&out, "out", "", "write the SAS URL to this file (mode 0600) instead of standard output")
+	loc = &locationFlags{}
+	f.StringVar(&loc.connStringFile, "connection-string-file", "", "read the connection string from this file (else AZURE_STORAGE_CONNECTION_STRING)")
+	rootCmd.AddCommand(cmd)
+}
