@@ -1,8 +1,6 @@
 package blobio
 
 import (
-	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 	"testing"
@@ -108,12 +106,5 @@ func TestDisplay(t *testing.T) {
 		if got := Display(in); got != want {
 			t.Errorf("Display(%q) = %q, want %q", in, got, want)
 		}
-	}
-}
-
-func TestNamesSource(t *testing.T) {
-	e := &Error{Op: "read", Source: "https://a.blob.core.windows.net/c/b", Kind: ErrAuth}
-	if !NamesSource(fmt.Errorf("read content blocks 1..2: %w", e)) || NamesSource(errors.New("wrong key")) {
-		t.Error("NamesSource")
 	}
 }

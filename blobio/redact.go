@@ -1,7 +1,6 @@
 package blobio
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -53,13 +52,6 @@ func redactURL(u *url.URL) string {
 		c.RawQuery = q.Encode()
 	}
 	return c.String()
-}
-
-// NamesSource reports whether err already names the remote source it came from (it holds an
-// *Error), so that a caller adding context can leave the source out instead of repeating it.
-func NamesSource(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Source != ""
 }
 
 // Display names an image location in messages: a local path as it is; a URL without its query

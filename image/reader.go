@@ -78,7 +78,7 @@ func ReadHeader(ctx context.Context, src blobio.Source) (*Header, error) {
 		if err == nil || err == io.EOF {
 			err = fmt.Errorf("the source returned %d of %d bytes", got, len(buf))
 		}
-		return nil, fmt.Errorf("read header of %s: %w", src, err)
+		return nil, fmt.Errorf("read the header: %w", err) // the source's error names the source
 	}
 	h, err := ParseHeader(buf)
 	if err != nil {
@@ -312,7 +312,7 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 	}
 	if err != nil {
 		clear(dst)
-		return fmt.Errorf("read content blocks %d..%d from %s: %w", first, first+n-1, im.src, err)
+		return fmt.Errorf("read content blocks %d..%d: %w", first, first+n-1, err) // the source's error names the source
 	}
 	// The leaf blocks are few (one per 256 content blocks); fetch them before fanning out.
 	leaves := make([][]byte, (first+n-1)/leavesPerBlock-first/leavesPerBlock+1)
@@ -406,7 +406,7 @@ func (im *Image) treeBlock(ctx context.Context, level int, idx uint64) ([]byte, 
 	blk := make([]byte, BlockSize)
 	off := int64(im.hdr.TreeOffset + t*BlockSize)
 	if _, err := im.src.ReadAt(ctx, blk, off); err != nil {
-		return nil, fmt.Errorf("read integrity tree block %d from %s: %w", t, im.src, err)
+		return nil, fmt.Errorf("read integrity tree block %d: %w", t, err)
 	}
 	got := nodeHash(&im.hdr.Salt, blk)
 	if subtle.ConstantTimeCompare(got[:], want) != 1 {
