@@ -11,8 +11,9 @@ import (
 // loader that reads every file once per epoch in a new random order then costs one sequential
 // download of the image, and epoch 2 is served from the caches.
 //
-// Demand reads go first: a background fetch starts only while no reader waits for a worker,
-// and takes at most Workers-1 of them. It pauses while the storage is not serving (an outage,
+// Demand reads go first: a background fetch starts only while no reader waits for a worker
+// and no reader's readahead hint was turned away in the last 100 ms, and it takes at most
+// Workers-1 workers. It pauses while the storage is not serving (an outage,
 // or the breaker open) and carries on when it is again. The chunks it brings are verified
 // when they are read, like any other.
 func (c *Chunked) FetchAll(ctx context.Context) error {
@@ -30,7 +31,7 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 			idx++
 			continue
 		}
-		if c.demandWaiting.Load() > 0 || !c.health.prefetchAllowed() {
+		if c.demandWaiting.Load() > 0 || c.readerStarved() || !c.health.prefetchAllowed() {
 			c.pause(ctx)
 			continue
 		}
@@ -55,6 +56,11 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// readerStarved reports whether a reader's prefetch hint found no free worker recently.
+func (c *Chunked) readerStarved() bool {
+	return time.Now().UnixNano()-c.hintDropped.Load() < int64(100*time.Millisecond)
 }
 
 // pause waits a moment before the background fetch looks again: a worker frees up within one

@@ -185,8 +185,11 @@ type Chunked struct {
 	mem      *memLRU
 	inflight map[int64]*call
 	failed   map[int64]failure // chunks whose fetch failed recently
-	free     []*chunkBuf       // chunk buffers nobody references any more, for the next fetches
-	closed   bool              // set by Close: buffers are no longer recycled
+	// diskServed holds chunks that readFromDisk served ranges of since they were last checked:
+	// if one fails verification above, the disk cache returned bad bytes (see Invalidate).
+	diskServed map[int64]struct{}
+	free       []*chunkBuf // chunk buffers nobody references any more, for the next fetches
+	closed     bool        // set by Close: buffers are no longer recycled
 
 	health *healthTracker
 	log    *slog.Logger
@@ -207,6 +210,10 @@ type Chunked struct {
 	// (FetchAll) starts nothing while any does. background is set while FetchAll runs.
 	demandWaiting, backgroundFetches atomic.Int64
 	background                       atomic.Bool
+	// hintDropped is when (Unix nanoseconds) a reader's prefetch hint last found no worker:
+	// the background fetch then steps back for a moment, so that a sequential reader's
+	// readahead comes before chunks nobody asked for yet.
+	hintDropped atomic.Int64
 }
 
 // NewChunked puts a chunk layer in front of src. It takes ownership of src: Close closes it.
@@ -218,7 +225,7 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 	c := &Chunked{
 		src: src, size: src.Size(), chunk: o.ChunkSize, workers: o.Workers, through: o.ReadThrough,
 		sem: make(chan struct{}, o.Workers), ctx: ctx, cancel: cancel,
-		inflight: map[int64]*call{}, failed: map[int64]failure{},
+		inflight: map[int64]*call{}, failed: map[int64]failure{}, diskServed: map[int64]struct{}{},
 		health: newHealthTracker(o.Log, src.String()), log: o.Log,
 	}
 	c.mem = newMemLRU(o.CacheBytes, c.unrefLocked)
@@ -348,6 +355,9 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 		}
 		return len(p), eof
 	}
+	if c.readFromDisk(p, off, first, last) {
+		return len(p), eof
+	}
 	// Start every chunk first so they are fetched in parallel, then copy in order.
 	calls := make([]*call, 0, last-first+1)
 	for idx := first; idx <= last; idx++ {
@@ -388,8 +398,8 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 		return nil, nil, false, nil
 	}
 	idx := off / c.chunk
-	if c.through && !c.held(idx, idx) {
-		return nil, nil, false, nil // ReadAt reads it through
+	if c.through && !c.held(idx, idx) || c.onDiskOnly(idx, idx) {
+		return nil, nil, false, nil // ReadAt reads it through, or from the disk cache
 	}
 	cl, _ := c.start(idx, false)
 	select {
@@ -403,6 +413,57 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 	}
 	lo := off - idx*c.chunk
 	return cl.buf.data[lo : lo+int64(n)], func() { c.release(cl.buf) }, true, nil
+}
+
+// onDiskOnly reports whether chunks first..last are all in the disk cache and none is in
+// memory or being fetched.
+func (c *Chunked) onDiskOnly(first, last int64) bool {
+	if c.disk == nil {
+		return false
+	}
+	c.mu.Lock()
+	for idx := first; idx <= last; idx++ {
+		if _, ok := c.inflight[idx]; ok || c.mem.has(idx) {
+			c.mu.Unlock()
+			return false
+		}
+	}
+	c.mu.Unlock()
+	for idx := first; idx <= last; idx++ {
+		if !c.disk.has(idx, c.chunkLen(idx)) {
+			return false
+		}
+	}
+	return true
+}
+
+// readFromDisk serves a read whose chunks are all in the disk cache (and not in memory) by
+// reading just its range from the cached files, not the whole chunks: a random reader of small
+// files would otherwise read a whole chunk from disk for every file. The bytes are checked
+// above, like any other (a damaged file fails verification, and Invalidate drops it). It
+// reports false when it did not serve the read, which then takes the usual path.
+func (c *Chunked) readFromDisk(p []byte, off, first, last int64) bool {
+	if !c.onDiskOnly(first, last) {
+		return false
+	}
+	for idx, done := first, 0; idx <= last; idx++ {
+		lo := max(off+int64(done)-idx*c.chunk, 0)
+		n := min(int64(len(p)-done), int64(c.chunkLen(idx))-lo)
+		if !c.disk.readRange(idx, c.chunkLen(idx), p[done:done+int(n)], lo) {
+			return false
+		}
+		done += int(n)
+	}
+	c.diskHits.Add(1)
+	c.mu.Lock()
+	if len(c.diskServed) >= 4096 {
+		clear(c.diskServed)
+	}
+	for idx := first; idx <= last; idx++ {
+		c.diskServed[idx] = struct{}{}
+	}
+	c.mu.Unlock()
+	return true
 }
 
 // held reports whether chunks first..last are all cached or being fetched.
@@ -772,6 +833,7 @@ func (c *Chunked) Prefetch(off, length int64) {
 	}
 	for idx := off / c.chunk; idx <= (end-1)/c.chunk; idx++ {
 		if _, dropped := c.start(idx, true); dropped {
+			c.hintDropped.Store(time.Now().UnixNano())
 			return // workers busy: drop the rest of the hint
 		}
 	}
@@ -786,7 +848,9 @@ func (c *Chunked) Invalidate(off, length int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := off / c.chunk; idx <= (off+length-1)/c.chunk; idx++ {
-		if b, ok := c.mem.get(idx); ok && b.fromDisk {
+		_, served := c.diskServed[idx]
+		delete(c.diskServed, idx)
+		if b, ok := c.mem.get(idx); ok && b.fromDisk || !ok && served {
 			// The copy that failed came from the disk cache, which checked its CRC: the disk
 			// returned other bytes than were written, or someone wrote the file. Worth knowing
 			// apart from tampering in storage.

@@ -480,11 +480,17 @@ func rewriteChunkFiles(t *testing.T, dir string) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		body := b[:len(b)-8]
+		// The layout (diskcache.go): the data padded to 4 KiB, then a 4 KiB trailer block of
+		// magic, the data's length, a segment size and the CRC-32C of each segment.
+		tr := b[len(b)-4096:]
+		body := b[:binary.LittleEndian.Uint64(tr[4:])]
+		seg := int(binary.LittleEndian.Uint32(tr[12:]))
 		for i := range body {
 			body[i] ^= 0x5a
 		}
-		binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(body, crc32.MakeTable(crc32.Castagnoli)))
+		for i := 0; i*seg < len(body); i++ {
+			binary.LittleEndian.PutUint32(tr[16+4*i:], crc32.Checksum(body[i*seg:min((i+1)*seg, len(body))], crc32.MakeTable(crc32.Castagnoli)))
+		}
 		if err := os.WriteFile(p, b, 0o600); err != nil {
 			t.Fatal(err)
 		}

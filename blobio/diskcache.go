@@ -18,20 +18,97 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The on-disk chunk cache. Layout: DIR/<hash of source identity and chunk size>/<index>.chunk,
-// each file the chunk's ciphertext followed by an 8-byte trailer (magic, CRC-32C). The
-// identity includes the blob's ETag, so a replaced blob never meets chunks of the old one; the
-// CRC turns a torn or corrupted file into a miss instead of a verification failure on every
-// read. Files are written to a temporary name and renamed, so a crash leaves whole chunks or
-// nothing. One process per directory: a second process would not see the first's accounting.
+// each file the chunk's ciphertext, zero-padded to a multiple of diskAlign, followed by one
+// diskAlign-byte trailer block: magic, the ciphertext's length, a segment size, and the CRC-32C
+// of each segment of the ciphertext, zeros after. The identity includes the blob's ETag, so a
+// replaced blob never meets chunks of the old one; the CRCs turn a torn or corrupted file into
+// a miss instead of a verification failure on every read, for a whole chunk or for a range of
+// it (a random reader of small files reads just the segments it needs). Files are written to a
+// temporary name and renamed, so a crash leaves whole chunks or nothing. One process per
+// directory: a second process would not see the first's accounting.
+//
+// Whole chunks are written and read with O_DIRECT (hence the padding and the trailer block):
+// through the page cache, copying every fetched chunk into fresh page-cache pages was half of
+// the daemon's CPU while it fetched a whole image in the background, and the cached copy
+// doubled the memory the image took.
 
 const (
-	diskMagic   = "ENC1"
-	diskTrailer = 8
+	diskMagic   = "ENC3"
+	diskAlign   = 4096 // direct I/O's unit: offsets, lengths and buffers aligned to it
 	chunkExt    = ".chunk"
+	trailerHead = 16                            // magic (4), length (8), segment size (4)
+	maxSegments = (diskAlign - trailerHead) / 4 // CRCs that fit the trailer block
+	minSegment  = 64 << 10                      // the smallest segment: a range read reads whole segments
 )
+
+// segmentSize is the CRC segment of an n-byte chunk: 64 KiB, or larger for chunks whose
+// segments would not fit the trailer, a multiple of diskAlign.
+func segmentSize(n int) int {
+	seg := (n + maxSegments - 1) / maxSegments
+	return max(minSegment, (seg+diskAlign-1)/diskAlign*diskAlign)
+}
+
+// trailerOf computes the trailer block of data: magic, length, segment size, CRCs.
+func trailerOf(data []byte) []byte {
+	tr := alignedBlock()
+	seg := segmentSize(len(data))
+	copy(tr[:4], diskMagic)
+	binary.LittleEndian.PutUint64(tr[4:], uint64(len(data)))
+	binary.LittleEndian.PutUint32(tr[12:], uint32(seg))
+	for i := 0; i*seg < len(data); i++ {
+		binary.LittleEndian.PutUint32(tr[trailerHead+4*i:], crc32.Checksum(data[i*seg:min((i+1)*seg, len(data))], castagnoli))
+	}
+	return tr
+}
+
+// checkSegments reports whether the bytes b, which start at segment first of a chunk described
+// by trailer tr and span whole segments (the last one possibly short, at the chunk's end),
+// match their CRCs, and whether tr describes a chunk of n bytes at all.
+func checkSegments(tr []byte, n int, b []byte, first int) bool {
+	seg := int(binary.LittleEndian.Uint32(tr[12:]))
+	if string(tr[:4]) != diskMagic || binary.LittleEndian.Uint64(tr[4:]) != uint64(n) || seg != segmentSize(n) {
+		return false
+	}
+	for i := 0; i*seg < len(b); i++ {
+		want := binary.LittleEndian.Uint32(tr[trailerHead+4*(first+i):])
+		if crc32.Checksum(b[i*seg:min((i+1)*seg, len(b))], castagnoli) != want {
+			return false
+		}
+	}
+	return true
+}
+
+// diskFileSize is the size of the file of an n-byte chunk.
+func diskFileSize(n int) int64 { return int64((n+diskAlign-1)/diskAlign*diskAlign + diskAlign) }
+
+// alignedBlock returns a zeroed diskAlign-byte buffer aligned for direct I/O.
+func alignedBlock() []byte {
+	b := make([]byte, 2*diskAlign)
+	off := (diskAlign - int(uintptr(unsafe.Pointer(&b[0]))%diskAlign)) % diskAlign
+	return b[off : off+diskAlign : off+diskAlign]
+}
+
+// directOK reports whether b can be read or written with O_DIRECT.
+func directOK(b []byte) bool {
+	return len(b) > 0 && len(b)%diskAlign == 0 && uintptr(unsafe.Pointer(&b[0]))%diskAlign == 0
+}
+
+// openMaybeDirect opens a file with O_DIRECT added to flag when direct is set and the
+// filesystem allows it (tmpfs, for one, does not), and says whether it did.
+func openMaybeDirect(name string, flag int, direct bool) (*os.File, bool, error) {
+	if direct {
+		f, err := os.OpenFile(name, flag|syscall.O_DIRECT, 0o600)
+		if !errors.Is(err, syscall.EINVAL) {
+			return f, err == nil, err
+		}
+	}
+	f, err := os.OpenFile(name, flag, 0o600)
+	return f, false, err
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -192,7 +269,7 @@ func newDiskCache(dir string, max int64, identity string, chunkSize int64, log *
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256([]byte(fmt.Sprintf("encfs chunk cache v1\x00%s\x00%d", identity, chunkSize)))
+	h := sha256.Sum256([]byte(fmt.Sprintf("encfs chunk cache v2\x00%s\x00%d", identity, chunkSize)))
 	sub := filepath.Join(st.dir, hex.EncodeToString(h[:16]))
 	if err := os.MkdirAll(sub, 0o700); err != nil {
 		st.release()
@@ -210,7 +287,7 @@ func (d *diskCache) has(idx int64, n int) bool {
 	d.store.mu.Lock()
 	defer d.store.mu.Unlock()
 	e, ok := d.store.m[d.path(idx)]
-	return ok && e.Value.(*diskEntry).size == int64(n+diskTrailer)
+	return ok && e.Value.(*diskEntry).size == diskFileSize(n)
 }
 
 // get fills dst with chunk idx if it is cached whole and intact.
@@ -226,22 +303,22 @@ func (d *diskCache) get(idx int64, dst []byte) bool {
 		return false
 	}
 	want := len(dst)
-	var tr [diskTrailer]byte
-	f, err := os.Open(p)
+	tr := alignedBlock()
+	f, _, err := openMaybeDirect(p, os.O_RDONLY, directOK(dst))
 	if err == nil {
 		var st os.FileInfo
-		if st, err = f.Stat(); err == nil && st.Size() != int64(want+diskTrailer) {
-			err = fmt.Errorf("%d bytes, want %d", st.Size(), want+diskTrailer)
+		if st, err = f.Stat(); err == nil && st.Size() != diskFileSize(want) {
+			err = fmt.Errorf("%d bytes, want %d", st.Size(), diskFileSize(want))
 		}
 		if err == nil {
 			_, err = io.ReadFull(f, dst)
 		}
 		if err == nil {
-			_, err = io.ReadFull(f, tr[:])
+			_, err = f.ReadAt(tr, diskFileSize(want)-diskAlign)
 		}
 		f.Close()
 	}
-	if err != nil || string(tr[:4]) != diskMagic || binary.LittleEndian.Uint32(tr[4:]) != crc32.Checksum(dst, castagnoli) {
+	if err != nil || !checkSegments(tr, want, dst, 0) {
 		if err == nil || !errors.Is(err, fs.ErrNotExist) {
 			d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", p)
 		}
@@ -253,32 +330,51 @@ func (d *diskCache) get(idx int64, dst []byte) bool {
 	return true
 }
 
+// readRange reads p from offset off of cached chunk idx (n bytes long). It reads the whole
+// segments around the range and checks their CRCs, so that a damaged file is a miss (and is
+// dropped) here too.
+func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
+	if off < 0 || off+int64(len(p)) > int64(n) {
+		return false
+	}
+	path := d.path(idx)
+	f, err := os.Open(path)
+	if err != nil {
+		d.store.forget(path)
+		return false
+	}
+	defer f.Close()
+	tr := alignedBlock()
+	seg := int64(segmentSize(n))
+	lo, hi := off/seg*seg, min((off+int64(len(p))+seg-1)/seg*seg, int64(n))
+	buf := make([]byte, hi-lo)
+	_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
+	if err == nil {
+		_, err = f.ReadAt(buf, lo)
+	}
+	if err != nil || !checkSegments(tr, n, buf, int(lo/seg)) {
+		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path)
+		d.store.forget(path)
+		return false
+	}
+	copy(p, buf[off-lo:])
+	return true
+}
+
 // put stores a chunk atomically (temporary file, then rename) and evicts to the bound.
 func (d *diskCache) put(idx int64, data []byte) error {
-	size := int64(len(data) + diskTrailer)
+	size := diskFileSize(len(data))
 	if size > d.store.max {
 		return nil
 	}
-	f, err := os.CreateTemp(d.sub, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	var tr [diskTrailer]byte
-	copy(tr[:4], diskMagic)
-	binary.LittleEndian.PutUint32(tr[4:], crc32.Checksum(data, castagnoli))
-	_, err = f.Write(data)
-	if err == nil {
-		_, err = f.Write(tr[:])
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	p := d.path(idx)
+	tmp := filepath.Join(d.sub, fmt.Sprintf(".tmp-%d-%d", idx, time.Now().UnixNano()))
+	err := writeChunkFile(tmp, data)
 	if err == nil {
-		err = os.Rename(f.Name(), p)
+		err = os.Rename(tmp, p)
 	}
 	if err != nil {
-		_ = os.Remove(f.Name())
+		_ = os.Remove(tmp)
 		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
 			d.store.shrinkToFit(size)
 		}
@@ -297,6 +393,38 @@ func (d *diskCache) put(idx int64, data []byte) error {
 	s.evictLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// writeChunkFile writes one chunk file: the data, its padding and the trailer block. A whole
+// chunk from the layer's aligned buffers goes with O_DIRECT; anything else through the page cache.
+func writeChunkFile(name string, data []byte) error {
+	f, direct, err := openMaybeDirect(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, directOK(data))
+	if err != nil {
+		return err
+	}
+	tail := trailerOf(data) // the trailer block, preceded by the padding when the data needs it
+	if pad := len(data) % diskAlign; pad != 0 {
+		tail = append(make([]byte, diskAlign-pad), tail...)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		_, err = f.Write(tail)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil && direct && errors.Is(err, syscall.EINVAL) {
+		// The filesystem took O_DIRECT at open but not these writes: once more, buffered.
+		_ = os.Remove(name)
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			_, err = f.Write(append(append([]byte(nil), data...), tail...))
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	return err
 }
 
 func (d *diskCache) remove(idx int64) { d.store.forget(d.path(idx)) }

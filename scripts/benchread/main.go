@@ -149,6 +149,9 @@ func writeFiles(n int, name func(int) string, size func(int) int) error {
 				if i >= n {
 					return
 				}
+				if size(i) > cap(buf) {
+					buf = make([]byte, size(i))
+				}
 				b := buf[:size(i)]
 				clear(b)
 				s.XORKeyStream(b, b)
