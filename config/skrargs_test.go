@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+
+	"github.com/encfs/encfs/keys"
 )
 
 func TestParseSKRArgs(t *testing.T) {
@@ -13,7 +15,7 @@ func TestParseSKRArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := a.AttestationConfig()
+	cfg := a.AttestationConfig(keys.AzureSKRConfig{})
 	if cfg.CertCache.EndpointType != "AzCache" || cfg.CertCache.Endpoint != "americas.acccache.azure.net" || cfg.ClientID != "1234" {
 		t.Fatalf("got %+v", cfg)
 	}

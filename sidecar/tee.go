@@ -1,4 +1,4 @@
-package main
+package sidecar
 
 import (
 	"fmt"
@@ -30,12 +30,12 @@ func snpEnvironment() string {
 	return ""
 }
 
-// checkConfigForTEE applies the start-up rules of a configuration that concern the TEE: a
+// CheckConfigForTEE applies the start-up rules of a configuration that concern the TEE: a
 // key_file is refused in an SEV-SNP environment unless allowKeyFile (a development flag), since
 // a key in a file bypasses attestation; and a filesystem whose key comes from Azure key release
 // with neither pinned_root nor pinned_signer gets a warning, since any authentic image of the
 // key (older ones, or ones built by any key holder) would mount.
-func checkConfigForTEE(c *config.Config, allowKeyFile bool, log *slog.Logger) error {
+func CheckConfigForTEE(c *config.Config, allowKeyFile bool, log *slog.Logger) error {
 	tee := snpEnvironment()
 	for i, fsys := range c.AzureFilesystems {
 		if fsys.KeyFile != "" && tee != "" && !allowKeyFile {
