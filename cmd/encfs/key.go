@@ -187,13 +187,18 @@ func newKeyFingerprintCommand() *cobra.Command {
 		Short: "Print the fingerprint of a release key file (as images and error messages show it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := keys.ReadKeyFile(args[0])
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(key)
-			fmt.Fprintln(cmd.OutOrStdout(), image.Fingerprint(key))
-			return nil
+			return runKeyFingerprint(args[0], cmd.OutOrStdout())
 		},
 	}
+}
+
+// runKeyFingerprint prints the fingerprint of the release key in keyFile.
+func runKeyFingerprint(keyFile string, stdout io.Writer) error {
+	key, err := keys.ReadKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(key)
+	fmt.Fprintln(stdout, image.Fingerprint(key))
+	return nil
 }
