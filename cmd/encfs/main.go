@@ -1,6 +1,11 @@
 // Command encfs packs directories into encrypted, integrity-protected images and mounts them
 // with FUSE, fetching the key by SEV-SNP attestation and Azure secure key release in production
-// or from a key file in development. Each subcommand lives in a file of its own.
+// or from a key file in development.
+//
+// Each subcommand lives in a file of its own: newXCommand builds it, holding its flags in an
+// xOptions struct, and runX(ctx, opts, args, writers) does the work, so that a test can call
+// it without the command line. main builds the tree with newRootCommand. What `encfs mount`
+// runs (key release, sources, mounts, probes) is package sidecar.
 package main
 
 import (
