@@ -111,7 +111,7 @@ func runMount(ctx context.Context, opts *mountOptions, args []string, out io.Wri
 		if err != nil {
 			return err
 		}
-		if err := sidecar.CheckConfigForTEE(c, opts.allowKeyFileInTEE, slog.Default()); err != nil {
+		if err := sidecar.CheckConfigForTEE(c, sidecar.TEERules{AllowKeyFile: opts.allowKeyFileInTEE}, slog.Default()); err != nil {
 			return err
 		}
 		specs, err := sidecar.SpecsFromConfig(c, sidecar.Options{LogPaths: opts.logPaths})
