@@ -44,12 +44,12 @@ func TestParseReference(t *testing.T) {
 	if got := fs.HiddenMountPoint(0); got != "/mnt/remote/.filesystem-0" {
 		t.Fatalf("hidden mount point %q", got)
 	}
-	cfg := fs.AzureSKRConfig(c.AzureInfo)
+	cfg := fs.AzureSKRConfig(c.AzureInfo, keys.AzureSKRConfig{})
 	if cfg.MAAEndpoint != "sharedeus2.eus2.attest.azure.net" || cfg.VaultURL != "myhsm.managedhsm.azure.net" || cfg.ClientID != "11111111-2222-3333-4444-555555555555" ||
 		cfg.BearerToken != "SECRET-TOKEN" || cfg.Derivation.Salt != "00aa" || cfg.CertCache.EndpointType != "LocalTHIM" {
 		t.Fatalf("release config %+v", cfg)
 	}
-	p, err := fs.KeyProvider(c.AzureInfo)
+	p, err := fs.KeyProvider(c.AzureInfo, keys.AzureSKRConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestEncfsFieldsAndKeyFile(t *testing.T) {
 	if fs.CacheSize != 256<<20 || fs.DiskCacheSize != 1<<30 || fs.MinGeneration != 7 || fs.Series != strings.Repeat("cd", 16) || fs.PinnedSigner != strings.Repeat("ef", 32) || !fs.PublishSymlink {
 		t.Fatalf("parsed %+v", fs)
 	}
-	p, err := fs.KeyProvider(c.AzureInfo)
+	p, err := fs.KeyProvider(c.AzureInfo, keys.AzureSKRConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,9 @@ func TestConfigToRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := c.AzureFilesystems[0].KeyProvider(c.AzureInfo, env.Customize)
+			var base keys.AzureSKRConfig
+			env.Customize(&base)
+			p, err := c.AzureFilesystems[0].KeyProvider(c.AzureInfo, base)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -51,15 +51,9 @@ func ParseSKRArgs(b64 string) (*SKRArgs, error) {
 }
 
 // AttestationConfig is the base release configuration the key release API builds each request's
-// release on: certificate cache and identity from these settings.
-func (a SKRArgs) AttestationConfig() keys.AzureSKRConfig {
-	return keys.AzureSKRConfig{
-		ClientID: a.Identity.ClientID,
-		CertCache: keys.CertCache{
-			EndpointType: a.CertCache.EndpointType,
-			Endpoint:     a.CertCache.Endpoint,
-			TeeType:      a.CertCache.TeeType,
-			APIVersion:   a.CertCache.APIVersion,
-		},
-	}
+// release on: base with the certificate cache and identity of these settings where they give
+// them. base holds what the settings do not say (the SEV-SNP device, the HTTP client, trust
+// roots); its zero value is what production runs with.
+func (a SKRArgs) AttestationConfig(base keys.AzureSKRConfig) keys.AzureSKRConfig {
+	return withIdentityAndCertCache(base, a.Identity, a.CertCache)
 }

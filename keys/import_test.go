@@ -15,7 +15,7 @@ import (
 func TestImportThenRelease(t *testing.T) {
 	env := skrtest.NewEnv(t, skrtest.EnvOptions{})
 	c, err := keys.NewKeyVaultClient(env.Vault.URL, keys.NewStaticCredential(env.BearerToken), keys.KeyVaultOptions{
-		HTTPClient: env.HTTPClient, DisableChallengeResourceVerification: true,
+		HTTPClient: env.HTTPClient,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestImportThenRelease(t *testing.T) {
 		t.Fatal("empty policy accepted")
 	}
 	bad, _ := keys.NewKeyVaultClient(env.Vault.URL, keys.NewStaticCredential("wrong"), keys.KeyVaultOptions{
-		HTTPClient: env.HTTPClient, DisableChallengeResourceVerification: true,
+		HTTPClient: env.HTTPClient,
 	})
 	_, err = keys.ImportKey(context.Background(), bad, keys.ImportParams{Name: "y", Key: key, Policy: env.ReleasePolicy})
 	if !errors.Is(err, keys.ErrAccessDenied) {

@@ -16,18 +16,17 @@ import (
 // KeyVaultOptions configures the azkeys client pipeline shared by release and import: the
 // transport (tests trust their own TLS server), bounded retries and per-try timeouts.
 type KeyVaultOptions struct {
-	HTTPClient *http.Client // nil: the SDK's default
-	// DisableChallengeResourceVerification lets tests answer the bearer challenge from a host
-	// that is not a *.vault.azure.net or *.managedhsm.azure.net domain.
-	DisableChallengeResourceVerification bool
-	Retries                              int           // retries after the first try; 0 for 3
-	TryTimeout                           time.Duration // per try; 0 for the SDK default
-	RetryDelay                           time.Duration // first backoff delay; 0 for the SDK default
+	HTTPClient *http.Client  // nil: the SDK's default
+	Retries    int           // retries after the first try; 0 for 3
+	TryTimeout time.Duration // per try; 0 for the SDK default
+	RetryDelay time.Duration // first backoff delay; 0 for the SDK default
 }
 
 // NewKeyVaultClient builds an azkeys client for vaultURL with cred.
 func NewKeyVaultClient(vaultURL string, cred azcore.TokenCredential, o KeyVaultOptions) (*azkeys.Client, error) {
-	co := &azkeys.ClientOptions{DisableChallengeResourceVerification: o.DisableChallengeResourceVerification}
+	// The bearer challenge's resource is always checked against the vault's domain, so that a
+	// token is never sent to a host that only claims to be a vault.
+	co := &azkeys.ClientOptions{}
 	if o.HTTPClient != nil {
 		co.Transport = o.HTTPClient
 	}

@@ -45,8 +45,6 @@ type AzureSKRConfig struct {
 	QuoteProvider QuoteProvider  // default: go-sev-guest's configfs-tsm or /dev/sev-guest
 	HTTPClient    *http.Client   // for Azure Attestation, THIM and Key Vault; default http.DefaultClient
 	JWSRoots      *x509.CertPool // roots for the release JWS signer; default the system roots
-	// DisableChallengeResourceVerification: see KeyVaultOptions (tests only).
-	DisableChallengeResourceVerification bool
 
 	Attempts    int           // tries per network step; default 4
 	RetryDelay  time.Duration // first backoff delay; default 500ms
@@ -211,11 +209,10 @@ func (p *AzureSKR) release(ctx context.Context, token, nonce string) (string, er
 		}
 	}
 	c, err := NewKeyVaultClient(p.cfg.VaultURL, cred, KeyVaultOptions{
-		HTTPClient:                           p.cfg.HTTPClient,
-		DisableChallengeResourceVerification: p.cfg.DisableChallengeResourceVerification,
-		Retries:                              rp.Attempts - 1,
-		TryTimeout:                           rp.StepTimeout,
-		RetryDelay:                           rp.BaseDelay,
+		HTTPClient: p.cfg.HTTPClient,
+		Retries:    rp.Attempts - 1,
+		TryTimeout: rp.StepTimeout,
+		RetryDelay: rp.BaseDelay,
 	})
 	if err != nil {
 		return "", &Error{Stage: StageKeyRelease, Err: err}

@@ -20,159 +20,179 @@ import (
 // ls, cat and verify read an image without FUSE: for debugging, and for machines without
 // /dev/fuse.
 
-func init() {
-	var lsSrc, catSrc, verifySrc *sourceFlags
-	var keyFiles []string
-	var recursive bool
-	ls := &cobra.Command{
+// browseOptions are the flags of ls, cat and verify: the key files and where the image comes
+// from (ls also has --recursive).
+type browseOptions struct {
+	keyFiles  []string
+	recursive bool
+	source    *sourceFlags
+}
+
+func newLsCommand() *cobra.Command {
+	opts := &browseOptions{}
+	cmd := &cobra.Command{
 		Use:   "ls --key-file KEY IMAGE [PATH]",
 		Short: "List a directory of an image without mounting it",
-		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(lsSrc.loc, 1, 2)(cmd, args) },
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 1, 2)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			args, err := lsSrc.withLocation(args, 1)
-			if err != nil {
-				return err
-			}
-			im, err := openImage(ctx, args[0], keyFiles, lsSrc, image.Options{})
-			if err != nil {
-				return err
-			}
-			defer im.Close()
-			p := "/"
-			if len(args) == 2 {
-				p = path.Clean("/" + args[1])
-			}
-			in, err := im.LookupPath(ctx, p)
-			if err != nil {
-				return err
-			}
-			w := bufio.NewWriter(cmd.OutOrStdout())
-			defer w.Flush()
-			if !in.IsDir() {
-				return printEntry(ctx, w, im, p, &in)
-			}
-			if recursive {
-				return im.Walk(ctx, func(q string, in *image.Inode) error {
-					if q == p || (p != "/" && !isUnder(q, p)) {
-						return nil
-					}
-					return printEntry(ctx, w, im, q, in)
-				})
-			}
-			entries, err := im.ReadDir(ctx, &in)
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
-				child, err := im.EntryInode(ctx, e)
-				if err != nil {
-					return err
-				}
-				if err := printEntry(ctx, w, im, e.Name, &child); err != nil {
-					return err
-				}
-			}
-			return nil
+			return runLs(cmd.Context(), opts, args, cmd.OutOrStdout())
 		},
 	}
-	ls.Flags().StringArrayVar(&keyFiles, "key-file", nil, "release key file")
-	ls.Flags().BoolVarP(&recursive, "recursive", "R", false, "list the whole subtree, with paths")
-	lsSrc = addSourceFlags(ls, "none")
-	rootCmd.AddCommand(ls)
+	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
+	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "R", false, "list the whole subtree, with paths")
+	opts.source = addSourceFlags(cmd, "none")
+	return cmd
+}
 
-	var catKeys []string
-	cat := &cobra.Command{
+// runLs lists a directory (or the subtree) of the image of args.
+func runLs(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
+	args, err := opts.source.withLocation(args, 1)
+	if err != nil {
+		return err
+	}
+	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+	p := "/"
+	if len(args) == 2 {
+		p = path.Clean("/" + args[1])
+	}
+	in, err := im.LookupPath(ctx, p)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	if !in.IsDir() {
+		return printEntry(ctx, w, im, p, &in)
+	}
+	if opts.recursive {
+		return im.Walk(ctx, func(q string, in *image.Inode) error {
+			if q == p || (p != "/" && !isUnder(q, p)) {
+				return nil
+			}
+			return printEntry(ctx, w, im, q, in)
+		})
+	}
+	entries, err := im.ReadDir(ctx, &in)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		child, err := im.EntryInode(ctx, e)
+		if err != nil {
+			return err
+		}
+		if err := printEntry(ctx, w, im, e.Name, &child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newCatCommand() *cobra.Command {
+	opts := &browseOptions{}
+	cmd := &cobra.Command{
 		Use:   "cat --key-file KEY IMAGE PATH",
 		Short: "Write a file of an image to standard output without mounting it",
-		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(catSrc.loc, 2, 2)(cmd, args) },
+		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 2, 2)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			args, err := catSrc.withLocation(args, 2)
-			if err != nil {
-				return err
-			}
-			im, err := openImage(ctx, args[0], catKeys, catSrc, image.Options{})
-			if err != nil {
-				return err
-			}
-			defer im.Close()
-			in, err := im.LookupPath(ctx, args[1])
-			if err != nil {
-				return err
-			}
-			if !in.IsRegular() {
-				return fmt.Errorf("%s is not a regular file", args[1])
-			}
-			buf := make([]byte, 1<<20)
-			out := cmd.OutOrStdout()
-			for off := int64(0); ; {
-				n, err := im.ReadFile(ctx, &in, buf, off)
-				if err != nil {
-					return fmt.Errorf("%s at offset %d: %w", args[1], off, err)
-				}
-				if n == 0 {
-					return nil // the end of the file, as the index says
-				}
-				if _, err := out.Write(buf[:n]); err != nil {
-					return err
-				}
-				off += int64(n)
-			}
+			return runCat(cmd.Context(), opts, args, cmd.OutOrStdout())
 		},
 	}
-	cat.Flags().StringArrayVar(&catKeys, "key-file", nil, "release key file")
-	catSrc = addSourceFlags(cat, "none")
-	rootCmd.AddCommand(cat)
+	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
+	opts.source = addSourceFlags(cmd, "none")
+	return cmd
+}
 
-	var verifyKeys []string
-	verify := &cobra.Command{
+// runCat writes a file of the image of args to stdout.
+func runCat(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
+	args, err := opts.source.withLocation(args, 2)
+	if err != nil {
+		return err
+	}
+	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+	in, err := im.LookupPath(ctx, args[1])
+	if err != nil {
+		return err
+	}
+	if !in.IsRegular() {
+		return fmt.Errorf("%s is not a regular file", args[1])
+	}
+	buf := make([]byte, 1<<20)
+	for off := int64(0); ; {
+		n, err := im.ReadFile(ctx, &in, buf, off)
+		if err != nil {
+			return fmt.Errorf("%s at offset %d: %w", args[1], off, err)
+		}
+		if n == 0 {
+			return nil // the end of the file, as the index says
+		}
+		if _, err := stdout.Write(buf[:n]); err != nil {
+			return err
+		}
+		off += int64(n)
+	}
+}
+
+func newVerifyCommand() *cobra.Command {
+	opts := &browseOptions{}
+	cmd := &cobra.Command{
 		Use:   "verify --key-file KEY IMAGE",
 		Short: "Check every block and the whole index of an image",
 		Long: `Check every content block against the integrity tree, every tree block up to the
 authenticated root, and every directory, inode, symlink and xattr list. Exits 0 when the image
 is intact; otherwise non-zero, naming the first bad region or block and the file it belongs to.`,
-		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(verifySrc.loc, 1, 1)(cmd, args) },
+		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 1, 1)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			args, err := verifySrc.withLocation(args, 1)
-			if err != nil {
-				return err
-			}
-			im, err := openImage(ctx, args[0], verifyKeys, verifySrc, image.Options{})
-			if err != nil {
-				return err
-			}
-			defer im.Close()
-			h := im.Header()
-			bar := newProgress(int64(h.ContentBlocks*image.BlockSize), "verifying")
-			start := time.Now()
-			err = im.Verify(ctx, func(blocks uint64) {
-				if bar != nil {
-					bar.Add64(int64(blocks * image.BlockSize))
-				}
-			})
-			if bar != nil {
-				bar.Finish()
-			}
-			if err != nil {
-				return fmt.Errorf("%s is damaged: %w", blobio.Display(args[0]), err)
-			}
-			sb := im.Superblock()
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs)\n",
-				blobio.Display(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
-			// Authenticated values, for the deployment's pins (docs/OPERATIONS.md).
-			fmt.Fprintf(out, "integrity root: %s\nseries:         %s\ngeneration:     %d\n", h.RootHex(), h.SeriesHex(), h.Generation)
-			if h.Signed() {
-				fmt.Fprintf(out, "signer:         %s (signature valid: %v)\n", h.SignerHex(), h.SignedBy(h.Signer[:]))
-			}
-			return nil
+			return runVerify(cmd.Context(), opts, args, cmd.OutOrStdout())
 		},
 	}
-	verify.Flags().StringArrayVar(&verifyKeys, "key-file", nil, "release key file")
-	verifySrc = addSourceFlags(verify, "none")
-	rootCmd.AddCommand(verify)
+	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
+	opts.source = addSourceFlags(cmd, "none")
+	return cmd
+}
+
+// runVerify checks every block and the whole index of the image of args.
+func runVerify(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
+	args, err := opts.source.withLocation(args, 1)
+	if err != nil {
+		return err
+	}
+	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	if err != nil {
+		return err
+	}
+	defer im.Close()
+	h := im.Header()
+	bar := newProgress(int64(h.ContentBlocks*image.BlockSize), "verifying")
+	start := time.Now()
+	err = im.Verify(ctx, func(blocks uint64) {
+		if bar != nil {
+			bar.Add64(int64(blocks * image.BlockSize))
+		}
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return fmt.Errorf("%s is damaged: %w", blobio.Display(args[0]), err)
+	}
+	sb := im.Superblock()
+	fmt.Fprintf(stdout, "%s: OK (%d content blocks, %d tree blocks, %d inodes verified in %.1fs)\n",
+		blobio.Display(args[0]), h.ContentBlocks, h.TreeBlocks, sb.InodeCount, time.Since(start).Seconds())
+	// Authenticated values, for the deployment's pins (docs/OPERATIONS.md).
+	fmt.Fprintf(stdout, "integrity root: %s\nseries:         %s\ngeneration:     %d\n", h.RootHex(), h.SeriesHex(), h.Generation)
+	if h.Signed() {
+		fmt.Fprintf(stdout, "signer:         %s (signature valid: %v)\n", h.SignerHex(), h.SignedBy(h.Signer[:]))
+	}
+	return nil
 }
 
 func isUnder(p, dir string) bool {

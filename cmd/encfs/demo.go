@@ -21,10 +21,16 @@ import (
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/mount"
 	"github.com/encfs/encfs/pack"
+	"github.com/encfs/encfs/sidecar"
 )
 
-func init() {
-	var sample string
+// demoOptions are the flags of `encfs demo`.
+type demoOptions struct {
+	sample string
+}
+
+func newDemoCommand() *cobra.Command {
+	var opts demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo DIR",
 		Short: "Pack the sample tree with a new key, mount it at DIR/mnt and keep it mounted until Ctrl-C",
@@ -34,14 +40,16 @@ at DIR/mnt, list what is there, and keep it mounted until Ctrl-C. Needs /dev/fus
 fusermount3).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runDemo(cmd.Context(), cmd.OutOrStdout(), args[0], sample)
+			return runDemo(cmd.Context(), opts, args[0], cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&sample, "sample", "", "tree to pack (default: testdata/sample of this repository)")
-	rootCmd.AddCommand(cmd)
+	cmd.Flags().StringVar(&opts.sample, "sample", "", "tree to pack (default: testdata/sample of this repository)")
+	return cmd
 }
 
-func runDemo(ctx context.Context, out io.Writer, dir, sample string) error {
+// runDemo packs the sample tree into dir, mounts it at dir/mnt and serves it until ctx ends.
+func runDemo(ctx context.Context, opts demoOptions, dir string, out io.Writer) error {
+	sample := opts.sample
 	if sample == "" {
 		var err error
 		if sample, err = findSample(); err != nil {
@@ -69,7 +77,7 @@ func runDemo(ctx context.Context, out io.Writer, dir, sample string) error {
 	}
 	fmt.Fprintf(out, "key    %s (fingerprint %s)\nimage  %s: %s packed, %d files, %d bytes, integrity root %s\n",
 		keyFile, image.Fingerprint(key), img, sample, res.Index.Files, res.Index.FileBytes, res.Header.RootHex())
-	m, err := mountOne(ctx, MountSpec{Image: img, Mountpoint: filepath.Join(dir, "mnt"), CacheBytes: 64 << 20,
+	m, err := sidecar.Mount(ctx, sidecar.MountSpec{Image: img, Mountpoint: filepath.Join(dir, "mnt"), CacheBytes: 64 << 20,
 		AllowOther: os.Geteuid() == 0,
 		Keys: func(context.Context) ([][]byte, error) {
 			k, err := keys.ReadKeyFile(keyFile)

@@ -75,6 +75,7 @@ func docFiles(t *testing.T) []string {
 // the examples show names a real subcommand and real flags of the cobra command tree, so that
 // the docs never drift from `encfs --help`.
 func TestDocsCommandsExist(t *testing.T) {
+	rootCmd := newRootCommand()
 	prepareTree(rootCmd)
 	total := 0
 	perFile := map[string]int{}
@@ -103,6 +104,7 @@ func TestDocsCommandsExist(t *testing.T) {
 
 // TestDocsCheckerCatchesMistakes makes sure the checker above rejects what it should.
 func TestDocsCheckerCatchesMistakes(t *testing.T) {
+	rootCmd := newRootCommand()
 	prepareTree(rootCmd)
 	doc := "# t\n\nRun `encfs keygen --out k` or `encfs frobnicate`.\n\n```sh\n" +
 		"encfs pack --key-file k \\\n  --no-such-flag dir img\n" +

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -15,15 +17,15 @@ import (
 	"github.com/encfs/encfs/keys"
 )
 
-// keyCmd groups the operator's release-key commands; keyslot.go adds its own subcommands to it.
-var keyCmd = &cobra.Command{
-	Use:   "key",
-	Short: "Manage release keys: import into Key Vault with a release policy, print policies, fingerprints",
-}
-
-func init() {
-	keyCmd.AddCommand(keyImportCmd(), keyPolicyCmd(), keyFingerprintCmd())
-	rootCmd.AddCommand(keyCmd)
+// newKeyCommand builds `encfs key`, the operator's release-key commands (keyslot.go holds the
+// keyslot ones).
+func newKeyCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "key",
+		Short: "Manage release keys: import into Key Vault with a release policy, print policies, fingerprints",
+	}
+	cmd.AddCommand(newKeyImportCommand(), newKeyPolicyCommand(), newKeyFingerprintCommand(), newKeyAddSlotCommand(), newKeyRemoveSlotCommand())
+	return cmd
 }
 
 // policyFlags are the flags that build a release policy.
@@ -50,7 +52,7 @@ func (p *policyFlags) build() ([]byte, error) {
 	return json.MarshalIndent(pol, "", "  ")
 }
 
-func keyPolicyCmd() *cobra.Command {
+func newKeyPolicyCommand() *cobra.Command {
 	var pf policyFlags
 	cmd := &cobra.Command{
 		Use:   "policy --maa URL --host-data HEX [--allow-debug]",
@@ -60,26 +62,34 @@ container group (x-ms-compliance-status azure-compliant-uvm) at VMPL 0, not debu
 container security policy hashes to --host-data, as attested by --maa.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := pf.build()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(b))
-			return nil
+			return runKeyPolicy(&pf, cmd.OutOrStdout())
 		},
 	}
 	pf.register(cmd)
 	return cmd
 }
 
-func keyImportCmd() *cobra.Command {
-	var (
-		pf                              policyFlags
-		vault, name, keyFile, kty       string
-		policyFile, bearerEnv, clientID string
-		immutable                       bool
-		timeout                         time.Duration
-	)
+// runKeyPolicy prints the release policy the flags describe.
+func runKeyPolicy(pf *policyFlags, stdout io.Writer) error {
+	b, err := pf.build()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, string(b))
+	return nil
+}
+
+// keyImportOptions are the flags of `encfs key import`.
+type keyImportOptions struct {
+	policy                          policyFlags
+	vault, name, keyFile, kty       string
+	policyFile, bearerEnv, clientID string
+	immutable                       bool
+	timeout                         time.Duration
+}
+
+func newKeyImportCommand() *cobra.Command {
+	opts := &keyImportOptions{}
 	cmd := &cobra.Command{
 		Use:   "import --vault URL --name NAME --key-file FILE (--policy FILE | --maa URL --host-data HEX)",
 		Short: "Import a 32-byte release key into Key Vault or Managed HSM with a release policy",
@@ -93,60 +103,65 @@ Credentials come from azidentity's default chain (environment, workload identity
 identity, Azure CLI), or from a token in the environment variable named by --bearer-token-env.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if vault == "" || name == "" || keyFile == "" {
-				return errors.New("--vault, --name and --key-file are required")
-			}
-			var policy []byte
-			var err error
-			switch {
-			case policyFile != "" && (pf.maa != "" || pf.hostData != ""):
-				return errors.New("give either --policy or --maa/--host-data, not both")
-			case policyFile != "":
-				if policy, err = os.ReadFile(policyFile); err != nil {
-					return err
-				}
-			default:
-				if policy, err = pf.build(); err != nil {
-					return err
-				}
-			}
-			cred, err := operatorCredential(bearerEnv, clientID)
-			if err != nil {
-				return err
-			}
-			key, err := keys.ReadKeyFile(keyFile)
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(key)
-			vaultURL, err := keys.EndpointURL(vault)
-			if err != nil {
-				return err
-			}
-			c, err := keys.NewKeyVaultClient(vaultURL, cred, keys.KeyVaultOptions{TryTimeout: timeout})
-			if err != nil {
-				return err
-			}
-			kid, err := keys.ImportKey(cmd.Context(), c, keys.ImportParams{Name: name, Key: key, KeyType: kty, Policy: policy, Immutable: immutable})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "imported %s (key fingerprint %s)\n", kid, image.Fingerprint(key))
-			return nil
+			return runKeyImport(cmd.Context(), opts, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&vault, "vault", "", "Key Vault or Managed HSM, e.g. myhsm.managedhsm.azure.net or https://myvault.vault.azure.net")
-	f.StringVar(&name, "name", "", "key name (the kid in the sidecar configuration)")
-	f.StringVar(&keyFile, "key-file", "", "raw 32-byte key file (encfs keygen)")
-	f.StringVar(&kty, "kty", "oct-HSM", "key type: oct-HSM (Managed HSM) or oct")
-	f.StringVar(&policyFile, "policy", "", "release policy JSON file")
-	f.BoolVar(&immutable, "immutable", false, "make the release policy immutable (it can never be changed)")
-	f.StringVar(&bearerEnv, "bearer-token-env", "", "name of an environment variable holding an AAD access token for the vault")
-	f.StringVar(&clientID, "client-id", "", "client id of a user-assigned managed identity")
-	f.DurationVar(&timeout, "timeout", time.Minute, "timeout of each request to the vault")
-	pf.register(cmd)
+	f.StringVar(&opts.vault, "vault", "", "Key Vault or Managed HSM, e.g. myhsm.managedhsm.azure.net or https://myvault.vault.azure.net")
+	f.StringVar(&opts.name, "name", "", "key name (the kid in the sidecar configuration)")
+	f.StringVar(&opts.keyFile, "key-file", "", "raw 32-byte key file (encfs keygen)")
+	f.StringVar(&opts.kty, "kty", "oct-HSM", "key type: oct-HSM (Managed HSM) or oct")
+	f.StringVar(&opts.policyFile, "policy", "", "release policy JSON file")
+	f.BoolVar(&opts.immutable, "immutable", false, "make the release policy immutable (it can never be changed)")
+	f.StringVar(&opts.bearerEnv, "bearer-token-env", "", "name of an environment variable holding an AAD access token for the vault")
+	f.StringVar(&opts.clientID, "client-id", "", "client id of a user-assigned managed identity")
+	f.DurationVar(&opts.timeout, "timeout", time.Minute, "timeout of each request to the vault")
+	opts.policy.register(cmd)
 	return cmd
+}
+
+// runKeyImport imports a key file into Key Vault or Managed HSM with a release policy.
+func runKeyImport(ctx context.Context, opts *keyImportOptions, stdout io.Writer) error {
+	if opts.vault == "" || opts.name == "" || opts.keyFile == "" {
+		return errors.New("--vault, --name and --key-file are required")
+	}
+	var policy []byte
+	var err error
+	switch {
+	case opts.policyFile != "" && (opts.policy.maa != "" || opts.policy.hostData != ""):
+		return errors.New("give either --policy or --maa/--host-data, not both")
+	case opts.policyFile != "":
+		if policy, err = os.ReadFile(opts.policyFile); err != nil {
+			return err
+		}
+	default:
+		if policy, err = opts.policy.build(); err != nil {
+			return err
+		}
+	}
+	cred, err := operatorCredential(opts.bearerEnv, opts.clientID)
+	if err != nil {
+		return err
+	}
+	key, err := keys.ReadKeyFile(opts.keyFile)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(key)
+	vaultURL, err := keys.EndpointURL(opts.vault)
+	if err != nil {
+		return err
+	}
+	c, err := keys.NewKeyVaultClient(vaultURL, cred, keys.KeyVaultOptions{TryTimeout: opts.timeout})
+	if err != nil {
+		return err
+	}
+	kid, err := keys.ImportKey(ctx, c, keys.ImportParams{Name: opts.name, Key: key, KeyType: opts.kty, Policy: policy, Immutable: opts.immutable})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "imported %s (key fingerprint %s)\n", kid, image.Fingerprint(key))
+	return nil
 }
 
 // operatorCredential is a token from the named environment variable, a user-assigned managed
@@ -166,19 +181,24 @@ func operatorCredential(bearerEnv, clientID string) (azcore.TokenCredential, err
 	return azidentity.NewDefaultAzureCredential(nil)
 }
 
-func keyFingerprintCmd() *cobra.Command {
+func newKeyFingerprintCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "fingerprint KEYFILE",
 		Short: "Print the fingerprint of a release key file (as images and error messages show it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := keys.ReadKeyFile(args[0])
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(key)
-			fmt.Fprintln(cmd.OutOrStdout(), image.Fingerprint(key))
-			return nil
+			return runKeyFingerprint(args[0], cmd.OutOrStdout())
 		},
 	}
+}
+
+// runKeyFingerprint prints the fingerprint of the release key in keyFile.
+func runKeyFingerprint(keyFile string, stdout io.Writer) error {
+	key, err := keys.ReadKeyFile(keyFile)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(key)
+	fmt.Fprintln(stdout, image.Fingerprint(key))
+	return nil
 }

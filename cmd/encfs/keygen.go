@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 
@@ -15,9 +16,14 @@ import (
 	"github.com/encfs/encfs/keys"
 )
 
-func init() {
-	var out string
-	var signing bool
+// keygenOptions are the flags of `encfs keygen`.
+type keygenOptions struct {
+	out     string
+	signing bool
+}
+
+func newKeygenCommand() *cobra.Command {
+	var opts keygenOptions
 	cmd := &cobra.Command{
 		Use:   "keygen [--signing-key] --out FILE",
 		Short: "Create a random 32-byte release key file, or a publisher signing key (mode 0600)",
@@ -29,38 +35,43 @@ encfs pack --sign-key; keygen prints its public key, the value deployments pin a
 pinned_signer.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if out == "" {
-				return errors.New("--out FILE is required")
-			}
-			key := make([]byte, keys.KeySize)
-			defer keys.Zero(key)
-			rand.Read(key)
-			f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("%s already exists: keygen never overwrites a key; choose another path or delete the old key deliberately", out)
-			}
-			if err != nil {
-				return err
-			}
-			if _, err := f.Write(key); err != nil {
-				f.Close()
-				os.Remove(out)
-				return err
-			}
-			if err := f.Close(); err != nil {
-				os.Remove(out)
-				return err
-			}
-			if signing {
-				pub := ed25519.NewKeyFromSeed(key).Public().(ed25519.PublicKey)
-				fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (signing key; public key %s)\n", out, hex.EncodeToString(pub))
-				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s (key fingerprint %s)\n", out, image.Fingerprint(key))
-			return nil
+			return runKeygen(opts, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&out, "out", "", "path of the new key file")
-	cmd.Flags().BoolVar(&signing, "signing-key", false, "create an Ed25519 publisher signing key instead of a release key")
-	rootCmd.AddCommand(cmd)
+	cmd.Flags().StringVar(&opts.out, "out", "", "path of the new key file")
+	cmd.Flags().BoolVar(&opts.signing, "signing-key", false, "create an Ed25519 publisher signing key instead of a release key")
+	return cmd
+}
+
+// runKeygen writes a new key file.
+func runKeygen(opts keygenOptions, stdout io.Writer) error {
+	if opts.out == "" {
+		return errors.New("--out FILE is required")
+	}
+	key := make([]byte, keys.KeySize)
+	defer keys.Zero(key)
+	rand.Read(key)
+	f, err := os.OpenFile(opts.out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s already exists: keygen never overwrites a key; choose another path or delete the old key deliberately", opts.out)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		os.Remove(opts.out)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(opts.out)
+		return err
+	}
+	if opts.signing {
+		pub := ed25519.NewKeyFromSeed(key).Public().(ed25519.PublicKey)
+		fmt.Fprintf(stdout, "wrote %s (signing key; public key %s)\n", opts.out, hex.EncodeToString(pub))
+		return nil
+	}
+	fmt.Fprintf(stdout, "wrote %s (key fingerprint %s)\n", opts.out, image.Fingerprint(key))
+	return nil
 }

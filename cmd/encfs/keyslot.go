@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -12,37 +14,55 @@ import (
 // key add-slot / remove-slot rewrite an image's header only: rotating a release key takes
 // milliseconds whatever the image size.
 
-func init() {
-	var current, newKey string
-	add := &cobra.Command{
+// keyAddSlotOptions are the flags of `encfs key add-slot`.
+type keyAddSlotOptions struct {
+	current, newKey string
+}
+
+func newKeyAddSlotCommand() *cobra.Command {
+	opts := &keyAddSlotOptions{}
+	cmd := &cobra.Command{
 		Use:   "add-slot --key-file CURRENT --new-key-file NEW IMAGE",
 		Short: "Let another release key open a local image (rewrites the header only)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cur, err := keys.ReadKeyFile(current)
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(cur)
-			nk, err := keys.ReadKeyFile(newKey)
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(nk)
-			if err := image.AddKeyslot(cmd.Context(), args[0], cur, nk); err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: added a keyslot for key fingerprint %s\n", args[0], image.Fingerprint(nk))
-			return nil
+			return runKeyAddSlot(cmd.Context(), opts, args[0], cmd.OutOrStdout())
 		},
 	}
-	add.Flags().StringVar(&current, "key-file", "", "a key file that opens the image now")
-	add.Flags().StringVar(&newKey, "new-key-file", "", "the key file to add")
-	add.MarkFlagRequired("key-file")
-	add.MarkFlagRequired("new-key-file")
+	cmd.Flags().StringVar(&opts.current, "key-file", "", "a key file that opens the image now")
+	cmd.Flags().StringVar(&opts.newKey, "new-key-file", "", "the key file to add")
+	cmd.MarkFlagRequired("key-file")
+	cmd.MarkFlagRequired("new-key-file")
+	return cmd
+}
 
-	var rmCurrent, fingerprint string
-	remove := &cobra.Command{
+// runKeyAddSlot adds a keyslot for opts.newKey to the local image img.
+func runKeyAddSlot(ctx context.Context, opts *keyAddSlotOptions, img string, stdout io.Writer) error {
+	cur, err := keys.ReadKeyFile(opts.current)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(cur)
+	nk, err := keys.ReadKeyFile(opts.newKey)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(nk)
+	if err := image.AddKeyslot(ctx, img, cur, nk); err != nil {
+		return fmt.Errorf("%s: %w", img, err)
+	}
+	fmt.Fprintf(stdout, "%s: added a keyslot for key fingerprint %s\n", img, image.Fingerprint(nk))
+	return nil
+}
+
+// keyRemoveSlotOptions are the flags of `encfs key remove-slot`.
+type keyRemoveSlotOptions struct {
+	current, fingerprint string
+}
+
+func newKeyRemoveSlotCommand() *cobra.Command {
+	opts := &keyRemoveSlotOptions{}
+	cmd := &cobra.Command{
 		Use:   "remove-slot --key-file CURRENT --fingerprint FP IMAGE",
 		Short: "Stop a release key from opening this copy of a local image (rewrites the header only; revokes nothing)",
 		Long: `Remove the keyslot with the given key fingerprint (see encfs inspect). The last keyslot
@@ -56,24 +76,28 @@ min_generation to the new generation or pin the new root or a signer (docs/OPERA
 "Revocation").`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cur, err := keys.ReadKeyFile(rmCurrent)
-			if err != nil {
-				return err
-			}
-			defer keys.Zero(cur)
-			if err := image.RemoveKeyslot(cmd.Context(), args[0], cur, fingerprint); err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: removed the keyslot for key fingerprint %s\n", args[0], fingerprint)
-			fmt.Fprintf(cmd.OutOrStdout(), "note: this does not revoke the key: a holder of it may know the image's master key, which is unchanged.\n"+
-				"To revoke it, run encfs rekey and raise min_generation (or pin the new root or a signer); see docs/OPERATIONS.md, \"Revocation\".\n")
-			return nil
+			return runKeyRemoveSlot(cmd.Context(), opts, args[0], cmd.OutOrStdout())
 		},
 	}
-	remove.Flags().StringVar(&rmCurrent, "key-file", "", "a key file that opens the image (may be the one removed)")
-	remove.Flags().StringVar(&fingerprint, "fingerprint", "", "fingerprint of the keyslot to remove (16 hex digits)")
-	remove.MarkFlagRequired("key-file")
-	remove.MarkFlagRequired("fingerprint")
+	cmd.Flags().StringVar(&opts.current, "key-file", "", "a key file that opens the image (may be the one removed)")
+	cmd.Flags().StringVar(&opts.fingerprint, "fingerprint", "", "fingerprint of the keyslot to remove (16 hex digits)")
+	cmd.MarkFlagRequired("key-file")
+	cmd.MarkFlagRequired("fingerprint")
+	return cmd
+}
 
-	keyCmd.AddCommand(add, remove)
+// runKeyRemoveSlot removes the keyslot of opts.fingerprint from the local image img.
+func runKeyRemoveSlot(ctx context.Context, opts *keyRemoveSlotOptions, img string, stdout io.Writer) error {
+	cur, err := keys.ReadKeyFile(opts.current)
+	if err != nil {
+		return err
+	}
+	defer keys.Zero(cur)
+	if err := image.RemoveKeyslot(ctx, img, cur, opts.fingerprint); err != nil {
+		return fmt.Errorf("%s: %w", img, err)
+	}
+	fmt.Fprintf(stdout, "%s: removed the keyslot for key fingerprint %s\n", img, opts.fingerprint)
+	fmt.Fprintf(stdout, "note: this does not revoke the key: a holder of it may know the image's master key, which is unchanged.\n"+
+		"To revoke it, run encfs rekey and raise min_generation (or pin the new root or a signer); see docs/OPERATIONS.md, \"Revocation\".\n")
+	return nil
 }

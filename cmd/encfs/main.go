@@ -1,6 +1,11 @@
 // Command encfs packs directories into encrypted, integrity-protected images and mounts them
 // with FUSE, fetching the key by SEV-SNP attestation and Azure secure key release in production
-// or from a key file in development. Each subcommand lives in a file of its own.
+// or from a key file in development.
+//
+// Each subcommand lives in a file of its own: newXCommand builds it, holding its flags in an
+// xOptions struct, and runX(ctx, opts, args, writers) does the work, so that a test can call
+// it without the command line. main builds the tree with newRootCommand. What `encfs mount`
+// runs (key release, sources, mounts, probes) is package sidecar.
 package main
 
 import (
@@ -21,28 +26,46 @@ import (
 	"golang.org/x/term"
 )
 
-// rootCmd is the encfs command; subcommands add themselves to it from their init functions.
-var rootCmd = &cobra.Command{
-	Use:           "encfs",
-	Short:         "Encrypted, integrity-protected filesystem images for confidential containers",
-	SilenceUsage:  true,
-	SilenceErrors: true,
-	PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-		return setupLogging(logLevel, logFormat)
-	},
-}
-
-var (
+// globalOptions are the flags of every command.
+type globalOptions struct {
 	logLevel  string
 	logFormat string
-)
+}
 
-func init() {
-	rootCmd.Version = versionString()
-	rootCmd.SetVersionTemplate("encfs {{.Version}}\n")
-	rootCmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, err: err} })
-	rootCmd.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	rootCmd.PersistentFlags().StringVar(&logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
+// newRootCommand builds the encfs command with every subcommand.
+func newRootCommand() *cobra.Command {
+	gopts := &globalOptions{}
+	root := &cobra.Command{
+		Use:           "encfs",
+		Short:         "Encrypted, integrity-protected filesystem images for confidential containers",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return setupLogging(gopts.logLevel, gopts.logFormat)
+		},
+	}
+	root.Version = versionString()
+	root.SetVersionTemplate("encfs {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{cmd: c, err: err} })
+	root.PersistentFlags().StringVar(&gopts.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	root.PersistentFlags().StringVar(&gopts.logFormat, "log-format", "auto", "log format: text, json, or auto (text on a terminal, JSON otherwise)")
+	root.AddCommand(
+		newCatCommand(),
+		newDemoCommand(),
+		newInspectCommand(),
+		newKeyCommand(),
+		newKeygenCommand(),
+		newLsCommand(),
+		newMountCommand(),
+		newPackCommand(),
+		newRekeyCommand(),
+		newSASCommand(),
+		newSKRCommand(gopts),
+		newUploadCommand(),
+		newVerifyCommand(),
+	)
+	withUsage(root)
+	return root
 }
 
 // setupLogging installs the process-wide slog logger on standard error.
@@ -157,8 +180,7 @@ func main() {
 	// filesystem mounted, which would leave a dead mount: writes fail with EPIPE instead.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	withUsage(rootCmd)
-	err := rootCmd.ExecuteContext(ctx)
+	err := newRootCommand().ExecuteContext(ctx)
 	stop()
 	if errors.Is(err, syscall.EPIPE) {
 		os.Exit(141) // the reader went away (cat ... | head): quietly, as SIGPIPE would

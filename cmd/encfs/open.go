@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,27 +11,8 @@ import (
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
+	"github.com/encfs/encfs/sidecar"
 )
-
-// sourceOptions say how an image location is opened.
-type sourceOptions struct {
-	Blob  blobio.Options
-	Chunk blobio.ChunkOptions
-}
-
-// openSource opens an image location: a local path (or file:// URL), or a URL. Remote sources
-// get the chunked, prefetching, caching fetch layer in front.
-func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source, error) {
-	loc = strings.TrimPrefix(loc, "file://")
-	src, err := blobio.Open(ctx, loc, o.Blob)
-	if err != nil {
-		return nil, err
-	}
-	if blobio.IsRemote(loc) {
-		return blobio.NewChunked(src, o.Chunk), nil
-	}
-	return src, nil
-}
 
 // sourceFlags are the flags of every command that reads an image, for remote images.
 type sourceFlags struct {
@@ -55,8 +35,8 @@ func addSourceFlags(cmd *cobra.Command, diskCache string) *sourceFlags {
 	return sf
 }
 
-func (sf *sourceFlags) options() (sourceOptions, error) {
-	var o sourceOptions
+func (sf *sourceFlags) options() (sidecar.SourceOptions, error) {
+	var o sidecar.SourceOptions
 	var err error
 	if o.Blob.Auth, err = blobio.ParseAuth(sf.auth); err != nil {
 		return o, fmt.Errorf("--auth: %w", err)
@@ -127,7 +107,7 @@ func openImage(ctx context.Context, loc string, keyFiles []string, sf *sourceFla
 		return nil, err
 	}
 	defer zero()
-	src, err := openSource(ctx, loc, so)
+	src, err := sidecar.OpenSource(ctx, loc, so)
 	if err != nil {
 		return nil, err
 	}

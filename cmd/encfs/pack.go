@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
@@ -17,17 +19,22 @@ import (
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/pack"
+	"github.com/encfs/encfs/sidecar"
 )
 
-func init() {
-	var (
-		keyFiles                         []string
-		generation                       uint64
-		seriesHex, previous, signKeyFile string
-		uuidStr, created                 string
-		workers                          int
-		force                            bool
-	)
+// packOptions are the flags of `encfs pack`.
+type packOptions struct {
+	keyFiles                         []string
+	generation                       uint64
+	generationSet                    bool // --generation was given
+	seriesHex, previous, signKeyFile string
+	uuidStr, created                 string
+	workers                          int
+	force                            bool
+}
+
+func newPackCommand() *cobra.Command {
+	opts := &packOptions{}
 	cmd := &cobra.Command{
 		Use:   "pack --key-file KEY [--key-file KEY2 ...] SRC_DIR IMAGE",
 		Short: "Pack a directory into an encrypted, integrity-protected image",
@@ -46,112 +53,118 @@ the series together with a minimum generation. --sign-key signs the image as its
 key accepts any later generation of the series without a new container policy.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(keyFiles) == 0 {
-				return fmt.Errorf("at least one --key-file is required (create one with `encfs keygen --out FILE`)")
-			}
-			opts := pack.Options{WriterOptions: image.WriterOptions{Generation: generation, Workers: workers}}
-			if previous != "" {
-				if seriesHex != "" {
-					return fmt.Errorf("give --previous or --series, not both (--previous takes the series from the old image)")
-				}
-				h, err := readHeaderOf(cmd, previous)
-				if err != nil {
-					return fmt.Errorf("--previous: %w", err)
-				}
-				opts.Series = &h.Series
-				if !cmd.Flags().Changed("generation") {
-					opts.Generation = h.Generation + 1
-				} else if opts.Generation <= h.Generation {
-					return fmt.Errorf("--generation %d is not above generation %d of %s: a deployment that requires the newer image would refuse it", opts.Generation, h.Generation, previous)
-				}
-			}
-			if seriesHex != "" {
-				s, err := parseSeries(seriesHex)
-				if err != nil {
-					return fmt.Errorf("--series: %w", err)
-				}
-				opts.Series = &s
-			}
-			if signKeyFile != "" {
-				k, err := readSigningKey(signKeyFile)
-				if err != nil {
-					return fmt.Errorf("--sign-key: %w", err)
-				}
-				defer keys.Zero(k)
-				opts.SignKey = k
-			}
-			for _, kf := range keyFiles {
-				k, err := keys.ReadKeyFile(kf)
-				if err != nil {
-					return err
-				}
-				defer keys.Zero(k)
-				opts.ReleaseKeys = append(opts.ReleaseKeys, k)
-			}
-			if uuidStr != "" {
-				u, err := uuid.Parse(uuidStr)
-				if err != nil {
-					return fmt.Errorf("--uuid: %v", err)
-				}
-				opts.UUID = (*[16]byte)(u[:])
-			}
-			if created != "" {
-				t, err := parseTime(created)
-				if err != nil {
-					return fmt.Errorf("--created: %v", err)
-				}
-				opts.Created = t
-			}
-			opts.NoReplace = !force
-			_, statErr := os.Lstat(args[1])
-			existed := statErr == nil
-			if existed && !force {
-				return fmt.Errorf("%s already exists: pass --force to replace it, or choose another name", args[1])
-			}
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				// A quick walk first, so that progress has totals and an estimate of the time left.
-				if tot, err := pack.Measure(cmd.Context(), args[0]); err == nil {
-					bar := newPackProgress(os.Stderr, tot.Files, tot.Bytes)
-					opts.Progress, opts.FileDone = bar.addBytes, bar.fileDone
-					defer bar.finish()
-				}
-			}
-			start := time.Now()
-			res, err := pack.Pack(cmd.Context(), args[0], args[1], opts)
-			if err != nil && cmd.Context().Err() != nil {
-				kept := "no image was written"
-				if existed {
-					kept = "the existing " + args[1] + " is unchanged"
-				}
-				return fmt.Errorf("interrupted: %s and the partial file was removed; run the same command again to pack from the start", kept)
-			}
-			if errors.Is(err, pack.ErrExists) {
-				return fmt.Errorf("%w: it appeared while packing; pass --force to replace it", err)
-			}
-			if err != nil {
-				return err
-			}
-			el := time.Since(start)
-			fmt.Fprintf(cmd.OutOrStdout(), "packed %s: %d files, %d directories, %d symlinks, %d bytes in %.1fs (%.0f MB/s)\nimage %s  uuid %s  series %s  generation %d  integrity root %s\n",
-				args[0], res.Index.Files, res.Index.Dirs, res.Index.Symlinks, res.Index.FileBytes, el.Seconds(),
-				float64(res.Index.FileBytes)/1e6/el.Seconds(), args[1], res.Header.UUIDString(), res.Header.SeriesHex(), res.Header.Generation, res.Header.RootHex())
-			if res.Header.Signed() {
-				fmt.Fprintf(cmd.OutOrStdout(), "signed by %s\n", res.Header.SignerHex())
-			}
-			return nil
+			opts.generationSet = cmd.Flags().Changed("generation")
+			return runPack(cmd.Context(), opts, args, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&keyFiles, "key-file", nil, "release key file (repeat to add keyslots, at most 8)")
-	f.Uint64Var(&generation, "generation", 1, "generation number within the series; deployments can require a minimum to refuse older images")
-	f.StringVar(&previous, "previous", "", "an earlier image of the same dataset: keep its series, generation one higher")
-	f.StringVar(&seriesHex, "series", "", "keep this series id (32 hex digits, as encfs inspect prints it); default: a new series")
-	f.StringVar(&signKeyFile, "sign-key", "", "Ed25519 signing key file of the publisher (encfs keygen --signing-key)")
-	f.StringVar(&uuidStr, "uuid", "", "fixed image UUID (default random)")
-	f.StringVar(&created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (default now)")
-	f.IntVar(&workers, "workers", 0, "encryption goroutines (default: one per core)")
-	f.BoolVar(&force, "force", false, "replace IMAGE if it exists")
-	rootCmd.AddCommand(cmd)
+	f.StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file (repeat to add keyslots, at most 8)")
+	f.Uint64Var(&opts.generation, "generation", 1, "generation number within the series; deployments can require a minimum to refuse older images")
+	f.StringVar(&opts.previous, "previous", "", "an earlier image of the same dataset: keep its series, generation one higher")
+	f.StringVar(&opts.seriesHex, "series", "", "keep this series id (32 hex digits, as encfs inspect prints it); default: a new series")
+	f.StringVar(&opts.signKeyFile, "sign-key", "", "Ed25519 signing key file of the publisher (encfs keygen --signing-key)")
+	f.StringVar(&opts.uuidStr, "uuid", "", "fixed image UUID (default random)")
+	f.StringVar(&opts.created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (default now)")
+	f.IntVar(&opts.workers, "workers", 0, "encryption goroutines (default: one per core)")
+	f.BoolVar(&opts.force, "force", false, "replace IMAGE if it exists")
+	return cmd
+}
+
+// runPack packs the directory args[0] into the image args[1].
+func runPack(ctx context.Context, opts *packOptions, args []string, stdout io.Writer) error {
+	if len(opts.keyFiles) == 0 {
+		return fmt.Errorf("at least one --key-file is required (create one with `encfs keygen --out FILE`)")
+	}
+	po := pack.Options{WriterOptions: image.WriterOptions{Generation: opts.generation, Workers: opts.workers}}
+	if opts.previous != "" {
+		if opts.seriesHex != "" {
+			return fmt.Errorf("give --previous or --series, not both (--previous takes the series from the old image)")
+		}
+		h, err := readHeaderOf(ctx, opts.previous)
+		if err != nil {
+			return fmt.Errorf("--previous: %w", err)
+		}
+		po.Series = &h.Series
+		if !opts.generationSet {
+			po.Generation = h.Generation + 1
+		} else if po.Generation <= h.Generation {
+			return fmt.Errorf("--generation %d is not above generation %d of %s: a deployment that requires the newer image would refuse it", po.Generation, h.Generation, opts.previous)
+		}
+	}
+	if opts.seriesHex != "" {
+		s, err := parseSeries(opts.seriesHex)
+		if err != nil {
+			return fmt.Errorf("--series: %w", err)
+		}
+		po.Series = &s
+	}
+	if opts.signKeyFile != "" {
+		k, err := readSigningKey(opts.signKeyFile)
+		if err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
+		defer keys.Zero(k)
+		po.SignKey = k
+	}
+	for _, kf := range opts.keyFiles {
+		k, err := keys.ReadKeyFile(kf)
+		if err != nil {
+			return err
+		}
+		defer keys.Zero(k)
+		po.ReleaseKeys = append(po.ReleaseKeys, k)
+	}
+	if opts.uuidStr != "" {
+		u, err := uuid.Parse(opts.uuidStr)
+		if err != nil {
+			return fmt.Errorf("--uuid: %v", err)
+		}
+		po.UUID = (*[16]byte)(u[:])
+	}
+	if opts.created != "" {
+		t, err := parseTime(opts.created)
+		if err != nil {
+			return fmt.Errorf("--created: %v", err)
+		}
+		po.Created = t
+	}
+	po.NoReplace = !opts.force
+	_, statErr := os.Lstat(args[1])
+	existed := statErr == nil
+	if existed && !opts.force {
+		return fmt.Errorf("%s already exists: pass --force to replace it, or choose another name", args[1])
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		// A quick walk first, so that progress has totals and an estimate of the time left.
+		if tot, err := pack.Measure(ctx, args[0]); err == nil {
+			bar := newPackProgress(os.Stderr, tot.Files, tot.Bytes)
+			po.Progress, po.FileDone = bar.addBytes, bar.fileDone
+			defer bar.finish()
+		}
+	}
+	start := time.Now()
+	res, err := pack.Pack(ctx, args[0], args[1], po)
+	if err != nil && ctx.Err() != nil {
+		kept := "no image was written"
+		if existed {
+			kept = "the existing " + args[1] + " is unchanged"
+		}
+		return fmt.Errorf("interrupted: %s and the partial file was removed; run the same command again to pack from the start", kept)
+	}
+	if errors.Is(err, pack.ErrExists) {
+		return fmt.Errorf("%w: it appeared while packing; pass --force to replace it", err)
+	}
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(stdout, "packed %s: %d files, %d directories, %d symlinks, %d bytes in %.1fs (%.0f MB/s)\nimage %s  uuid %s  series %s  generation %d  integrity root %s\n",
+		args[0], res.Index.Files, res.Index.Dirs, res.Index.Symlinks, res.Index.FileBytes, el.Seconds(),
+		float64(res.Index.FileBytes)/1e6/el.Seconds(), args[1], res.Header.UUIDString(), res.Header.SeriesHex(), res.Header.Generation, res.Header.RootHex())
+	if res.Header.Signed() {
+		fmt.Fprintf(stdout, "signed by %s\n", res.Header.SignerHex())
+	}
+	return nil
 }
 
 func parseTime(s string) (time.Time, error) {
@@ -184,14 +197,14 @@ func readSigningKey(path string) (ed25519.PrivateKey, error) {
 }
 
 // readHeaderOf reads the header of a local image without a key.
-func readHeaderOf(cmd *cobra.Command, ref string) (*image.Header, error) {
+func readHeaderOf(ctx context.Context, ref string) (*image.Header, error) {
 	if blobio.IsRemote(ref) {
 		return nil, fmt.Errorf("%s: give the path of a local copy of the earlier image (encfs inspect shows the series of a remote one, for --series)", blobio.Redact(ref))
 	}
-	src, err := openSource(cmd.Context(), ref, sourceOptions{})
+	src, err := sidecar.OpenSource(ctx, ref, sidecar.SourceOptions{})
 	if err != nil {
 		return nil, err
 	}
 	defer src.Close()
-	return image.ReadHeader(cmd.Context(), src)
+	return image.ReadHeader(ctx, src)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -10,13 +11,16 @@ import (
 	"github.com/encfs/encfs/blobio"
 )
 
-func init() {
-	var (
-		perms, out string
-		expires    time.Duration
-		container  bool
-		loc        *locationFlags
-	)
+// sasOptions are the flags of `encfs sas`.
+type sasOptions struct {
+	perms, out string
+	expires    time.Duration
+	container  bool
+	loc        *locationFlags
+}
+
+func newSASCommand() *cobra.Command {
+	opts := &sasOptions{loc: &locationFlags{}}
 	cmd := &cobra.Command{
 		Use:   "sas [--permissions r] [--expires 24h] [--container] [--out FILE] URL",
 		Short: "Make a SAS URL for a blob with the account key (no az CLI needed)",
@@ -29,31 +33,35 @@ otherwise to standard output. r is what a mount needs; rcw what an upload needs 
 write, r to resume an interrupted upload).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, err := loc.connectionString()
-			if err != nil {
-				return err
-			}
-			s, err := blobio.MakeSAS(args[0], blobio.SASOptions{Permissions: perms, Expires: expires, Container: container, ConnectionString: conn})
-			if err != nil {
-				return err
-			}
-			if out == "" {
-				fmt.Fprintln(cmd.OutOrStdout(), s)
-				return nil
-			}
-			if err := os.WriteFile(out, []byte(s+"\n"), 0o600); err != nil {
-				return fmt.Errorf("--out: %w", err)
-			}
-			fmt.Fprintf(cmd.ErrOrStderr(), "wrote a SAS URL (sp=%s, valid for %s) to %s; use it with --url-file %s\n", perms, expires, out, out)
-			return nil
+			return runSAS(opts, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&perms, "permissions", "r", "SAS permissions: r to mount, rcw to upload")
-	f.DurationVar(&expires, "expires", 24*time.Hour, "how long the SAS is valid")
-	f.BoolVar(&container, "container", false, "sign for the whole container (sr=c) rather than the blob")
-	f.StringVar(&out, "out", "", "write the SAS URL to this file (mode 0600) instead of standard output")
-	loc = &locationFlags{}
-	f.StringVar(&loc.connStringFile, "connection-string-file", "", "read the connection string from this file (else AZURE_STORAGE_CONNECTION_STRING)")
-	rootCmd.AddCommand(cmd)
+	f.StringVar(&opts.perms, "permissions", "r", "SAS permissions: r to mount, rcw to upload")
+	f.DurationVar(&opts.expires, "expires", 24*time.Hour, "how long the SAS is valid")
+	f.BoolVar(&opts.container, "container", false, "sign for the whole container (sr=c) rather than the blob")
+	f.StringVar(&opts.out, "out", "", "write the SAS URL to this file (mode 0600) instead of standard output")
+	f.StringVar(&opts.loc.connStringFile, "connection-string-file", "", "read the connection string from this file (else AZURE_STORAGE_CONNECTION_STRING)")
+	return cmd
+}
+
+// runSAS signs a SAS for the URL of args.
+func runSAS(opts *sasOptions, args []string, stdout, stderr io.Writer) error {
+	conn, err := opts.loc.connectionString()
+	if err != nil {
+		return err
+	}
+	s, err := blobio.MakeSAS(args[0], blobio.SASOptions{Permissions: opts.perms, Expires: opts.expires, Container: opts.container, ConnectionString: conn})
+	if err != nil {
+		return err
+	}
+	if opts.out == "" {
+		fmt.Fprintln(stdout, s)
+		return nil
+	}
+	if err := os.WriteFile(opts.out, []byte(s+"\n"), 0o600); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	fmt.Fprintf(stderr, "wrote a SAS URL (sp=%s, valid for %s) to %s; use it with --url-file %s\n", opts.perms, opts.expires, opts.out, opts.out)
+	return nil
 }

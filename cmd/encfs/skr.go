@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,16 +26,26 @@ const (
 	envSKRLogFile  = "LogFile"
 )
 
-func init() { rootCmd.AddCommand(newSKRCmd()) }
+// skrOptions are the settings of `encfs skr`: its flags, and what they fall back to.
+type skrOptions struct {
+	port, address, skrArgs, logFile string
+	maxConcurrent                   int
+	requestTimeout                  time.Duration
+	// portSet, skrArgsSet, logFileSet and logLevelSet say which flags were given; the others
+	// come from the environment, as the reference sidecar reads them.
+	portSet, skrArgsSet, logFileSet, logLevelSet bool
+	// release is the release configuration every request's release starts from; SkrSideCarArgs
+	// is written over it (config.SKRArgs.AttestationConfig). It holds what the settings do not
+	// say (the SEV-SNP device, the HTTP client and trust roots); zero in production.
+	release keys.AzureSKRConfig
+}
 
-// newSKRCmd builds `encfs skr`. customize adjusts the base release configuration (tests point it
-// at the test servers and the fake SEV device).
-func newSKRCmd(customize ...func(*keys.AzureSKRConfig)) *cobra.Command {
-	var (
-		port, address, skrArgs, logFile string
-		maxConcurrent                   int
-		requestTimeout                  time.Duration
-	)
+func newSKRCommand(gopts *globalOptions) *cobra.Command {
+	return skrCommand(gopts, &skrOptions{})
+}
+
+// skrCommand builds `encfs skr` on opts.
+func skrCommand(gopts *globalOptions, opts *skrOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "skr",
 		Short: "Serve the secure key release API (SEV-SNP report, attestation token, key release) to the group's containers",
@@ -60,74 +71,79 @@ LogFile (append the log there). Each flag below wins over its variable. The API 
 should be able to ask for this group's keys. SIGTERM or SIGINT stops it cleanly.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			if !cmd.Flags().Changed("log-file") {
-				logFile = os.Getenv(envSKRLogFile)
-			}
-			closeLog, err := skrLogging(cmd, logFile)
-			if err != nil {
-				return err
-			}
-			defer closeLog()
-			if !cmd.Flags().Changed("port") {
-				port = os.Getenv(envSKRPort)
-			}
-			if port == "" {
-				port = "8080"
-			}
-			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-				return fmt.Errorf("port %q (--port or $%s): want a number from 0 to 65535", port, envSKRPort)
-			}
-			if !cmd.Flags().Changed("skr-args") {
-				skrArgs = os.Getenv(config.SKREnvVar)
-			}
-			args, err := config.ParseSKRArgs(skrArgs)
-			if err != nil {
-				return err
-			}
-			base := args.AttestationConfig()
-			for _, f := range customize {
-				f(&base)
-			}
-			if maxConcurrent < 1 {
-				return fmt.Errorf("--max-concurrent %d: want at least 1", maxConcurrent)
-			}
-			if requestTimeout < time.Second {
-				return fmt.Errorf("--request-timeout %v: want at least 1s", requestTimeout)
-			}
-
-			ln, err := net.Listen("tcp", net.JoinHostPort(address, port))
-			if err != nil {
-				return fmt.Errorf("key release API: %w", err)
-			}
-			if !isLoopback(address) {
-				slog.Warn("the key release API listens beyond loopback: anything that can reach this address can obtain attestation reports, tokens and this group's keys; use only where the network is the container group's own",
-					"addr", ln.Addr().String())
-			}
-			srv := skrapi.New(skrapi.Options{Base: base, MaxConcurrent: maxConcurrent, RequestTimeout: requestTimeout, Logger: slog.Default()})
-			slog.Info("serving the key release API", "addr", ln.Addr().String(), "certcache", args.CertCache.EndpointType, "identity_client_id", args.Identity.ClientID)
-			fmt.Fprintf(cmd.OutOrStdout(), "serving the key release API on http://%s (GET /status, POST /attest/raw, /attest/combined, /attest/maa, /key/release)\n", ln.Addr())
-			err = srv.Serve(ctx, ln)
-			slog.Info("key release API stopped")
-			return err
+			fl := cmd.Flags()
+			opts.portSet, opts.skrArgsSet, opts.logFileSet = fl.Changed("port"), fl.Changed("skr-args"), fl.Changed("log-file")
+			opts.logLevelSet = fl.Changed("log-level")
+			return runSKR(cmd.Context(), gopts, opts, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&port, "port", "", "TCP port to listen on (default $"+envSKRPort+", else 8080; 0 picks a free one)")
-	f.StringVar(&address, "address", "127.0.0.1", "address to listen on; anything but loopback exposes the API beyond the container group and is logged as a warning")
-	f.StringVar(&skrArgs, "skr-args", "", "base64 JSON settings: certcache, identity (default $"+config.SKREnvVar+")")
-	f.StringVar(&logFile, "log-file", "", "append the log to this file instead of standard error (default $"+envSKRLogFile+")")
-	f.IntVar(&maxConcurrent, "max-concurrent", skrapi.DefaultMaxConcurrent, "attestations and releases worked on at once; more wait for a slot")
-	f.DurationVar(&requestTimeout, "request-timeout", skrapi.DefaultRequestTimeout, "bound on one request, every outbound call and retry included")
+	f.StringVar(&opts.port, "port", "", "TCP port to listen on (default $"+envSKRPort+", else 8080; 0 picks a free one)")
+	f.StringVar(&opts.address, "address", "127.0.0.1", "address to listen on; anything but loopback exposes the API beyond the container group and is logged as a warning")
+	f.StringVar(&opts.skrArgs, "skr-args", "", "base64 JSON settings: certcache, identity (default $"+config.SKREnvVar+")")
+	f.StringVar(&opts.logFile, "log-file", "", "append the log to this file instead of standard error (default $"+envSKRLogFile+")")
+	f.IntVar(&opts.maxConcurrent, "max-concurrent", skrapi.DefaultMaxConcurrent, "attestations and releases worked on at once; more wait for a slot")
+	f.DurationVar(&opts.requestTimeout, "request-timeout", skrapi.DefaultRequestTimeout, "bound on one request, every outbound call and retry included")
 	return cmd
 }
 
-// skrLogging sets the process logger for `encfs skr`: the level from --log-level, else
+// runSKR serves the key release API until ctx ends.
+func runSKR(ctx context.Context, gopts *globalOptions, opts *skrOptions, stdout io.Writer) error {
+	port, skrArgs, logFile := opts.port, opts.skrArgs, opts.logFile
+	if !opts.logFileSet {
+		logFile = os.Getenv(envSKRLogFile)
+	}
+	closeLog, err := skrLogging(gopts, opts.logLevelSet, logFile)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	if !opts.portSet {
+		port = os.Getenv(envSKRPort)
+	}
+	if port == "" {
+		port = "8080"
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q (--port or $%s): want a number from 0 to 65535", port, envSKRPort)
+	}
+	if !opts.skrArgsSet {
+		skrArgs = os.Getenv(config.SKREnvVar)
+	}
+	args, err := config.ParseSKRArgs(skrArgs)
+	if err != nil {
+		return err
+	}
+	base := args.AttestationConfig(opts.release)
+	if opts.maxConcurrent < 1 {
+		return fmt.Errorf("--max-concurrent %d: want at least 1", opts.maxConcurrent)
+	}
+	if opts.requestTimeout < time.Second {
+		return fmt.Errorf("--request-timeout %v: want at least 1s", opts.requestTimeout)
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort(opts.address, port))
+	if err != nil {
+		return fmt.Errorf("key release API: %w", err)
+	}
+	if !isLoopback(opts.address) {
+		slog.Warn("the key release API listens beyond loopback: anything that can reach this address can obtain attestation reports, tokens and this group's keys; use only where the network is the container group's own",
+			"addr", ln.Addr().String())
+	}
+	srv := skrapi.New(skrapi.Options{Base: base, MaxConcurrent: opts.maxConcurrent, RequestTimeout: opts.requestTimeout, Logger: slog.Default()})
+	slog.Info("serving the key release API", "addr", ln.Addr().String(), "certcache", args.CertCache.EndpointType, "identity_client_id", args.Identity.ClientID)
+	fmt.Fprintf(stdout, "serving the key release API on http://%s (GET /status, POST /attest/raw, /attest/combined, /attest/maa, /key/release)\n", ln.Addr())
+	err = srv.Serve(ctx, ln)
+	slog.Info("key release API stopped")
+	return err
+}
+
+// skrLogging sets the process logger for `encfs skr`: the level from --log-level (levelSet), else
 // $LogLevel (the reference's names), and the log file when one is given. It returns a function
 // that closes the file.
-func skrLogging(cmd *cobra.Command, file string) (func(), error) {
-	level := logLevel
-	if fl := cmd.Flags().Lookup("log-level"); fl == nil || !fl.Changed {
+func skrLogging(gopts *globalOptions, levelSet bool, file string) (func(), error) {
+	level := gopts.logLevel
+	if !levelSet {
 		if v := os.Getenv(envSKRLogLevel); v != "" {
 			var err error
 			if level, err = referenceLogLevel(v); err != nil {
@@ -150,7 +166,7 @@ func skrLogging(cmd *cobra.Command, file string) (func(), error) {
 		w, tty, closeFn = f, false, func() { f.Close() }
 	}
 	opts := &slog.HandlerOptions{Level: lv}
-	switch strings.ToLower(logFormat) {
+	switch strings.ToLower(gopts.logFormat) {
 	case "text":
 		tty = true
 	case "json":

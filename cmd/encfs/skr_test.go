@@ -18,18 +18,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/keys/skrtest"
 )
 
 // startSKR runs `encfs skr` in this process (so that it can use the fake SEV device) with args,
 // and returns the URL it prints and a function that stops it (as SIGTERM does: the command's
 // context ends) and returns its error.
-func startSKR(t *testing.T, customize func(*keys.AzureSKRConfig), args ...string) (string, func() error) {
+func startSKR(t *testing.T, opts *skrOptions, args ...string) (string, func() error) {
 	t.Helper()
 	old := slog.Default()
 	t.Cleanup(func() { slog.SetDefault(old) })
-	cmd := newSKRCmd(customize)
+	cmd := skrCommand(&globalOptions{logLevel: "info", logFormat: "auto"}, opts)
 	pr, pw := io.Pipe()
 	cmd.SetOut(pw)
 	cmd.SetErr(pw)
@@ -97,12 +96,9 @@ func TestSKRReferenceCurlExamples(t *testing.T) {
 	t.Setenv("LogFile", logFile)
 	// The test environment's fake device, servers and roots, but the certificate cache and the
 	// identity as SkrSideCarArgs gives them.
-	customize := func(c *keys.AzureSKRConfig) {
-		cc, id := c.CertCache, c.ClientID
-		env.Customize(c)
-		c.CertCache, c.ClientID = cc, id
-	}
-	url, stop := startSKR(t, customize)
+	opts := &skrOptions{}
+	env.Customize(&opts.release)
+	url, stop := startSKR(t, opts)
 	port := url[strings.LastIndexByte(url, ':')+1:]
 
 	runtimeData := base64.StdEncoding.EncodeToString([]byte(`{"nonce":"encfs-skr-curl-test"}`))

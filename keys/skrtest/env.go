@@ -1,6 +1,7 @@
 package skrtest
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -82,11 +84,11 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 		t.Fatalf("test MAA: %v", err)
 	}
 	t.Cleanup(e.MAA.Close)
-	e.HTTPClient = e.MAA.Client() // httptest servers share one certificate, so this trusts all
 	if e.CA, err = NewCA("test Key Vault release CA"); err != nil {
 		t.Fatal(err)
 	}
 	e.BearerToken = "test-aad-access-token-" + randHex(8)
+	e.HTTPClient = e.client()
 	if e.Vault, err = NewKeyVault(e.CA, e.BearerToken, e.HTTPClient); err != nil {
 		t.Fatalf("test Key Vault: %v", err)
 	}
@@ -128,6 +130,20 @@ func NewEnv(t testing.TB, o EnvOptions) *Env {
 	return e
 }
 
+// client is the one HTTP client of the environment (the release clients', and the vault's own
+// for the MAA's signing keys): it trusts the httptest servers' certificate (the MAA's, THIM's,
+// the identity endpoint's) and the CA of the vault's, and reaches the vault at VaultHost.
+func (e *Env) client() *http.Client {
+	tr := e.MAA.Client().Transport.(*http.Transport).Clone()
+	roots := tr.TLSClientConfig.RootCAs.Clone()
+	roots.AddCert(e.CA.Cert)
+	tr.TLSClientConfig.RootCAs = roots
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return e.Vault.Dial(ctx, network, addr) // e.Vault is set before any request
+	}
+	return &http.Client{Transport: tr}
+}
+
 // makeKey creates the vault key and the release key it yields.
 func (e *Env) makeKey(t testing.TB) Key {
 	k := Key{Kty: e.KeyType, Policy: e.ReleasePolicy, Exportable: true, HSM: true}
@@ -153,14 +169,14 @@ func (e *Env) makeKey(t testing.TB) Key {
 }
 
 // Customize points a release configuration at this environment's fake device, servers and trust
-// roots, with short retry delays. The mount code can take it as a hook (see config.KeyProvider).
+// roots, with short retry delays. Tests apply it to the release configuration base that the
+// sidecar, the key release API and config.FileSystem.KeyProvider take.
 func (e *Env) Customize(c *keys.AzureSKRConfig) {
 	c.QuoteProvider = e.SEV
 	c.HTTPClient = e.HTTPClient
 	c.JWSRoots = e.CA.Pool()
 	c.SecurityContextDir = e.SecurityContextDir
 	c.CertCache = keys.CertCache{EndpointType: "LocalTHIM", Endpoint: e.THIM.URL}
-	c.DisableChallengeResourceVerification = true
 	c.RetryDelay = 10 * time.Millisecond
 	c.StepTimeout = 10 * time.Second
 	c.Getenv = func(string) string { return "" } // never the test process's own environment

@@ -1,14 +1,17 @@
 package skrtest
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,14 +62,27 @@ type KeyVault struct {
 	unauth   int
 }
 
-// NewKeyVault starts a test vault whose release responses are signed by a leaf that ca issues for
-// the server's address. maaClient fetches attestation signing keys (it must trust the MAA).
+// VaultHost is the name the test vault answers at: a Key Vault domain, so that the azkeys client
+// checks the bearer challenge's resource against it exactly as it does against a real vault.
+// No resolver knows the name: clients reach the test server through KeyVault.Dial (Env.HTTPClient
+// does).
+const VaultHost = "encfs-test.vault.azure.net"
+
+// NewKeyVault starts a test vault at https://VaultHost (URL), serving TLS and signing its
+// release responses with leaves that ca issues for VaultHost. maaClient fetches attestation
+// signing keys (it must trust the MAA).
 func NewKeyVault(ca *CA, bearerToken string, maaClient *http.Client) (*KeyVault, error) {
 	kv := &KeyVault{BearerToken: bearerToken, maaClient: maaClient, keys: map[string]*Key{}}
 	kv.Server = httptest.NewUnstartedServer(http.HandlerFunc(kv.serve))
+	leaf, leafKey, err := ca.Issue(VaultHost)
+	if err != nil {
+		return nil, err
+	}
+	kv.Server.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Raw, ca.Cert.Raw}, PrivateKey: leafKey, Leaf: leaf}}}
 	kv.StartTLS()
-	var err error
+	kv.URL = "https://" + VaultHost
 	if kv.chain, kv.signKey, err = issueChain(ca); err != nil {
+		kv.Close()
 		return nil, err
 	}
 	rogue, err := NewCA("rogue CA")
@@ -74,13 +90,24 @@ func NewKeyVault(ca *CA, bearerToken string, maaClient *http.Client) (*KeyVault,
 		return nil, err
 	}
 	if kv.rogueChain, kv.rogueKey, err = issueChain(rogue); err != nil {
+		kv.Close()
 		return nil, err
 	}
 	return kv, nil
 }
 
+// Dial connects to the test vault when addr is VaultHost's HTTPS port, and to addr otherwise:
+// the DialContext of a transport that reaches the vault by its name.
+func (kv *KeyVault) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if addr == net.JoinHostPort(VaultHost, "443") {
+		addr = kv.Listener.Addr().String()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
 func issueChain(ca *CA) ([][]byte, *rsa.PrivateKey, error) {
-	leaf, key, err := ca.Issue("127.0.0.1", "localhost")
+	leaf, key, err := ca.Issue(VaultHost)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,4 +1,4 @@
-package main
+package sidecar_test
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/encfs/encfs/internal/syncbuf"
 	"github.com/encfs/encfs/internal/testtree"
 	"github.com/encfs/encfs/keys/skrtest"
+	"github.com/encfs/encfs/sidecar"
 )
 
 // TestFilesystemStateMetrics runs the sidecar's orchestration with two filesystems: one opened
@@ -44,7 +45,9 @@ func TestFilesystemStateMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := specsFromConfig(c, env.Customize)
+	var o sidecar.Options
+	env.Customize(&o.KeyRelease)
+	specs, err := sidecar.SpecsFromConfig(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +59,7 @@ func TestFilesystemStateMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- runMounts(ctx, io.Discard, specs, "127.0.0.1:0", "") }()
+	go func() { done <- sidecar.Run(ctx, io.Discard, specs, sidecar.RunOptions{MetricsAddr: "127.0.0.1:0"}) }()
 
 	addrRE := regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 	want := []string{
@@ -72,7 +75,7 @@ func TestFilesystemStateMetrics(t *testing.T) {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("runMounts ended: %v\n%s", err, logs.String())
+			t.Fatalf("Run ended: %v\n%s", err, logs.String())
 		default:
 		}
 		m := addrRE.FindStringSubmatch(logs.String())
@@ -96,6 +99,6 @@ func TestFilesystemStateMetrics(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("runMounts: %v", err)
+		t.Fatalf("Run: %v", err)
 	}
 }

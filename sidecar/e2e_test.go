@@ -1,4 +1,4 @@
-package main
+package sidecar_test
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/encfs/encfs/internal/testtree"
 	"github.com/encfs/encfs/keys/skrtest"
 	"github.com/encfs/encfs/mount"
+	"github.com/encfs/encfs/sidecar"
 )
 
 // TestEndToEndAttestedMount is the production path in one test: a configuration document in
@@ -72,7 +73,9 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	prev := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(prev) })
-	specs, err := specsFromConfig(c, env.Customize)
+	var o sidecar.Options
+	env.Customize(&o.KeyRelease)
+	specs, err := sidecar.SpecsFromConfig(c, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	defer cancel()
 	out := new(syncbuf.Buffer)
 	done := make(chan error, 1)
-	go func() { done <- runMounts(ctx, out, specs, "", "") }()
+	go func() { done <- sidecar.Run(ctx, out, specs, sidecar.RunOptions{}) }()
 	waitFor(t, specs[0].ReadyFile, done)
 
 	// Published as the reference sidecar does: the mount lives at <dir>/.filesystem-0 and
@@ -108,7 +111,7 @@ func TestEndToEndAttestedMount(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Fatalf("runMounts: %v", err)
+		t.Fatalf("Run: %v", err)
 	}
 	if ms, _ := mount.MountsAt(filepath.Join(dir, "mnt", ".filesystem-0")); len(ms) != 0 {
 		t.Fatal("still mounted after the signal")
@@ -137,7 +140,7 @@ func waitFor(t *testing.T, path string, done <-chan error) {
 		}
 		select {
 		case err := <-done:
-			t.Fatalf("runMounts ended before %s appeared: %v", path, err)
+			t.Fatalf("Run ended before %s appeared: %v", path, err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -1,4 +1,4 @@
-package main
+package sidecar
 
 import (
 	"fmt"
@@ -9,14 +9,23 @@ import (
 	"github.com/encfs/encfs/config"
 )
 
-// snpDevices are the guest interfaces of an AMD SEV-SNP VM (the ioctl device and the
-// configfs-tsm report directory); a variable so that tests can point it elsewhere.
+// snpDevices are the guest interfaces of an AMD SEV-SNP VM: the ioctl device and the
+// configfs-tsm report directory.
 var snpDevices = []string{"/dev/sev-guest", "/sys/kernel/config/tsm/report"}
 
-// snpEnvironment says whether this process runs in an SEV-SNP guest or confidential container
-// group, and what shows it ("" when not).
-func snpEnvironment() string {
-	for _, p := range snpDevices {
+// TEERules are the settings of CheckConfigForTEE.
+type TEERules struct {
+	// AllowKeyFile accepts key_file inside an SEV-SNP environment (--dev-allow-key-file).
+	AllowKeyFile bool
+	// Devices are the guest interfaces whose presence shows an SEV-SNP VM; nil for the real ones
+	// (/dev/sev-guest and /sys/kernel/config/tsm/report).
+	Devices []string
+}
+
+// snpEnvironment says whether this process runs in an SEV-SNP guest (one of devices exists) or
+// confidential container group, and what shows it ("" when not).
+func snpEnvironment(devices []string) string {
+	for _, p := range devices {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
@@ -30,15 +39,18 @@ func snpEnvironment() string {
 	return ""
 }
 
-// checkConfigForTEE applies the start-up rules of a configuration that concern the TEE: a
-// key_file is refused in an SEV-SNP environment unless allowKeyFile (a development flag), since
+// CheckConfigForTEE applies the start-up rules of a configuration that concern the TEE: a
+// key_file is refused in an SEV-SNP environment unless r.AllowKeyFile (a development flag), since
 // a key in a file bypasses attestation; and a filesystem whose key comes from Azure key release
 // with neither pinned_root nor pinned_signer gets a warning, since any authentic image of the
 // key (older ones, or ones built by any key holder) would mount.
-func checkConfigForTEE(c *config.Config, allowKeyFile bool, log *slog.Logger) error {
-	tee := snpEnvironment()
+func CheckConfigForTEE(c *config.Config, r TEERules, log *slog.Logger) error {
+	if r.Devices == nil {
+		r.Devices = snpDevices
+	}
+	tee := snpEnvironment(r.Devices)
 	for i, fsys := range c.AzureFilesystems {
-		if fsys.KeyFile != "" && tee != "" && !allowKeyFile {
+		if fsys.KeyFile != "" && tee != "" && !r.AllowKeyFile {
 			return fmt.Errorf("azure_filesystems[%d].key_file: refused in an SEV-SNP environment (%s found): a key read from a file is not released by attestation, "+
 				"so it protects nothing here; use key (Azure secure key release), or pass --dev-allow-key-file for development only", i, tee)
 		}

@@ -1,4 +1,4 @@
-package main
+package sidecar_test
 
 import (
 	"bytes"
@@ -9,12 +9,11 @@ import (
 	"testing"
 
 	"github.com/encfs/encfs/config"
+	"github.com/encfs/encfs/sidecar"
 )
 
 func TestConfigRulesForTEE(t *testing.T) {
-	saved := snpDevices
-	snpDevices = []string{filepath.Join(t.TempDir(), "no-sev-guest")}
-	t.Cleanup(func() { snpDevices = saved })
+	none := []string{filepath.Join(t.TempDir(), "no-sev-guest")}
 	t.Setenv("UVM_SECURITY_CONTEXT_DIR", "")
 	if m, _ := filepath.Glob("/security-context-*"); len(m) > 0 {
 		t.Skip("this machine has a security context directory; the test needs one without")
@@ -22,24 +21,22 @@ func TestConfigRulesForTEE(t *testing.T) {
 	keyFile, _ := config.Parse([]byte(`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k"}]}`))
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	if err := checkConfigForTEE(keyFile, false, log); err != nil {
+	if err := sidecar.CheckConfigForTEE(keyFile, sidecar.TEERules{Devices: none}, log); err != nil {
 		t.Fatalf("key_file outside a TEE: %v", err)
 	}
 
 	// A device of the SEV-SNP guest, as go-sev-guest opens it.
 	dev := filepath.Join(t.TempDir(), "sev-guest")
 	os.WriteFile(dev, nil, 0o600)
-	snpDevices = []string{dev}
-	if err := checkConfigForTEE(keyFile, false, log); err == nil || !strings.Contains(err.Error(), "refused in an SEV-SNP environment") {
+	if err := sidecar.CheckConfigForTEE(keyFile, sidecar.TEERules{Devices: []string{dev}}, log); err == nil || !strings.Contains(err.Error(), "refused in an SEV-SNP environment") {
 		t.Fatalf("key_file in an SEV-SNP environment: %v", err)
 	}
-	if err := checkConfigForTEE(keyFile, true, log); err != nil {
+	if err := sidecar.CheckConfigForTEE(keyFile, sidecar.TEERules{AllowKeyFile: true, Devices: []string{dev}}, log); err != nil {
 		t.Fatalf("key_file with --dev-allow-key-file: %v", err)
 	}
 	// The ACI security context, found by its environment variable.
-	snpDevices = nil
 	t.Setenv("UVM_SECURITY_CONTEXT_DIR", t.TempDir())
-	if err := checkConfigForTEE(keyFile, false, log); err == nil {
+	if err := sidecar.CheckConfigForTEE(keyFile, sidecar.TEERules{Devices: none}, log); err == nil {
 		t.Fatal("key_file accepted in a container group with a security context")
 	}
 
@@ -55,7 +52,7 @@ func TestConfigRulesForTEE(t *testing.T) {
 			t.Fatal(err)
 		}
 		logs.Reset()
-		if err := checkConfigForTEE(c, false, log); err != nil {
+		if err := sidecar.CheckConfigForTEE(c, sidecar.TEERules{Devices: none}, log); err != nil {
 			t.Fatal(err)
 		}
 		if got := strings.Contains(logs.String(), "no pinned_root or pinned_signer"); got != warn {
@@ -64,7 +61,7 @@ func TestConfigRulesForTEE(t *testing.T) {
 	}
 }
 
-// TestConfigPinsReachTheMount: the configuration's pins are the ones mountOne checks.
+// TestConfigPinsReachTheMount: the configuration's pins are the ones Mount checks.
 func TestConfigPinsReachTheMount(t *testing.T) {
 	root, series, signer := strings.Repeat("ab", 32), strings.Repeat("cd", 16), strings.Repeat("ef", 32)
 	c, err := config.Parse([]byte(`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","pinned_root":"` + root +
@@ -72,7 +69,7 @@ func TestConfigPinsReachTheMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := specsFromConfig(c)
+	specs, err := sidecar.SpecsFromConfig(c, sidecar.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,157 @@
+package sidecar
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/encfs/encfs/blobio"
+	encfs "github.com/encfs/encfs/fs"
+	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/keys"
+	"github.com/encfs/encfs/metrics"
+	"github.com/encfs/encfs/mount"
+)
+
+// Mounted is a live filesystem made by Mount.
+type Mounted struct {
+	Spec  MountSpec
+	Image *image.Image
+	FS    *encfs.FS
+	Point *mount.Point
+	// Health is the state of the image's storage, for /healthz and /readyz; nil for a source
+	// that does not follow it (a local file).
+	Health func() blobio.Health
+	// stopBackground ends the background fetch, if one runs.
+	stopBackground context.CancelFunc
+}
+
+// Mount opens and authenticates the image (a wrong key fails here, before anything is
+// mounted), checks the pins, mounts it, writes the ready file and starts the background fetch.
+func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
+	if spec.Log == nil {
+		spec.Log = slog.Default()
+	}
+	// A mount point in use fails now, not after a key release and the image's download.
+	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
+		return nil, err
+	}
+	ks, err := spec.Keys(ctx)
+	defer func() {
+		for _, k := range ks {
+			keys.Zero(k)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	spec.Source.Chunk.Log = spec.Log
+	src, err := openMountSource(ctx, spec.Image, spec.Source)
+	if err != nil {
+		return nil, err
+	}
+	im, err := image.Open(ctx, metrics.Count(src), ks, image.Options{CacheBytes: spec.CacheBytes})
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
+	}
+	if err := spec.Pin.Check(im.Header()); err != nil {
+		im.Close()
+		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
+	}
+	m := &Mounted{Spec: spec, Image: im}
+	if h, ok := src.(interface{ Health() blobio.Health }); ok {
+		m.Health = h.Health
+	}
+	fo := encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, RequestTimeout: spec.RequestTimeout, LogPaths: spec.LogPaths}
+	if m.FS, err = encfs.New(ctx, im, fo); err != nil {
+		im.Close()
+		return nil, err
+	}
+	m.Point, err = mount.Mount(m.FS, mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir,
+		AllowOther: spec.AllowOther, Log: spec.Log})
+	if err != nil {
+		im.Close()
+		return nil, err
+	}
+	if spec.ReadyFile != "" {
+		if err := writeReadyFile(spec.ReadyFile, m.Point.Target); err != nil {
+			m.Unmount()
+			return nil, err
+		}
+	}
+	if ch, ok := src.(*blobio.Chunked); ok && blobio.IsRemote(spec.Image) {
+		m.startBackgroundFetch(ch)
+	}
+	return m, nil
+}
+
+// startBackgroundFetch fetches the whole image into the caches in the background when the
+// spec asks for it (all), or by default when the image fits the memory and disk caches (auto):
+// every file is then read at the speed of one sequential download, whatever the order.
+func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
+	size, room := ch.Size(), ch.MemoryCacheBytes()+ch.DiskCacheBytes()
+	switch m.Spec.Prefetch {
+	case "none":
+		return
+	case "all":
+	default: // auto
+		if size > room {
+			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (--prefetch all to fetch it anyway)",
+				"image_bytes", size, "cache_bytes", room)
+			return
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.stopBackground = cancel
+	go func() {
+		start := time.Now()
+		m.Spec.Log.Info("background fetch: started", "image_bytes", size, "cache_bytes", room)
+		if err := ch.FetchAll(ctx); err != nil {
+			return // unmounting
+		}
+		m.Spec.Log.Info("background fetch: done", "took", time.Since(start).Round(time.Millisecond).String(),
+			"chunks_fetched", ch.Stats().BackgroundFetches)
+	}()
+}
+
+// Unmount removes the ready file, unmounts and closes the image.
+func (m *Mounted) Unmount() error {
+	if m.stopBackground != nil {
+		m.stopBackground()
+	}
+	if m.Spec.ReadyFile != "" {
+		os.Remove(m.Spec.ReadyFile)
+	}
+	err := m.Point.Unmount()
+	if cerr := m.Image.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// unmounted reports whether the filesystem is gone (unmounted by Unmount or from outside).
+func (m *Mounted) unmounted() bool {
+	select {
+	case <-m.Point.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// writeReadyFile atomically writes the mount path into path, so a watcher never reads it
+// half-written.
+func writeReadyFile(path, target string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(target+"\n"), 0o644); err != nil {
+		return fmt.Errorf("ready file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("ready file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,149 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/metrics"
+)
+
+// RunOptions are the settings of Run that concern all filesystems together.
+type RunOptions struct {
+	// MetricsAddr, when set, is where Prometheus /metrics, /healthz and /readyz are served.
+	MetricsAddr string
+	// ReadyFile, when set, is written with the mount paths (one a line) once every filesystem is
+	// mounted, and removed at the end.
+	ReadyFile string
+}
+
+// Run mounts every spec independently and concurrently (key release included), serves
+// metrics if asked, and waits until ctx ends or every filesystem was unmounted from outside;
+// then it unmounts them. A spec that fails is logged and the others keep serving; it is an
+// error only when none mounts. One line per mounted filesystem goes to out. /readyz is ready,
+// and the ready file written, once every spec is mounted.
+func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) error {
+	live := make([]atomic.Pointer[Mounted], len(specs))
+	collector := metrics.NewCollector()
+	states := metrics.NewFilesystems()
+	for i := range specs {
+		states.Add(strconv.Itoa(i), specs[i].Mountpoint)
+	}
+	budget, heap := memoryBudget(specs)
+	setMemoryLimit(heap, slog.Default())
+	collector.SetMemoryBudget(budget)
+	slog.Info("memory budget", "bytes", budget, "go_heap_limit", heap)
+	if o.MetricsAddr != "" {
+		addr, err := metrics.Serve(ctx, o.MetricsAddr, metrics.Handler(metrics.NewRegistry(collector, states), probes(specs, live)), slog.Default())
+		if err != nil {
+			return err
+		}
+		slog.Info("serving metrics", "addr", addr.String())
+	}
+	errs := make([]error, len(specs))
+	var wg sync.WaitGroup
+	for i, spec := range specs {
+		if spec.Log == nil {
+			spec.Log = slog.Default()
+		}
+		id, keysOf := strconv.Itoa(i), spec.Keys
+		spec.Keys = func(ctx context.Context) ([][]byte, error) {
+			ks, err := keysOf(ctx)
+			states.SetKey(id, metrics.KeyOutcomeOf(err))
+			return ks, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			m, err := Mount(ctx, spec)
+			if err != nil {
+				states.SetState(id, metrics.StateFailed)
+				errs[i] = err
+				if len(specs) > 1 {
+					errs[i] = fmt.Errorf("%s: %w", spec.Name, err)
+					spec.Log.Error("filesystem not mounted; the others keep serving", "err", err)
+				}
+				return
+			}
+			collector.Add(m.Point.Target, metrics.For(m.FS))
+			live[i].Store(m)
+			states.SetState(id, metrics.StateMounted)
+			go func() {
+				select {
+				case <-m.Point.Done():
+					states.SetState(id, metrics.StateUnmounted)
+				case <-ctx.Done():
+				}
+			}()
+			// No counts or sizes: they are part of what the image encrypts, and this line
+			// leaves the TEE with the container's logs (encfs inspect --key-file shows them).
+			h := m.Image.Header()
+			fmt.Fprintf(out, "mounted %s at %s (uuid %s, series %s, generation %d) in %d ms\n",
+				blobio.Display(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
+				time.Since(start).Milliseconds())
+		}()
+	}
+	wg.Wait()
+	var mounted []*Mounted
+	for i := range live {
+		if m := live[i].Load(); m != nil {
+			mounted = append(mounted, m)
+		}
+	}
+	if len(mounted) == 0 {
+		return errors.Join(errs...)
+	}
+	if o.ReadyFile != "" && len(mounted) == len(specs) {
+		var targets []string
+		for _, m := range mounted {
+			targets = append(targets, m.Point.Target)
+		}
+		if err := writeReadyFile(o.ReadyFile, strings.Join(targets, "\n")); err != nil {
+			slog.Error("cannot write the ready file", "err", err)
+		}
+		defer os.Remove(o.ReadyFile)
+	}
+	waitForEnd(ctx, mounted)
+	var unmountErrs []error
+	for _, m := range mounted {
+		if err := m.Unmount(); err != nil {
+			unmountErrs = append(unmountErrs, err)
+			continue
+		}
+		m.Spec.Log.Info("unmounted", "path", m.Point.Target)
+	}
+	return errors.Join(unmountErrs...)
+}
+
+// waitForEnd returns on a signal, or once every filesystem was unmounted from outside.
+func waitForEnd(ctx context.Context, mounted []*Mounted) {
+	gone := make(chan struct{}, len(mounted))
+	for _, m := range mounted {
+		go func() {
+			select {
+			case <-m.Point.Done():
+				m.Spec.Log.Warn("the filesystem was unmounted from outside", "path", m.Point.Target)
+				gone <- struct{}{}
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for range mounted {
+		select {
+		case <-ctx.Done():
+			slog.Info("signal received: unmounting")
+			return
+		case <-gone:
+		}
+	}
+}
