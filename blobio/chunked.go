@@ -778,10 +778,11 @@ func (c *Chunked) Prefetch(off, length int64) {
 }
 
 // Invalidate drops the chunks covering [off, off+length) from both caches, so the next read
-// fetches them again (the image layer calls it when a block fails verification).
-func (c *Chunked) Invalidate(off, length int64) {
+// fetches them again (the image layer calls it when a block fails verification). It reports
+// true: a read again goes back to storage, which may answer with other bytes.
+func (c *Chunked) Invalidate(off, length int64) bool {
 	if length <= 0 || off < 0 {
-		return
+		return true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -799,6 +800,7 @@ func (c *Chunked) Invalidate(off, length int64) {
 			c.disk.remove(idx)
 		}
 	}
+	return true
 }
 
 // Stats returns a snapshot of the counters.

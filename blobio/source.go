@@ -83,18 +83,19 @@ var mountChunks = ChunkOptions{ChunkSize: 4 << 20, Workers: 8, CacheBytes: 64 <<
 func MountMemoryBound() int64 { return mountChunks.MemoryBound() }
 func MountHeapBound() int64   { return mountChunks.HeapBound() }
 
-// ForMount returns the source a mount should read s through; call it before the first read.
+// ForMount returns the layer a mount should read s through; call it before the first read.
 // Where the file's filesystem allows direct I/O, that is s reading with O_DIRECT behind a
-// prefetching Chunked layer (which then owns s); elsewhere it is s itself, buffered.
+// prefetching Chunked layer (which then owns s), and ok is true; elsewhere it is nil and ok
+// false: read s itself, buffered.
 //
 // A mount caches the image once, as plaintext in the FUSE page cache. Buffered reads would
 // cache its ciphertext as well: twice the memory (charged to the sidecar's cgroup) and one more
 // copy per byte. But direct reads get no kernel readahead, hence the prefetching layer.
-func (s *FileSource) ForMount() Source {
+func (s *FileSource) ForMount() (c *Chunked, ok bool) {
 	if !s.useDirectIO() {
-		return s
+		return nil, false
 	}
-	return NewChunked(s, mountChunks)
+	return NewChunked(s, mountChunks), true
 }
 
 // useDirectIO makes aligned reads bypass the page cache (O_DIRECT) and reports whether the

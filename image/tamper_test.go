@@ -60,7 +60,7 @@ func (f *tamperFixture) check(t *testing.T, b []byte, wantErr error) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	im, err := image.Open(ctx, src, [][]byte{f.key}, image.Options{})
+	im, err := image.Open(ctx, image.Plain(src), [][]byte{f.key}, image.Options{})
 	if err != nil {
 		if !errors.Is(err, wantErr) {
 			t.Fatalf("open: %v, want %v", err, wantErr)
@@ -193,7 +193,7 @@ func TestTamperedFileOnlyFailsItsReads(t *testing.T) {
 // flakyCache is a source with a cache whose copy of one block went bad: reads return the block
 // corrupted until Invalidate drops it, as a damaged disk-cache chunk would.
 type flakyCache struct {
-	blobio.Source
+	image.Source
 	badOff      int64
 	invalidated bool
 }
@@ -206,10 +206,11 @@ func (f *flakyCache) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	return n, err
 }
 
-func (f *flakyCache) Invalidate(off, length int64) {
+func (f *flakyCache) Invalidate(off, length int64) bool {
 	if off <= f.badOff && f.badOff < off+length {
 		f.invalidated = true
 	}
+	return true
 }
 
 func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
@@ -217,7 +218,7 @@ func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "img")
 	os.WriteFile(path, f.img, 0o600)
 	src, _ := blobio.OpenFile(path)
-	flaky := &flakyCache{Source: src, badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
+	flaky := &flakyCache{Source: image.Plain(src), badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
 	im, err := image.Open(context.Background(), flaky, [][]byte{f.key}, image.Options{})
 	if err != nil {
 		t.Fatal(err)

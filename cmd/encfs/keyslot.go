@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,12 @@ func init() {
 				return err
 			}
 			defer keys.Zero(nk)
-			if err := image.AddKeyslot(cmd.Context(), args[0], cur, nk); err != nil {
+			f, err := os.OpenFile(args[0], os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := image.AddKeyslot(cmd.Context(), f, cur, nk); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: added a keyslot for key fingerprint %s\n", args[0], image.Fingerprint(nk))
@@ -61,7 +67,12 @@ min_generation to the new generation or pin the new root or a signer (docs/OPERA
 				return err
 			}
 			defer keys.Zero(cur)
-			if err := image.RemoveKeyslot(cmd.Context(), args[0], cur, fingerprint); err != nil {
+			f, err := os.OpenFile(args[0], os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := image.RemoveKeyslot(cmd.Context(), f, cur, fingerprint); err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: removed the keyslot for key fingerprint %s\n", args[0], fingerprint)

@@ -65,12 +65,8 @@ type Mounted struct {
 
 // openMountSource opens the image of a mount: a local image is read the way
 // blobio.FileSource.ForMount says.
-func openMountSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source, error) {
-	src, err := openSource(ctx, loc, o)
-	if f, ok := src.(*blobio.FileSource); ok && err == nil {
-		return f.ForMount(), nil
-	}
-	return src, err
+func openMountSource(ctx context.Context, loc string, o sourceOptions) (image.Source, error) {
+	return openSourceFor(ctx, loc, o, true)
 }
 
 // mountOne opens and authenticates the image (a wrong key fails here, before anything is

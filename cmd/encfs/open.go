@@ -21,8 +21,14 @@ type sourceOptions struct {
 }
 
 // openSource opens an image location: a local path (or file:// URL), or a URL. Remote sources
-// get the chunked, prefetching, caching fetch layer in front.
-func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source, error) {
+// get the chunked, prefetching, caching fetch layer in front; a local file is read as it is.
+func openSource(ctx context.Context, loc string, o sourceOptions) (image.Source, error) {
+	return openSourceFor(ctx, loc, o, false)
+}
+
+// openSourceFor is openSource, with a local image read the way a mount reads it (see
+// blobio.FileSource.ForMount) when forMount is set.
+func openSourceFor(ctx context.Context, loc string, o sourceOptions, forMount bool) (image.Source, error) {
 	loc = strings.TrimPrefix(loc, "file://")
 	src, err := blobio.Open(ctx, loc, o.Blob)
 	if err != nil {
@@ -31,7 +37,13 @@ func openSource(ctx context.Context, loc string, o sourceOptions) (blobio.Source
 	if blobio.IsRemote(loc) {
 		return blobio.NewChunked(src, o.Chunk), nil
 	}
-	return src, nil
+	f := src.(*blobio.FileSource) // what a local path opens as
+	if forMount {
+		if c, ok := f.ForMount(); ok {
+			return c, nil
+		}
+	}
+	return image.Plain(f), nil
 }
 
 // sourceFlags are the flags of every command that reads an image, for remote images.
