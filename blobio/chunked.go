@@ -182,7 +182,7 @@ type Chunked struct {
 	cancel    context.CancelFunc
 
 	mu       sync.Mutex
-	mem      *memLRU
+	mem      memLRU
 	inflight map[int64]*call
 	failed   map[int64]failure // chunks whose fetch failed recently
 	free     []*chunkBuf       // chunk buffers nobody references any more, for the next fetches
@@ -264,7 +264,7 @@ func (c *Chunked) DiskCacheBytes() int64 {
 }
 
 // MemoryCacheBytes is the size bound of the memory cache.
-func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.max }
+func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.Max() }
 
 // Health reports whether the source is serving, in an outage, or broken (breaker open).
 func (c *Chunked) Health() Health { return c.health.snapshot() }
@@ -294,7 +294,7 @@ func (c *Chunked) Close() error {
 	c.fetchWG.Wait()
 	c.mu.Lock()
 	c.closed = true
-	c.mem.clear()
+	c.mem.Clear()
 	for _, b := range c.free {
 		c.discardLocked(b)
 	}
@@ -410,7 +410,7 @@ func (c *Chunked) held(first, last int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := first; idx <= last; idx++ {
-		if _, ok := c.inflight[idx]; !ok && !c.mem.has(idx) {
+		if _, ok := c.inflight[idx]; !ok && !c.mem.Has(idx) {
 			return false
 		}
 	}
@@ -576,7 +576,7 @@ func (c *Chunked) discardLocked(b *chunkBuf) {
 // do, with dropped set when no worker was free or the source is not serving.
 func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	c.mu.Lock()
-	if b, ok := c.mem.get(idx); ok {
+	if b, ok := c.mem.Get(idx); ok {
 		if prefetch {
 			c.mu.Unlock()
 			return nil, false
@@ -760,7 +760,7 @@ func (c *Chunked) Prefetch(off, length int64) {
 		return
 	}
 	// Chunks prefetched beyond what the cache holds would be evicted before they are read.
-	if room := c.mem.max - c.chunk; length > room {
+	if room := c.mem.Max() - c.chunk; length > room {
 		length = room
 	}
 	if length <= 0 {
@@ -787,7 +787,7 @@ func (c *Chunked) Invalidate(off, length int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := off / c.chunk; idx <= (off+length-1)/c.chunk; idx++ {
-		if b, ok := c.mem.get(idx); ok && b.fromDisk {
+		if b, ok := c.mem.Get(idx); ok && b.fromDisk {
 			// The copy that failed came from the disk cache, which checked its CRC: the disk
 			// returned other bytes than were written, or someone wrote the file. Worth knowing
 			// apart from tampering in storage.
@@ -795,7 +795,7 @@ func (c *Chunked) Invalidate(off, length int64) bool {
 			c.log.Warn("disk cache: a cached chunk failed verification; fetching it again from storage",
 				"chunk", idx, "dir", c.disk.store.dir)
 		}
-		c.mem.remove(idx)
+		c.mem.Remove(idx)
 		if c.disk != nil {
 			c.disk.remove(idx)
 		}
@@ -825,7 +825,7 @@ func (c *Chunked) Stats() Stats {
 		s.Retries = r.Retries()
 	}
 	c.mu.Lock()
-	s.CachedBytes = c.mem.total
+	s.CachedBytes = c.mem.Cost()
 	c.mu.Unlock()
 	return s
 }
