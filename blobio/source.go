@@ -1,15 +1,19 @@
-// Package blobio is where image bytes come from: a local file, an Azure blob or any HTTPS server
-// that honours Range requests, plus the chunked, parallel, deduplicating fetch layer that sits in
-// front of a remote source. It knows nothing about the image format: it moves ciphertext.
+// Package blobio is where image bytes come from: the Source interface every backend
+// implements, a local file (FileSource, with O_DIRECT where the filesystem allows it), the
+// error kinds every remote failure wraps, and the chunk layer in front of a source. It knows
+// nothing about the image format: it moves ciphertext.
 //
-//   - Open (open.go) turns a location into a Source: a local path, an Azure blob (azure.go,
-//     credentials in azauth.go) or any HTTP server that honours Range (httpsource.go). Remote
-//     sources are pinned to the version seen at open (ErrChanged), retry with a bounded budget
-//     (retry.go) and report one of ErrNotFound, ErrAuth, ErrUnreachable, ErrChanged,
-//     ErrBadResponse, ErrIncomplete (errors.go), with secrets redacted (redact.go).
-//   - Chunked (chunked.go) fetches aligned chunks in parallel with deduplication, prefetch, an
-//     LRU memory cache (lru.go) and an optional disk cache (diskcache.go).
-//   - Upload (upload.go) writes an image to a block or page blob, resumably.
+//   - Source and FileSource are in source.go; ErrNotFound, ErrAuth, ErrUnreachable,
+//     ErrChanged, ErrBadResponse and *Error in errors.go; IsRemote, Display and Redact name a
+//     location without its secrets (location.go).
+//   - Chunked (chunked.go) fetches aligned chunks in parallel with deduplication, prefetch and
+//     background fetch (background.go), a memory cache (lru.go over internal/lru, buffers from
+//     chunkmem.go), an optional disk cache (diskcache.go, diskauto.go) and a storage health
+//     breaker (health.go).
+//   - The backends are packages of their own: blobio/azure (Azure Blob Storage, with
+//     credentials and upload) and blobio/httpsrc (any server that honours Range), sharing
+//     blobio/internal/remote (retries, ranged reads); blobio/location opens a location with the
+//     backend that serves it.
 //   - Tests use azuritetest (a real Azurite) and faultproxy (injected storage faults).
 package blobio
 

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/config"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/image"
@@ -395,7 +396,7 @@ func specsFromConfig(c *config.Config, customize ...func(*keys.AzureSKRConfig)) 
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			Pin: image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: sourceOptions{
-				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: configReadTimeout}},
+				Blob:  location.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: configReadTimeout}},
 				Chunk: blobio.ChunkOptions{DiskCache: configDiskCache(fsys.DiskCacheDir), DiskCacheBytes: int64(fsys.DiskCacheSize)},
 			},
 			Keys: func(ctx context.Context) ([][]byte, error) {

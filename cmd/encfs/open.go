@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/azure"
+	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
@@ -16,7 +18,7 @@ import (
 
 // sourceOptions say how an image location is opened.
 type sourceOptions struct {
-	Blob  blobio.Options
+	Blob  location.Options
 	Chunk blobio.ChunkOptions
 }
 
@@ -30,7 +32,7 @@ func openSource(ctx context.Context, loc string, o sourceOptions) (image.Source,
 // blobio.FileSource.ForMount) when forMount is set.
 func openSourceFor(ctx context.Context, loc string, o sourceOptions, forMount bool) (image.Source, error) {
 	loc = strings.TrimPrefix(loc, "file://")
-	src, err := blobio.Open(ctx, loc, o.Blob)
+	src, err := location.Open(ctx, loc, o.Blob)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +72,7 @@ func addSourceFlags(cmd *cobra.Command, diskCache string) *sourceFlags {
 func (sf *sourceFlags) options() (sourceOptions, error) {
 	var o sourceOptions
 	var err error
-	if o.Blob.Auth, err = blobio.ParseAuth(sf.auth); err != nil {
+	if o.Blob.Auth, err = azure.ParseAuth(sf.auth); err != nil {
 		return o, fmt.Errorf("--auth: %w", err)
 	}
 	o.Blob.ClientID = sf.clientID

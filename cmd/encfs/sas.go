@@ -5,9 +5,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/spf13/cobra"
-
-	"github.com/encfs/encfs/blobio"
 )
 
 func init() {
@@ -33,7 +32,7 @@ write, r to resume an interrupted upload).`,
 			if err != nil {
 				return err
 			}
-			s, err := blobio.MakeSAS(args[0], blobio.SASOptions{Permissions: perms, Expires: expires, Container: container, ConnectionString: conn})
+			s, err := azure.MakeSAS(args[0], azure.SASOptions{Permissions: perms, Expires: expires, Container: container, ConnectionString: conn})
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	azureblob "github.com/encfs/encfs/blobio/azure" // the name azure is the --azure flag here
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -68,7 +69,7 @@ before a long pack).`,
 			if err != nil {
 				return err
 			}
-			a, err := blobio.ParseAuth(auth)
+			a, err := azureblob.ParseAuth(auth)
 			if err != nil {
 				return err
 			}
@@ -82,9 +83,9 @@ before a long pack).`,
 			if err != nil {
 				return fmt.Errorf("upload: %w", err)
 			}
-			opts := blobio.UploadOptions{
+			opts := azureblob.UploadOptions{
 				PageBlob: pageBlob, Overwrite: overwrite, BlockSize: blockMiB << 20, Workers: parallel,
-				Open: blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: connString},
+				Open: azureblob.Options{Auth: a, ClientID: clientID, AnyHost: azure, ConnectionString: connString},
 			}
 			var bar *progressbar.ProgressBar
 			if !quiet {
@@ -94,7 +95,7 @@ before a long pack).`,
 				opts.Progress = func(n int64) { _ = bar.Add64(n) }
 			}
 			start := time.Now()
-			res, err := blobio.Upload(cmd.Context(), args[0], args[1], opts)
+			res, err := azureblob.Upload(cmd.Context(), args[0], args[1], opts)
 			if bar != nil {
 				_ = bar.Finish()
 			}
@@ -144,7 +145,7 @@ func checkUpload(cmd *cobra.Command, args []string, loc *locationFlags, auth, cl
 	if err != nil {
 		return err
 	}
-	a, err := blobio.ParseAuth(auth)
+	a, err := azureblob.ParseAuth(auth)
 	if err != nil {
 		return err
 	}
@@ -152,7 +153,7 @@ func checkUpload(cmd *cobra.Command, args []string, loc *locationFlags, auth, cl
 	if err != nil {
 		return err
 	}
-	if err := blobio.CheckUpload(cmd.Context(), url, blobio.Options{Auth: a, ClientID: clientID, Azure: azure, ConnectionString: conn}); err != nil {
+	if err := azureblob.CheckUpload(cmd.Context(), url, azureblob.Options{Auth: a, ClientID: clientID, AnyHost: azure, ConnectionString: conn}); err != nil {
 		return err
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "an upload to %s can go ahead: the credential is accepted\n", blobio.Display(url))
