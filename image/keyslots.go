@@ -19,21 +19,11 @@ func EditKeyslots(ctx context.Context, f *os.File, currentKey []byte, edit func(
 	if err != nil {
 		return err
 	}
-	master, ok, err := unwrapMasterKey(h, currentKey)
+	master, k, err := authenticate(h, [][]byte{currentKey})
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return &WrongKeyError{Given: []string{Fingerprint(currentKey)}, Accepted: slotFingerprints(h)}
 	}
 	defer clear(master)
-	k, err := deriveKeys(master, h.Salt[:])
-	if err != nil {
-		return err
-	}
-	if !h.checkMAC(k.headerMAC) {
-		return &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
-	}
 	if err := edit(h, master); err != nil {
 		return err
 	}

@@ -98,36 +98,11 @@ func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	var master []byte
-	for _, k := range releaseKeys {
-		m, ok, err := unwrapMasterKey(h, k)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			master = m
-			break
-		}
-	}
-	if master == nil {
-		we := &WrongKeyError{Accepted: slotFingerprints(h)}
-		for _, k := range releaseKeys {
-			we.Given = append(we.Given, Fingerprint(k))
-		}
-		return nil, we
-	}
-	defer clear(master)
-	return openWithMaster(ctx, src, h, master, opts)
-}
-
-func openWithMaster(ctx context.Context, src Source, h *Header, master []byte, opts Options) (*Image, error) {
-	k, err := deriveKeys(master, h.Salt[:])
+	master, k, err := authenticate(h, releaseKeys)
 	if err != nil {
 		return nil, err
 	}
-	if !h.checkMAC(k.headerMAC) {
-		return nil, &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
-	}
+	clear(master) // the derived keys are all a reader needs
 	opts = opts.withDefaults()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)

@@ -283,3 +283,23 @@ func TestThroughChunkedSource(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyslotEditRefusesTamperedHeader: a keyslot edit authenticates the header the way Open
+// does, so it refuses a modified header instead of re-sealing it with a fresh MAC.
+func TestKeyslotEditRefusesTamperedHeader(t *testing.T) {
+	f := newTamperFixture(t)
+	for name, off := range map[string]uint64{"root": 128, "MAC": 912, "keyslot": 272 + 30} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "img")
+			bad := flip(f.img, off)
+			os.WriteFile(path, bad, 0o600)
+			err := image.AddKeyslot(context.Background(), openRW(t, path), f.key, newKey(t))
+			if !errors.Is(err, image.ErrIntegrity) {
+				t.Fatalf("add a keyslot to a header with a modified %s: %v", name, err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, bad) {
+				t.Fatal("the refused edit wrote to the image")
+			}
+		})
+	}
+}
