@@ -9,8 +9,10 @@ import (
 	"github.com/encfs/encfs/image"
 )
 
-// Counting wraps a source that keeps no statistics of its own (a local file) so that the
-// fetch metrics cover it too. Remote sources go through blobio.Chunked, which counts itself.
+// Counting wraps a source that keeps no statistics of its own (a local file, through
+// image.Plain) so that the fetch metrics cover it too. Remote sources go through
+// blobio.Chunked, which counts itself. Every capability of the image source is forwarded
+// (embedding); only ReadAt is counted, which is how a plain source is read (it lends no views).
 type Counting struct {
 	image.Source
 	bytes, reads, errs, nanos atomic.Int64

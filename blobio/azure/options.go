@@ -1,9 +1,3 @@
-// Package azure reads images from Azure Blob Storage and writes them there: Source (azure.go)
-// reads a block or page blob pinned to its ETag; Auth and the credential chain are in
-// azauth.go; Upload (upload.go) and CheckUpload (uploadcheck.go) write a blob resumably;
-// MakeSAS (sas.go) signs a SAS with an account key; diagnose.go turns a refusal into a hint
-// that names its cause. Failures are *blobio.Error values of blobio's kinds, with secrets
-// redacted. Tests run against a real Azurite (blobio/azuritetest).
 package azure
 
 import (

@@ -26,6 +26,6 @@ func TestDisplayURL(t *testing.T) {
 	got := DisplayURL(u)
 	want := "https://acct.blob.core.windows.net/c/b.img?snapshot=2026-01-01T00%3A00%3A00.0000000Z (SAS sp=r se=2026-11-29T13:00Z)"
 	if got != want {
-		t.Errorf("displayURL = %q\nwant %q", got, want)
+		t.Errorf("DisplayURL = %q\nwant %q", got, want)
 	}
 }
