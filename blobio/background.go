@@ -83,7 +83,7 @@ func (c *Chunked) pause(ctx context.Context) {
 func (c *Chunked) cachedOrDue(idx int64) bool {
 	c.mu.Lock()
 	_, inflight := c.inflight[idx]
-	held := inflight || c.mem.has(idx)
+	held := inflight || c.mem.Has(idx)
 	c.mu.Unlock()
 	return held || (c.disk != nil && c.disk.has(idx, c.chunkLen(idx)))
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/azuritetest"
+	"github.com/encfs/encfs/blobio/location"
 )
 
 // benchBlob starts Azurite with one blob of ENCFS_BENCH_MIB MiB (default 256).
@@ -53,7 +54,7 @@ func BenchmarkAzuriteParallelDownload(b *testing.B) {
 // 64 MiB ahead of each read.
 func BenchmarkAzuriteChunkedRead(b *testing.B) {
 	az, u, size := benchBlob(b)
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString})
+	src, err := location.Open(context.Background(), u, location.Options{ConnectionString: az.ConnectionString})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func BenchmarkAzuriteChunkedRead(b *testing.B) {
 // chose DefaultChunkSize (docs/PERFORMANCE.md).
 func BenchmarkAzuriteChunkSize(b *testing.B) {
 	az, u, size := benchBlob(b)
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString})
+	src, err := location.Open(context.Background(), u, location.Options{ConnectionString: az.ConnectionString})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func BenchmarkAzuriteOpenFirstByte(b *testing.B) {
 	az, u, _ := benchBlob(b)
 	p := make([]byte, 4096)
 	for b.Loop() {
-		src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString})
+		src, err := location.Open(context.Background(), u, location.Options{ConnectionString: az.ConnectionString})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -182,7 +182,7 @@ type Chunked struct {
 	cancel    context.CancelFunc
 
 	mu       sync.Mutex
-	mem      *memLRU
+	mem      memLRU
 	inflight map[int64]*call
 	failed   map[int64]failure // chunks whose fetch failed recently
 	// diskServed holds chunks that readFromDisk served ranges of since they were last checked:
@@ -271,7 +271,7 @@ func (c *Chunked) DiskCacheBytes() int64 {
 }
 
 // MemoryCacheBytes is the size bound of the memory cache.
-func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.max }
+func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.Max() }
 
 // Health reports whether the source is serving, in an outage, or broken (breaker open).
 func (c *Chunked) Health() Health { return c.health.snapshot() }
@@ -301,7 +301,7 @@ func (c *Chunked) Close() error {
 	c.fetchWG.Wait()
 	c.mu.Lock()
 	c.closed = true
-	c.mem.clear()
+	c.mem.Clear()
 	for _, b := range c.free {
 		c.discardLocked(b)
 	}
@@ -423,7 +423,7 @@ func (c *Chunked) onDiskOnly(first, last int64) bool {
 	}
 	c.mu.Lock()
 	for idx := first; idx <= last; idx++ {
-		if _, ok := c.inflight[idx]; ok || c.mem.has(idx) {
+		if _, ok := c.inflight[idx]; ok || c.mem.Has(idx) {
 			c.mu.Unlock()
 			return false
 		}
@@ -471,7 +471,7 @@ func (c *Chunked) held(first, last int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := first; idx <= last; idx++ {
-		if _, ok := c.inflight[idx]; !ok && !c.mem.has(idx) {
+		if _, ok := c.inflight[idx]; !ok && !c.mem.Has(idx) {
 			return false
 		}
 	}
@@ -536,7 +536,7 @@ func (c *Chunked) leave(first int64, calls []*call, why error) {
 	// once, even while readers that came earlier still wait for a fetch in flight: the kernel
 	// retries a failed read page by page, and each retry would otherwise wait its own deadline.
 	err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-		Err: errors.New("no answer within the reader's deadline"), Hint: hintFor(ErrUnreachable, false)}
+		Err: errors.New("no answer within the reader's deadline"), Hint: Hint(ErrUnreachable, false)}
 	for _, idx := range late {
 		c.rememberFailure(idx, err)
 	}
@@ -637,7 +637,7 @@ func (c *Chunked) discardLocked(b *chunkBuf) {
 // do, with dropped set when no worker was free or the source is not serving.
 func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 	c.mu.Lock()
-	if b, ok := c.mem.get(idx); ok {
+	if b, ok := c.mem.Get(idx); ok {
 		if prefetch {
 			c.mu.Unlock()
 			return nil, false
@@ -821,7 +821,7 @@ func (c *Chunked) Prefetch(off, length int64) {
 		return
 	}
 	// Chunks prefetched beyond what the cache holds would be evicted before they are read.
-	if room := c.mem.max - c.chunk; length > room {
+	if room := c.mem.Max() - c.chunk; length > room {
 		length = room
 	}
 	if length <= 0 {
@@ -840,17 +840,18 @@ func (c *Chunked) Prefetch(off, length int64) {
 }
 
 // Invalidate drops the chunks covering [off, off+length) from both caches, so the next read
-// fetches them again (the image layer calls it when a block fails verification).
-func (c *Chunked) Invalidate(off, length int64) {
+// fetches them again (the image layer calls it when a block fails verification). It reports
+// true: a read again goes back to storage, which may answer with other bytes.
+func (c *Chunked) Invalidate(off, length int64) bool {
 	if length <= 0 || off < 0 {
-		return
+		return true
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for idx := off / c.chunk; idx <= (off+length-1)/c.chunk; idx++ {
 		_, served := c.diskServed[idx]
 		delete(c.diskServed, idx)
-		if b, ok := c.mem.get(idx); ok && b.fromDisk || !ok && served {
+		if b, ok := c.mem.Get(idx); ok && b.fromDisk || !ok && served {
 			// The copy that failed came from the disk cache, which checked its CRC: the disk
 			// returned other bytes than were written, or someone wrote the file. Worth knowing
 			// apart from tampering in storage.
@@ -858,11 +859,12 @@ func (c *Chunked) Invalidate(off, length int64) {
 			c.log.Warn("disk cache: a cached chunk failed verification; fetching it again from storage",
 				"chunk", idx, "dir", c.disk.store.dir)
 		}
-		c.mem.remove(idx)
+		c.mem.Remove(idx)
 		if c.disk != nil {
 			c.disk.remove(idx)
 		}
 	}
+	return true
 }
 
 // Stats returns a snapshot of the counters.
@@ -887,7 +889,7 @@ func (c *Chunked) Stats() Stats {
 		s.Retries = r.Retries()
 	}
 	c.mu.Lock()
-	s.CachedBytes = c.mem.total
+	s.CachedBytes = c.mem.Cost()
 	c.mu.Unlock()
 	return s
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/internal/sourcetest"
 	"github.com/encfs/encfs/internal/syncbuf"
 )
 
@@ -85,7 +86,7 @@ func (m *memSource) Close() error     { return nil }
 func (m *memSource) Identity() string { return m.identity }
 
 func newMem(t *testing.T, n int) *memSource {
-	return &memSource{data: randBytes(t, n), identity: "mem v1", failAt: map[int64]error{}}
+	return &memSource{data: sourcetest.RandBytes(t, n), identity: "mem v1", failAt: map[int64]error{}}
 }
 
 func TestChunkedReadsMatchSource(t *testing.T) {
@@ -286,7 +287,7 @@ func TestChunkedDiskCache(t *testing.T) {
 	c2.Close()
 
 	// Another version of the blob (another ETag) never meets these chunks.
-	m3 := &memSource{data: randBytes(t, len(m.data)), identity: "mem v2", failAt: map[int64]error{}}
+	m3 := &memSource{data: sourcetest.RandBytes(t, len(m.data)), identity: "mem v2", failAt: map[int64]error{}}
 	c3 := blobio.NewChunked(m3, opts)
 	defer c3.Close()
 	if _, err := c3.ReadAt(context.Background(), q, 5<<20); (err != nil && err != io.EOF) || !bytes.Equal(q, m3.data[5<<20:]) {

@@ -81,8 +81,9 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Kind, e.Err}
 }
 
-// hintFor says what to do about a kind of failure.
-func hintFor(kind error, azure bool) string {
+// Hint says what to do about a kind of failure, for Azure Blob Storage (azure) or any other
+// storage.
+func Hint(kind error, azure bool) string {
 	switch kind {
 	case ErrNotFound:
 		if azure {

@@ -1,15 +1,19 @@
-// Package blobio is where image bytes come from: a local file, an Azure blob or any HTTPS server
-// that honours Range requests, plus the chunked, parallel, deduplicating fetch layer that sits in
-// front of a remote source. It knows nothing about the image format: it moves ciphertext.
+// Package blobio is where image bytes come from: the Source interface every backend
+// implements, a local file (FileSource, with O_DIRECT where the filesystem allows it), the
+// error kinds every remote failure wraps, and the chunk layer in front of a source. It knows
+// nothing about the image format: it moves ciphertext.
 //
-//   - Open (open.go) turns a location into a Source: a local path, an Azure blob (azure.go,
-//     credentials in azauth.go) or any HTTP server that honours Range (httpsource.go). Remote
-//     sources are pinned to the version seen at open (ErrChanged), retry with a bounded budget
-//     (retry.go) and report one of ErrNotFound, ErrAuth, ErrUnreachable, ErrChanged,
-//     ErrBadResponse, ErrIncomplete (errors.go), with secrets redacted (redact.go).
-//   - Chunked (chunked.go) fetches aligned chunks in parallel with deduplication, prefetch, an
-//     LRU memory cache (lru.go) and an optional disk cache (diskcache.go).
-//   - Upload (upload.go) writes an image to a block or page blob, resumably.
+//   - Source and FileSource are in source.go; ErrNotFound, ErrAuth, ErrUnreachable,
+//     ErrChanged, ErrBadResponse and *Error in errors.go; IsRemote, Display and Redact name a
+//     location without its secrets (location.go).
+//   - Chunked (chunked.go) fetches aligned chunks in parallel with deduplication, prefetch and
+//     background fetch (background.go), a memory cache (lru.go over internal/lru, buffers from
+//     chunkmem.go), an optional disk cache (diskcache.go, diskauto.go) and a storage health
+//     breaker (health.go).
+//   - The backends are packages of their own: blobio/azure (Azure Blob Storage, with
+//     credentials and upload) and blobio/httpsrc (any server that honours Range), sharing
+//     blobio/internal/remote (retries, ranged reads); blobio/location opens a location with the
+//     backend that serves it.
 //   - Tests use azuritetest (a real Azurite) and faultproxy (injected storage faults).
 package blobio
 
@@ -83,18 +87,19 @@ var mountChunks = ChunkOptions{ChunkSize: 4 << 20, Workers: 8, CacheBytes: 64 <<
 func MountMemoryBound() int64 { return mountChunks.MemoryBound() }
 func MountHeapBound() int64   { return mountChunks.HeapBound() }
 
-// ForMount returns the source a mount should read s through; call it before the first read.
+// ForMount returns the layer a mount should read s through; call it before the first read.
 // Where the file's filesystem allows direct I/O, that is s reading with O_DIRECT behind a
-// prefetching Chunked layer (which then owns s); elsewhere it is s itself, buffered.
+// prefetching Chunked layer (which then owns s), and ok is true; elsewhere it is nil and ok
+// false: read s itself, buffered.
 //
 // A mount caches the image once, as plaintext in the FUSE page cache. Buffered reads would
 // cache its ciphertext as well: twice the memory (charged to the sidecar's cgroup) and one more
 // copy per byte. But direct reads get no kernel readahead, hence the prefetching layer.
-func (s *FileSource) ForMount() Source {
+func (s *FileSource) ForMount() (c *Chunked, ok bool) {
 	if !s.useDirectIO() {
-		return s
+		return nil, false
 	}
-	return NewChunked(s, mountChunks)
+	return NewChunked(s, mountChunks), true
 }
 
 // useDirectIO makes aligned reads bypass the page cache (O_DIRECT) and reports whether the

@@ -15,7 +15,7 @@ import (
 
 // recordingSource records the prefetch hints that reach the source.
 type recordingSource struct {
-	blobio.Source
+	image.Source
 	mu    sync.Mutex
 	hints [][2]int64
 }
@@ -38,7 +38,7 @@ func TestSequentialReaderPrefetches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recordingSource{Source: file}
+	rec := &recordingSource{Source: image.Plain(file)}
 	im, err := image.Open(context.Background(), rec, [][]byte{key}, image.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/azuritetest"
 	"github.com/encfs/encfs/blobio/faultproxy"
+	"github.com/encfs/encfs/blobio/location"
 	encfs "github.com/encfs/encfs/fs"
 	"github.com/encfs/encfs/fs/fstest"
 	"github.com/encfs/encfs/image"
@@ -40,7 +41,7 @@ func remoteMount(t *testing.T, sizes map[string]int, timeout time.Duration) (*fs
 	px := faultproxy.New(t, az.Endpoint)
 	u := px.Rewrite(az.PutBlockBlob(t, "images", "data.img", data, nil))
 	policy := retry.Policy{TryTimeout: timeout, BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond, Budget: timeout}
-	bs, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: policy})
+	bs, err := location.Open(context.Background(), u, location.Options{ConnectionString: az.ConnectionString, Retry: policy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func openPinned(t *testing.T, path string, key []byte, pin image.Pin) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := image.Open(context.Background(), src, [][]byte{key}, image.Options{})
+	im, err := image.Open(context.Background(), image.Plain(src), [][]byte{key}, image.Options{})
 	if err != nil {
 		src.Close()
 		return err
@@ -174,7 +174,7 @@ func TestAttackRemovedKeyHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := image.RemoveKeyslot(context.Background(), legit, r2, image.Fingerprint(r1)); err != nil {
+	if err := image.RemoveKeyslot(context.Background(), openRW(t, legit), r2, image.Fingerprint(r1)); err != nil {
 		t.Fatal(err)
 	}
 	r2Slot := readHeader(t, legit).Keyslots[0]

@@ -1,53 +1,34 @@
 package image
 
 import (
-	"container/list"
 	"sync"
+
+	"github.com/encfs/encfs/internal/lru"
 )
 
-// blockCache is a byte-bounded LRU of immutable, verified 4 KiB blocks. Values are never
-// modified after insertion, so a caller may read a returned slice without holding the lock.
+// blockCache is a bounded LRU of immutable, verified 4 KiB blocks. Values are never modified
+// after insertion, so a caller may read a returned slice without holding the lock.
 type blockCache struct {
-	mu       sync.Mutex
-	capacity int // in blocks
-	ll       *list.List
-	items    map[uint64]*list.Element
-}
-
-type cacheEntry struct {
-	key  uint64
-	data []byte
+	mu  sync.Mutex
+	lru *lru.Cache[uint64, []byte] // each block costs 1: the bound is in blocks
 }
 
 func newBlockCache(bytes int64) *blockCache {
-	c := int(bytes / BlockSize)
-	if c < 16 {
-		c = 16
-	}
-	return &blockCache{capacity: c, ll: list.New(), items: make(map[uint64]*list.Element)}
+	return &blockCache{lru: lru.New[uint64, []byte](max(bytes/BlockSize, 16), nil)}
 }
 
 func (c *blockCache) get(key uint64) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		c.ll.MoveToFront(e)
-		return e.Value.(*cacheEntry).data, true
-	}
-	return nil, false
+	return c.lru.Get(key)
 }
 
+// put caches a block; a block already cached keeps its first copy (they are equal: both were
+// verified) and becomes the most recently used.
 func (c *blockCache) put(key uint64, data []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.items[key]; ok {
-		c.ll.MoveToFront(e)
-		return
-	}
-	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, data: data})
-	for c.ll.Len() > c.capacity {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).key)
+	if _, ok := c.lru.Get(key); !ok {
+		c.lru.Add(key, data, 1)
 	}
 }

@@ -1,8 +1,13 @@
 // Package image implements the encfs image format, version 1 (docs/FORMAT.md): the
 // authenticated header and its keyslots, the key schedule, the integrity tree, the encrypted
-// file-tree index, and a verifying reader over any blobio.Source. Nothing unverified leaves
-// this package: every content block is checked against the integrity tree, whose root the
-// header MAC authenticates, before it is decrypted and returned.
+// file-tree index, and a verifying reader over any Source. Nothing unverified leaves this
+// package: every content block is checked against the integrity tree, whose root the header
+// MAC authenticates, before it is decrypted and returned.
+//
+// The package knows nothing of storage: Source (source.go) is the interface it reads through,
+// with each capability it uses (chunks, views, invalidation, prefetch) as a method, and Plain
+// adapts a source that has none of them. Opening a path or URL happens above it (blobio); its
+// only dependencies outside the standard library are crypto (TestDependencies).
 //
 // Writing images is done by package pack, through Writer.
 package image

@@ -123,6 +123,40 @@ func unwrapMasterKey(h *Header, releaseKey []byte) (master []byte, ok bool, err 
 	return nil, false, nil
 }
 
+// authenticate is the one way a header comes to be trusted: it opens the master key with the
+// first of releaseKeys that has a keyslot, derives the image keys from it and checks the
+// header MAC with them. A key that matches no keyslot gives a *WrongKeyError; a keyslot that
+// does not open or a MAC that does not match, an *IntegrityError. On success the caller owns
+// master and clears it when done; on failure nothing of it is left.
+func authenticate(h *Header, releaseKeys [][]byte) (master []byte, k *imageKeys, err error) {
+	for _, rk := range releaseKeys {
+		m, ok, err := unwrapMasterKey(h, rk)
+		if err != nil {
+			return nil, nil, err
+		}
+		if ok {
+			master = m
+			break
+		}
+	}
+	if master == nil {
+		we := &WrongKeyError{Accepted: slotFingerprints(h)}
+		for _, rk := range releaseKeys {
+			we.Given = append(we.Given, Fingerprint(rk))
+		}
+		return nil, nil, we
+	}
+	if k, err = deriveKeys(master, h.Salt[:]); err != nil {
+		clear(master)
+		return nil, nil, err
+	}
+	if !h.checkMAC(k.headerMAC) {
+		clear(master)
+		return nil, nil, &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
+	}
+	return master, k, nil
+}
+
 // imageKeys are the working keys derived from the master key and the per-pack salt.
 type imageKeys struct {
 	xts       *xts.Cipher

@@ -4,52 +4,48 @@ import (
 	"context"
 	"fmt"
 	"os"
-
-	"github.com/encfs/encfs/blobio"
 )
 
-// EditKeyslots rewrites the header of the image file at path in place: it opens the master key
-// with currentKey, lets edit change the keyslot list, and writes the re-authenticated header.
-// Data blocks are untouched, so this is instant whatever the image size.
-func EditKeyslots(ctx context.Context, path string, currentKey []byte, edit func(h *Header, master []byte) error) error {
-	src, err := blobio.OpenFile(path)
+// EditKeyslots rewrites the header of the image file f (opened for reading and writing) in
+// place: it opens the master key with currentKey, lets edit change the keyslot list, and
+// writes the re-authenticated header. Data blocks are untouched, so this is instant whatever
+// the image size. f stays open.
+func EditKeyslots(ctx context.Context, f *os.File, currentKey []byte, edit func(h *Header, master []byte) error) error {
+	st, err := f.Stat()
 	if err != nil {
 		return err
 	}
-	defer src.Close()
-	h, err := ReadHeader(ctx, src)
+	h, err := ReadHeader(ctx, Plain(headerFile{f, st.Size()}))
 	if err != nil {
 		return err
 	}
-	master, ok, err := unwrapMasterKey(h, currentKey)
+	master, k, err := authenticate(h, [][]byte{currentKey})
 	if err != nil {
 		return err
-	}
-	if !ok {
-		return &WrongKeyError{Given: []string{Fingerprint(currentKey)}, Accepted: slotFingerprints(h)}
 	}
 	defer clear(master)
-	k, err := deriveKeys(master, h.Salt[:])
-	if err != nil {
-		return err
-	}
-	if !h.checkMAC(k.headerMAC) {
-		return &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
-	}
 	if err := edit(h, master); err != nil {
 		return err
 	}
 	h.Seal(k.headerMAC)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	if _, err := f.WriteAt(h.Marshal(), 0); err != nil {
 		return fmt.Errorf("write header: %w", err)
 	}
 	return f.Sync()
 }
+
+// headerFile reads the header of an image file that EditKeyslots edits.
+type headerFile struct {
+	f    *os.File
+	size int64
+}
+
+func (h headerFile) ReadAt(_ context.Context, p []byte, off int64) (int, error) {
+	return h.f.ReadAt(p, off)
+}
+func (h headerFile) Size() int64    { return h.size }
+func (h headerFile) String() string { return h.f.Name() }
+func (h headerFile) Close() error   { return nil } // the caller's file
 
 func slotFingerprints(h *Header) []string {
 	var out []string
@@ -59,12 +55,12 @@ func slotFingerprints(h *Header) []string {
 	return out
 }
 
-// AddKeyslot adds a keyslot for newKey to the image at path, authorised by currentKey.
-func AddKeyslot(ctx context.Context, path string, currentKey, newKey []byte) error {
+// AddKeyslot adds a keyslot for newKey to the image file f, authorised by currentKey.
+func AddKeyslot(ctx context.Context, f *os.File, currentKey, newKey []byte) error {
 	if len(newKey) != ReleaseKeySize {
 		return fmt.Errorf("new key is %d bytes, want %d", len(newKey), ReleaseKeySize)
 	}
-	return EditKeyslots(ctx, path, currentKey, func(h *Header, master []byte) error {
+	return EditKeyslots(ctx, f, currentKey, func(h *Header, master []byte) error {
 		fp := fingerprint(newKey)
 		for _, ks := range h.Keyslots {
 			if ks.Fingerprint == fp {
@@ -79,10 +75,10 @@ func AddKeyslot(ctx context.Context, path string, currentKey, newKey []byte) err
 	})
 }
 
-// RemoveKeyslot removes the keyslot with the given fingerprint (hex), authorised by currentKey.
-// The last keyslot cannot be removed.
-func RemoveKeyslot(ctx context.Context, path string, currentKey []byte, fp string) error {
-	return EditKeyslots(ctx, path, currentKey, func(h *Header, _ []byte) error {
+// RemoveKeyslot removes the keyslot with the given fingerprint (hex) from the image file f,
+// authorised by currentKey. The last keyslot cannot be removed.
+func RemoveKeyslot(ctx context.Context, f *os.File, currentKey []byte, fp string) error {
+	return EditKeyslots(ctx, f, currentKey, func(h *Header, _ []byte) error {
 		for i, ks := range h.Keyslots {
 			if fmt.Sprintf("%x", ks.Fingerprint) != fp {
 				continue

@@ -9,8 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-
-	"github.com/encfs/encfs/blobio"
 )
 
 // Options tune a reader. The zero value is usable.
@@ -50,7 +48,7 @@ type Stats struct {
 
 // Image is an opened, authenticated image. It is safe for concurrent use.
 type Image struct {
-	src          blobio.Source
+	src          Source
 	hdr          *Header
 	keys         *imageKeys
 	leaves       *leafHasher
@@ -66,7 +64,7 @@ type Image struct {
 
 // ReadHeader reads and parses the header without a key, for inspection. It also checks the
 // source length against the length the header states.
-func ReadHeader(ctx context.Context, src blobio.Source) (*Header, error) {
+func ReadHeader(ctx context.Context, src Source) (*Header, error) {
 	n := int64(HeaderSize)
 	if src.Size() < n {
 		n = src.Size()
@@ -95,41 +93,16 @@ func ReadHeader(ctx context.Context, src blobio.Source) (*Header, error) {
 
 // Open authenticates the image with the first of releaseKeys that opens a keyslot, and reads
 // its index superblock. A key that matches no keyslot gives a *WrongKeyError.
-func Open(ctx context.Context, src blobio.Source, releaseKeys [][]byte, opts Options) (*Image, error) {
+func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (*Image, error) {
 	h, err := ReadHeader(ctx, src)
 	if err != nil {
 		return nil, err
 	}
-	var master []byte
-	for _, k := range releaseKeys {
-		m, ok, err := unwrapMasterKey(h, k)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			master = m
-			break
-		}
-	}
-	if master == nil {
-		we := &WrongKeyError{Accepted: slotFingerprints(h)}
-		for _, k := range releaseKeys {
-			we.Given = append(we.Given, Fingerprint(k))
-		}
-		return nil, we
-	}
-	defer clear(master)
-	return openWithMaster(ctx, src, h, master, opts)
-}
-
-func openWithMaster(ctx context.Context, src blobio.Source, h *Header, master []byte, opts Options) (*Image, error) {
-	k, err := deriveKeys(master, h.Salt[:])
+	master, k, err := authenticate(h, releaseKeys)
 	if err != nil {
 		return nil, err
 	}
-	if !h.checkMAC(k.headerMAC) {
-		return nil, &IntegrityError{Region: RegionHeader, Detail: "header MAC does not match: the header was modified"}
-	}
+	clear(master) // the derived keys are all a reader needs
 	opts = opts.withDefaults()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -167,7 +140,7 @@ func (im *Image) Header() *Header { return im.hdr }
 func (im *Image) Superblock() *Superblock { return im.sb }
 
 // Source returns the byte source the image is read from.
-func (im *Image) Source() blobio.Source { return im.src }
+func (im *Image) Source() Source { return im.src }
 
 // Stats returns a snapshot of the counters.
 func (im *Image) Stats() Stats {
@@ -181,13 +154,10 @@ func (im *Image) ContentBytes() uint64 { return im.contentBytes }
 // Close closes the source.
 func (im *Image) Close() error { return im.src.Close() }
 
-// prefetcher is implemented by sources that can fetch ahead (blobio.Chunked).
-type prefetcher interface{ Prefetch(off, length int64) }
-
 // Prefetch hints that content bytes [off, off+n) will be read soon.
 func (im *Image) Prefetch(off, n uint64) {
-	if p, ok := im.src.(prefetcher); ok && within(off, n, im.contentBytes) {
-		p.Prefetch(int64(contentOffset+off), int64(n))
+	if within(off, n, im.contentBytes) {
+		im.src.Prefetch(int64(contentOffset+off), int64(n))
 	}
 }
 
@@ -236,21 +206,18 @@ func (im *Image) block(ctx context.Context, b uint64) ([]byte, error) {
 // minBlocksPerWorker keeps small reads on one goroutine, where a hand-off costs more than it saves.
 const minBlocksPerWorker = 32
 
-// invalidator is implemented by sources that cache what they fetched (blobio.Chunked).
-type invalidator interface{ Invalidate(off, length int64) }
-
 // readBlocks reads whole content blocks starting at block first into dst, verifies and
 // decrypts them in place. On failure dst is cleared, so no unverified byte escapes. A source
 // with a cache gets one more chance: the cached copy (in memory or on disk) may be what went
 // bad, so it is dropped and the blocks fetched again.
 func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error {
-	cs, ok := im.src.(chunkSizer)
-	if !ok {
+	cs := im.src.ChunkSize()
+	if cs <= 0 {
 		return im.readBlocksChecked(ctx, dst, first)
 	}
 	// One piece per chunk of the source, so that each can be verified in the chunk and
-	// decrypted straight into dst (see viewer).
-	chunk := uint64(cs.ChunkSize())
+	// decrypted straight into dst (see Source.View).
+	chunk := uint64(cs)
 	for rest := dst; len(rest) > 0; {
 		off := contentOffset + first*BlockSize
 		n := min(uint64(len(rest)), chunk-off%chunk) / BlockSize * BlockSize
@@ -266,17 +233,13 @@ func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error
 	return nil
 }
 
-// chunkSizer is implemented by sources that fetch in aligned chunks (blobio.Chunked).
-type chunkSizer interface{ ChunkSize() int64 }
-
 // readBlocksChecked is readBlocks for blocks that lie in one chunk of the source.
 func (im *Image) readBlocksChecked(ctx context.Context, dst []byte, first uint64) error {
 	err := im.readBlocksOnce(ctx, dst, first)
-	if inv, ok := im.src.(invalidator); ok && errors.Is(err, ErrIntegrity) {
-		inv.Invalidate(int64(contentOffset+first*BlockSize), int64(len(dst)))
+	if errors.Is(err, ErrIntegrity) && im.src.Invalidate(int64(contentOffset+first*BlockSize), int64(len(dst))) {
 		var ie *IntegrityError
 		if errors.As(err, &ie) && ie.Region == RegionTree {
-			inv.Invalidate(ie.Offset, BlockSize)
+			im.src.Invalidate(ie.Offset, BlockSize)
 		}
 		err = im.readBlocksOnce(ctx, dst, first)
 	}
@@ -286,26 +249,17 @@ func (im *Image) readBlocksChecked(ctx context.Context, dst []byte, first uint64
 	return err
 }
 
-// viewer is implemented by sources that can lend their own private, immutable copy of a range
-// (blobio.Chunked): blocks are then verified there and decrypted straight into dst, one copy
-// fewer than reading them into dst first.
-type viewer interface {
-	View(ctx context.Context, off int64, n int) (view []byte, release func(), ok bool, err error)
-}
-
 func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) error {
 	n := uint64(len(dst) / BlockSize)
 	src := dst // where the ciphertext is: read into dst, or a view lent by the source
 	off := int64(contentOffset + first*BlockSize)
 	viewed := false
 	var err error
-	if v, ok := im.src.(viewer); ok {
-		var view []byte
-		var release func()
-		if view, release, viewed, err = v.View(ctx, off, len(dst)); viewed && err == nil {
-			defer release()
-			src = view
-		}
+	var view []byte
+	var release func()
+	if view, release, viewed, err = im.src.View(ctx, off, len(dst)); viewed && err == nil {
+		defer release()
+		src = view
 	}
 	if !viewed {
 		_, err = im.src.ReadAt(ctx, dst, off)

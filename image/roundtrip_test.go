@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ func openImage(t testing.TB, path string, key []byte) *image.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := image.Open(context.Background(), src, [][]byte{key}, image.Options{})
+	im, err := image.Open(context.Background(), image.Plain(src), [][]byte{key}, image.Options{})
 	if err != nil {
 		src.Close()
 		t.Fatalf("open: %v", err)
@@ -148,24 +149,35 @@ func TestMultipleKeyslots(t *testing.T) {
 	ctx := context.Background()
 	srcF, _ := blobio.OpenFile(img)
 	defer srcF.Close()
-	_, err := image.Open(ctx, srcF, [][]byte{k3}, image.Options{})
+	_, err := image.Open(ctx, image.Plain(srcF), [][]byte{k3}, image.Options{})
 	var wk *image.WrongKeyError
 	if !errors.As(err, &wk) || !strings.Contains(err.Error(), "fingerprint") || !strings.Contains(err.Error(), image.Fingerprint(k1)) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	if err := image.AddKeyslot(ctx, img, k2, k3); err != nil {
+	if err := image.AddKeyslot(ctx, openRW(t, img), k2, k3); err != nil {
 		t.Fatal(err)
 	}
 	openImage(t, img, k3)
-	if err := image.RemoveKeyslot(ctx, img, k3, image.Fingerprint(k1)); err != nil {
+	if err := image.RemoveKeyslot(ctx, openRW(t, img), k3, image.Fingerprint(k1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := image.Open(ctx, srcF, [][]byte{k1}, image.Options{}); !errors.Is(err, image.ErrWrongKey) {
+	if _, err := image.Open(ctx, image.Plain(srcF), [][]byte{k1}, image.Options{}); !errors.Is(err, image.ErrWrongKey) {
 		t.Fatalf("removed key still opens: %v", err)
 	}
-	if err := image.AddKeyslot(ctx, img, k1, newKey(t)); !errors.Is(err, image.ErrWrongKey) {
+	if err := image.AddKeyslot(ctx, openRW(t, img), k1, newKey(t)); !errors.Is(err, image.ErrWrongKey) {
 		t.Fatalf("add-slot with a removed key: %v", err)
 	}
 	openImage(t, img, k2)
 	testtree.Equal(t, testtree.Snapshot(t, src), snapshotImage(t, openImage(t, img, k3)))
+}
+
+// openRW opens an image file for a keyslot edit, closed when the test ends.
+func openRW(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

@@ -60,7 +60,7 @@ func (f *tamperFixture) check(t *testing.T, b []byte, wantErr error) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	im, err := image.Open(ctx, src, [][]byte{f.key}, image.Options{})
+	im, err := image.Open(ctx, image.Plain(src), [][]byte{f.key}, image.Options{})
 	if err != nil {
 		if !errors.Is(err, wantErr) {
 			t.Fatalf("open: %v, want %v", err, wantErr)
@@ -193,7 +193,7 @@ func TestTamperedFileOnlyFailsItsReads(t *testing.T) {
 // flakyCache is a source with a cache whose copy of one block went bad: reads return the block
 // corrupted until Invalidate drops it, as a damaged disk-cache chunk would.
 type flakyCache struct {
-	blobio.Source
+	image.Source
 	badOff      int64
 	invalidated bool
 }
@@ -206,10 +206,11 @@ func (f *flakyCache) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	return n, err
 }
 
-func (f *flakyCache) Invalidate(off, length int64) {
+func (f *flakyCache) Invalidate(off, length int64) bool {
 	if off <= f.badOff && f.badOff < off+length {
 		f.invalidated = true
 	}
+	return true
 }
 
 func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
@@ -217,7 +218,7 @@ func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "img")
 	os.WriteFile(path, f.img, 0o600)
 	src, _ := blobio.OpenFile(path)
-	flaky := &flakyCache{Source: src, badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
+	flaky := &flakyCache{Source: image.Plain(src), badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
 	im, err := image.Open(context.Background(), flaky, [][]byte{f.key}, image.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -278,6 +279,26 @@ func TestThroughChunkedSource(t *testing.T) {
 			whole := len(got) / image.BlockSize * image.BlockSize // the blocks read in place
 			if !bytes.Equal(got[:whole], make([]byte, whole)) {
 				t.Fatal("a failed read left bytes in the buffer")
+			}
+		})
+	}
+}
+
+// TestKeyslotEditRefusesTamperedHeader: a keyslot edit authenticates the header the way Open
+// does, so it refuses a modified header instead of re-sealing it with a fresh MAC.
+func TestKeyslotEditRefusesTamperedHeader(t *testing.T) {
+	f := newTamperFixture(t)
+	for name, off := range map[string]uint64{"root": 128, "MAC": 912, "keyslot": 272 + 30} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "img")
+			bad := flip(f.img, off)
+			os.WriteFile(path, bad, 0o600)
+			err := image.AddKeyslot(context.Background(), openRW(t, path), f.key, newKey(t))
+			if !errors.Is(err, image.ErrIntegrity) {
+				t.Fatalf("add a keyslot to a header with a modified %s: %v", name, err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, bad) {
+				t.Fatal("the refused edit wrote to the image")
 			}
 		})
 	}

@@ -48,7 +48,6 @@ type Writer struct {
 	hdr     Header
 	keys    *imageKeys
 	hasher  *leafHasher
-	master  []byte
 	signKey ed25519.PrivateKey
 
 	cur    *batch
@@ -73,8 +72,11 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	}
 	w := &Writer{f: f, signKey: opts.SignKey}
 	h := &w.hdr
-	w.master = make([]byte, MasterKeySize)
-	randomBytes(w.master)
+	// The master key is needed only here, to wrap it in the keyslots and derive the working
+	// keys; it is cleared on the way out, whether NewWriter fails or not.
+	master := make([]byte, MasterKeySize)
+	defer clear(master)
+	randomBytes(master)
 	randomBytes(h.Salt[:])
 	if opts.UUID != nil {
 		h.UUID = *opts.UUID
@@ -102,7 +104,7 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 		if len(k) != ReleaseKeySize {
 			return nil, fmt.Errorf("release key %d is %d bytes, want %d", i+1, len(k), ReleaseKeySize)
 		}
-		ks := wrapMasterKey(h, k, w.master)
+		ks := wrapMasterKey(h, k, master)
 		for _, prev := range h.Keyslots {
 			if prev.Fingerprint == ks.Fingerprint {
 				return nil, fmt.Errorf("release key with fingerprint %x given twice", ks.Fingerprint)
@@ -111,7 +113,7 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 		h.Keyslots = append(h.Keyslots, ks)
 	}
 	var err error
-	if w.keys, err = deriveKeys(w.master, h.Salt[:]); err != nil {
+	if w.keys, err = deriveKeys(master, h.Salt[:]); err != nil {
 		return nil, err
 	}
 	w.hasher = newLeafHasher(&h.Salt)
@@ -277,7 +279,6 @@ func (w *Writer) drain() {
 func (w *Writer) Abort() {
 	w.drain()
 	w.leaves.Close()
-	clear(w.master)
 }
 
 // Finish writes the index superblock sb (its locations filled in by the caller), the

@@ -6,17 +6,20 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/image"
 )
 
-// Counting wraps a source that keeps no statistics of its own (a local file) so that the
-// fetch metrics cover it too. Remote sources go through blobio.Chunked, which counts itself.
+// Counting wraps a source that keeps no statistics of its own (a local file, through
+// image.Plain) so that the fetch metrics cover it too. Remote sources go through
+// blobio.Chunked, which counts itself. Every capability of the image source is forwarded
+// (embedding); only ReadAt is counted, which is how a plain source is read (it lends no views).
 type Counting struct {
-	blobio.Source
+	image.Source
 	bytes, reads, errs, nanos atomic.Int64
 }
 
 // Count returns src itself if it already keeps statistics, else src wrapped in Counting.
-func Count(src blobio.Source) blobio.Source {
+func Count(src image.Source) image.Source {
 	if _, ok := src.(sourceStats); ok {
 		return src
 	}
@@ -33,13 +36,6 @@ func (c *Counting) ReadAt(ctx context.Context, p []byte, off int64) (int, error)
 		c.errs.Add(1)
 	}
 	return n, err
-}
-
-// Prefetch forwards prefetch hints, so wrapping never hides them from the image.
-func (c *Counting) Prefetch(off, length int64) {
-	if p, ok := c.Source.(interface{ Prefetch(off, length int64) }); ok {
-		p.Prefetch(off, length)
-	}
 }
 
 // Stats reports the reads in the shape of blobio's statistics.

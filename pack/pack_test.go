@@ -215,7 +215,7 @@ func TestHugeFile(t *testing.T) {
 	}
 	os.Remove(filepath.Join(src, "huge")) // keep at most one copy besides the image on disk
 	s, _ := blobio.OpenFile(img)
-	im, err := image.Open(context.Background(), s, [][]byte{k}, image.Options{})
+	im, err := image.Open(context.Background(), image.Plain(s), [][]byte{k}, image.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/internal/retry"
@@ -79,7 +80,7 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 			LogPaths: o.LogPaths,
 			Pin:      image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: SourceOptions{
-				Blob:  blobio.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: ConfigReadTimeout}},
+				Blob:  location.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: ConfigReadTimeout}},
 				Chunk: blobio.ChunkOptions{DiskCache: configDiskCache(fsys.DiskCacheDir), DiskCacheBytes: int64(fsys.DiskCacheSize)},
 			},
 			Keys: func(ctx context.Context) ([][]byte, error) {

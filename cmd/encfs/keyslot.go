@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -48,7 +49,12 @@ func runKeyAddSlot(ctx context.Context, opts *keyAddSlotOptions, img string, std
 		return err
 	}
 	defer keys.Zero(nk)
-	if err := image.AddKeyslot(ctx, img, cur, nk); err != nil {
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := image.AddKeyslot(ctx, f, cur, nk); err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
 	fmt.Fprintf(stdout, "%s: added a keyslot for key fingerprint %s\n", img, image.Fingerprint(nk))
@@ -93,7 +99,12 @@ func runKeyRemoveSlot(ctx context.Context, opts *keyRemoveSlotOptions, img strin
 		return err
 	}
 	defer keys.Zero(cur)
-	if err := image.RemoveKeyslot(ctx, img, cur, opts.fingerprint); err != nil {
+	f, err := os.OpenFile(img, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := image.RemoveKeyslot(ctx, f, cur, opts.fingerprint); err != nil {
 		return fmt.Errorf("%s: %w", img, err)
 	}
 	fmt.Fprintf(stdout, "%s: removed the keyslot for key fingerprint %s\n", img, opts.fingerprint)

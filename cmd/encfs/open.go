@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
@@ -38,7 +39,7 @@ func addSourceFlags(cmd *cobra.Command, diskCache string) *sourceFlags {
 func (sf *sourceFlags) options() (sidecar.SourceOptions, error) {
 	var o sidecar.SourceOptions
 	var err error
-	if o.Blob.Auth, err = blobio.ParseAuth(sf.auth); err != nil {
+	if o.Blob.Auth, err = azure.ParseAuth(sf.auth); err != nil {
 		return o, fmt.Errorf("--auth: %w", err)
 	}
 	o.Blob.ClientID = sf.clientID

@@ -6,9 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/spf13/cobra"
-
-	"github.com/encfs/encfs/blobio"
 )
 
 // sasOptions are the flags of `encfs sas`.
@@ -51,7 +50,7 @@ func runSAS(opts *sasOptions, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s, err := blobio.MakeSAS(args[0], blobio.SASOptions{Permissions: opts.perms, Expires: opts.expires, Container: opts.container, ConnectionString: conn})
+	s, err := azure.MakeSAS(args[0], azure.SASOptions{Permissions: opts.perms, Expires: opts.expires, Container: opts.container, ConnectionString: conn})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	azureblob "github.com/encfs/encfs/blobio/azure" // the name azure is the --azure flag here
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -92,7 +93,7 @@ func runUpload(ctx context.Context, opts *uploadOptions, args []string, stdout i
 	if err != nil {
 		return err
 	}
-	a, err := blobio.ParseAuth(opts.auth)
+	a, err := azureblob.ParseAuth(opts.auth)
 	if err != nil {
 		return err
 	}
@@ -106,9 +107,9 @@ func runUpload(ctx context.Context, opts *uploadOptions, args []string, stdout i
 	if err != nil {
 		return fmt.Errorf("upload: %w", err)
 	}
-	uo := blobio.UploadOptions{
+	uo := azureblob.UploadOptions{
 		PageBlob: opts.pageBlob, Overwrite: opts.overwrite, BlockSize: opts.blockMiB << 20, Workers: opts.parallel,
-		Open: blobio.Options{Auth: a, ClientID: opts.clientID, Azure: opts.azure, ConnectionString: connString},
+		Open: azureblob.Options{Auth: a, ClientID: opts.clientID, AnyHost: opts.azure, ConnectionString: connString},
 	}
 	var bar *progressbar.ProgressBar
 	if !opts.quiet {
@@ -118,7 +119,7 @@ func runUpload(ctx context.Context, opts *uploadOptions, args []string, stdout i
 		uo.Progress = func(n int64) { _ = bar.Add64(n) }
 	}
 	start := time.Now()
-	res, err := blobio.Upload(ctx, args[0], args[1], uo)
+	res, err := azureblob.Upload(ctx, args[0], args[1], uo)
 	if bar != nil {
 		_ = bar.Finish()
 	}
@@ -153,7 +154,7 @@ func checkUpload(ctx context.Context, opts *uploadOptions, args []string, stdout
 	if err != nil {
 		return err
 	}
-	a, err := blobio.ParseAuth(opts.auth)
+	a, err := azureblob.ParseAuth(opts.auth)
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func checkUpload(ctx context.Context, opts *uploadOptions, args []string, stdout
 	if err != nil {
 		return err
 	}
-	if err := blobio.CheckUpload(ctx, url, blobio.Options{Auth: a, ClientID: opts.clientID, Azure: opts.azure, ConnectionString: conn}); err != nil {
+	if err := azureblob.CheckUpload(ctx, url, azureblob.Options{Auth: a, ClientID: opts.clientID, AnyHost: opts.azure, ConnectionString: conn}); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "an upload to %s can go ahead: the credential is accepted\n", blobio.Display(url))

@@ -1,9 +1,13 @@
-package blobio
+package azure
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // CheckUpload finds out, without writing anything, whether an upload to location can work: a
@@ -16,7 +20,7 @@ func CheckUpload(ctx context.Context, location string, o Options) error {
 	if err != nil {
 		return err
 	}
-	name := displayURL(u)
+	name := redact.DisplayURL(u)
 	cred, err := writeCredential(ctx, u, name, o)
 	if err != nil {
 		return err
@@ -24,7 +28,7 @@ func CheckUpload(ctx context.Context, location string, o Options) error {
 	facts := newRequestFacts("upload to", u, cred)
 	if s := facts.sas; s.present {
 		refuse := func(format string, args ...any) error {
-			return &Error{Op: "check upload to", Source: name, Kind: ErrAuth, Err: fmt.Errorf(format, args...)}
+			return &blobio.Error{Op: "check upload to", Source: name, Kind: blobio.ErrAuth, Err: fmt.Errorf(format, args...)}
 		}
 		switch now := time.Now(); {
 		case !s.expiry.IsZero() && now.After(s.expiry):
@@ -35,21 +39,21 @@ func CheckUpload(ctx context.Context, location string, o Options) error {
 	}
 	bc, err := newBlobClient(u.String(), cred, o)
 	if err != nil {
-		return &Error{Op: "check upload to", Source: name, Kind: ErrBadResponse, Err: redactErr(err)}
+		return &blobio.Error{Op: "check upload to", Source: name, Kind: blobio.ErrBadResponse, Err: redact.Err(err)}
 	}
 	canCreateContainer := !facts.sas.present || facts.sas.account
-	r := newRetrier(o.Retry, nil, name, true)
-	err = r.do(ctx, "check upload to", func(ctx context.Context) *attemptError {
+	r := remote.NewRetrier(o.Retry, nil, name, true)
+	err = r.Do(ctx, "check upload to", func(ctx context.Context) *remote.Attempt {
 		_, err := bc.GetProperties(ctx, nil)
 		a := classifyAzure(err)
 		switch {
 		case a == nil:
 			return nil // the blob exists and the credential reads it: the upload decides what to do
-		case a.kind == ErrNotFound && a.code != codeContainerNotFound:
+		case a.Kind == blobio.ErrNotFound && a.Code != codeContainerNotFound:
 			return nil // no blob yet
-		case a.kind == ErrNotFound && canCreateContainer:
+		case a.Kind == blobio.ErrNotFound && canCreateContainer:
 			return nil // the upload creates the container
-		case a.kind == ErrAuth && a.code == codePermissionMismatch && facts.sas.present:
+		case a.Kind == blobio.ErrAuth && a.Code == codePermissionMismatch && facts.sas.present:
 			return nil // a write-only SAS: authenticated, and its permissions were checked above
 		}
 		return a

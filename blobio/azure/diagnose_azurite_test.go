@@ -1,4 +1,4 @@
-package blobio_test
+package azure_test
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/blobio/azuritetest"
+	"github.com/encfs/encfs/blobio/internal/sourcetest"
 )
 
 // maxErrorLine is the longest error line the storage-error cases may print.
@@ -73,12 +75,12 @@ func containerSAS(t *testing.T, az *azuritetest.Server, containerName, perms str
 func TestStorageErrorsAzurite(t *testing.T) {
 	az := azuritetest.Start(t, azuritetest.Config{})
 	az.CreateContainer(t, "images", false)
-	az.PutBlockBlob(t, "images", "s.img", randBytes(t, 4096), nil)
+	az.PutBlockBlob(t, "images", "s.img", sourcetest.RandBytes(t, 4096), nil)
 	ctx := context.Background()
 	readSAS := az.SAS(t, "images", "s.img", sas.BlobPermissions{Read: true}, time.Now().Add(time.Hour))
 	_, query, _ := strings.Cut(readSAS, "?")
-	open := func(u string, o blobio.Options) error {
-		src, err := blobio.Open(ctx, u, o)
+	open := func(u string, o azure.Options) error {
+		src, err := openURL(ctx, u, o)
 		if err == nil {
 			src.Close()
 		}
@@ -87,47 +89,47 @@ func TestStorageErrorsAzurite(t *testing.T) {
 
 	t.Run("signature mismatch: container typo with a blob SAS", func(t *testing.T) {
 		u := az.BlobURL("imagez", "s.img") + "?" + query
-		checkStorageError(t, open(u, blobio.Options{}), blobio.ErrAuth, u, "does not fit this URL", "blob SAS", "check the names")
+		checkStorageError(t, open(u, azure.Options{}), blobio.ErrAuth, u, "does not fit this URL", "blob SAS", "check the names")
 	})
 	t.Run("signature mismatch: wrong account key", func(t *testing.T) {
 		u := az.BlobURL("images", "s.img")
 		bad := strings.Replace(az.ConnectionString, azuritetest.Key, "AAAA"+azuritetest.Key[4:], 1)
-		checkStorageError(t, open(u, blobio.Options{ConnectionString: bad}), blobio.ErrAuth, u, "AccountKey", "devstoreaccount1")
+		checkStorageError(t, open(u, azure.Options{ConnectionString: bad}), blobio.ErrAuth, u, "AccountKey", "devstoreaccount1")
 	})
 	t.Run("expired SAS", func(t *testing.T) {
 		u := az.SAS(t, "images", "s.img", sas.BlobPermissions{Read: true}, time.Now().Add(-time.Minute))
-		checkStorageError(t, open(u, blobio.Options{}), blobio.ErrAuth, u, "SAS expired at")
+		checkStorageError(t, open(u, azure.Options{}), blobio.ErrAuth, u, "SAS expired at")
 	})
 	t.Run("missing permission", func(t *testing.T) {
 		u := az.SAS(t, "images", "s.img", sas.BlobPermissions{Write: true}, time.Now().Add(time.Hour))
-		checkStorageError(t, open(u, blobio.Options{}), blobio.ErrAuth, u, "sp=w", "open needs r")
+		checkStorageError(t, open(u, azure.Options{}), blobio.ErrAuth, u, "sp=w", "open needs r")
 	})
 	t.Run("no credential", func(t *testing.T) {
 		u := az.BlobURL("images", "s.img")
-		checkStorageError(t, open(u, blobio.Options{}), blobio.ErrAuth, u, "no credential was sent")
+		checkStorageError(t, open(u, azure.Options{}), blobio.ErrAuth, u, "no credential was sent")
 	})
 	t.Run("container missing", func(t *testing.T) {
 		u := az.BlobURL("nope", "s.img")
-		checkStorageError(t, open(u, blobio.Options{ConnectionString: az.ConnectionString}), blobio.ErrNotFound, u, `no container "nope"`)
+		checkStorageError(t, open(u, azure.Options{ConnectionString: az.ConnectionString}), blobio.ErrNotFound, u, `no container "nope"`)
 	})
 	t.Run("blob missing", func(t *testing.T) {
 		u := az.BlobURL("images", "t.img") + "?" + containerSAS(t, az, "images", "r")
-		checkStorageError(t, open(u, blobio.Options{}), blobio.ErrNotFound, u, `no blob "t.img"`)
+		checkStorageError(t, open(u, azure.Options{}), blobio.ErrNotFound, u, `no blob "t.img"`)
 	})
 
-	img := writeImage(t, randBytes(t, 8192))
-	upload := func(u string, o blobio.Options) error {
-		_, err := blobio.Upload(ctx, img, u, blobio.UploadOptions{Open: o})
+	img := writeImage(t, sourcetest.RandBytes(t, 8192))
+	upload := func(u string, o azure.Options) error {
+		_, err := azure.Upload(ctx, img, u, azure.UploadOptions{Open: o})
 		return err
 	}
 	t.Run("upload: a container SAS cannot create the container", func(t *testing.T) {
 		u := az.BlobURL("newc", "x.img") + "?" + containerSAS(t, az, "newc", "rcw")
-		checkStorageError(t, upload(u, blobio.Options{}), blobio.ErrNotFound, u, "a SAS cannot create it", "az storage container create -n newc")
+		checkStorageError(t, upload(u, azure.Options{}), blobio.ErrNotFound, u, "a SAS cannot create it", "az storage container create -n newc")
 	})
 	t.Run("upload: wrong account key", func(t *testing.T) {
 		u := az.BlobURL("images", "y.img")
 		bad := strings.Replace(az.ConnectionString, azuritetest.Key, "AAAA"+azuritetest.Key[4:], 1)
-		err := upload(u, blobio.Options{ConnectionString: bad})
+		err := upload(u, azure.Options{ConnectionString: bad})
 		checkStorageError(t, err, blobio.ErrAuth, u, "AccountKey")
 		if strings.Contains(err.Error(), "sp=") {
 			t.Error("a wrong key is blamed on SAS permissions")
@@ -135,7 +137,7 @@ func TestStorageErrorsAzurite(t *testing.T) {
 	})
 	t.Run("upload: read-only SAS", func(t *testing.T) {
 		u := az.BlobURL("images", "z.img") + "?" + containerSAS(t, az, "images", "r")
-		checkStorageError(t, upload(u, blobio.Options{}), blobio.ErrAuth, u, "sp=r", "upload needs cw")
+		checkStorageError(t, upload(u, azure.Options{}), blobio.ErrAuth, u, "sp=r", "upload needs cw")
 	})
 
 	t.Run("check before upload", func(t *testing.T) {
@@ -143,26 +145,26 @@ func TestStorageErrorsAzurite(t *testing.T) {
 		for _, ok := range []struct {
 			name string
 			url  string
-			o    blobio.Options
+			o    azure.Options
 		}{
-			{"account key, container to create", az.BlobURL("tocreate", "a.img"), blobio.Options{ConnectionString: az.ConnectionString}},
-			{"container SAS rcw", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "rcw"), blobio.Options{}},
-			{"write-only SAS", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "cw"), blobio.Options{}},
-			{"SAS, existing blob", az.BlobURL("images", "s.img") + "?" + containerSAS(t, az, "images", "rcw"), blobio.Options{}},
+			{"account key, container to create", az.BlobURL("tocreate", "a.img"), azure.Options{ConnectionString: az.ConnectionString}},
+			{"container SAS rcw", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "rcw"), azure.Options{}},
+			{"write-only SAS", az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "cw"), azure.Options{}},
+			{"SAS, existing blob", az.BlobURL("images", "s.img") + "?" + containerSAS(t, az, "images", "rcw"), azure.Options{}},
 		} {
-			if err := blobio.CheckUpload(ctx, ok.url, ok.o); err != nil {
+			if err := azure.CheckUpload(ctx, ok.url, ok.o); err != nil {
 				t.Errorf("%s: %v", ok.name, err)
 			}
 		}
 		u := az.BlobURL("images", "new.img") + "?" + containerSAS(t, az, "images", "r")
-		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "sp=r", "rcw")
+		checkStorageError(t, azure.CheckUpload(ctx, u, azure.Options{}), blobio.ErrAuth, u, "sp=r", "rcw")
 		u = az.SAS(t, "images", "new.img", sas.BlobPermissions{Read: true, Create: true, Write: true}, time.Now().Add(-time.Minute))
-		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "expired at")
+		checkStorageError(t, azure.CheckUpload(ctx, u, azure.Options{}), blobio.ErrAuth, u, "expired at")
 		u = az.BlobURL("nope2", "x.img") + "?" + containerSAS(t, az, "nope2", "rcw")
-		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrNotFound, u, "a SAS cannot create it")
+		checkStorageError(t, azure.CheckUpload(ctx, u, azure.Options{}), blobio.ErrNotFound, u, "a SAS cannot create it")
 		u = az.BlobURL("images", "new.img")
-		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{ConnectionString: bad}), blobio.ErrAuth, u, "AccountKey")
-		checkStorageError(t, blobio.CheckUpload(ctx, u, blobio.Options{}), blobio.ErrAuth, u, "no credential that can write")
+		checkStorageError(t, azure.CheckUpload(ctx, u, azure.Options{ConnectionString: bad}), blobio.ErrAuth, u, "AccountKey")
+		checkStorageError(t, azure.CheckUpload(ctx, u, azure.Options{}), blobio.ErrAuth, u, "no credential that can write")
 		if _, err := az.Container(t, "tocreate").GetProperties(ctx, nil); err == nil {
 			t.Error("the check created a container")
 		}

@@ -1,4 +1,4 @@
-package blobio_test
+package httpsrc_test
 
 import (
 	"bytes"
@@ -13,6 +13,9 @@ import (
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/faultproxy"
+	"github.com/encfs/encfs/blobio/httpsrc"
+	"github.com/encfs/encfs/blobio/internal/sourcetest"
+	"github.com/encfs/encfs/blobio/location"
 )
 
 // rangeServer serves one object with Range and If-Match support (http.ServeContent); the
@@ -33,7 +36,7 @@ func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestHTTPSource(t *testing.T) {
 	rs := &rangeServer{}
-	data := randBytes(t, 3<<20+17)
+	data := sourcetest.RandBytes(t, 3<<20+17)
 	e1 := `"v1"`
 	rs.data.Store(&data)
 	rs.etag.Store(&e1)
@@ -41,28 +44,28 @@ func TestHTTPSource(t *testing.T) {
 	defer srv.Close()
 	px := faultproxy.New(t, srv.URL)
 	u := px.URL + "/bucket/img.encfs?X-Amz-Signature=secret-signature&X-Amz-Expires=3600"
-	src, err := blobio.Open(context.Background(), u, blobio.Options{Retry: fastRetry})
+	src, err := location.Open(context.Background(), u, location.Options{Retry: sourcetest.FastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := src.(*blobio.HTTPSource); !ok {
-		t.Fatalf("%T, want *HTTPSource for a non-Azure URL", src)
+	if _, ok := src.(*httpsrc.Source); !ok {
+		t.Fatalf("%T, want *httpsrc.Source for a non-Azure URL", src)
 	}
 	if strings.Contains(src.String(), "secret-signature") {
 		t.Fatalf("String leaks the signature: %s", src)
 	}
-	checkReads(t, src, data)
+	sourcetest.CheckReads(t, src, data)
 	px.Next(faultproxy.Truncate, faultproxy.ServerError, faultproxy.Throttle)
 	px.SetRetryAfter(0)
-	checkReads(t, src, data)
+	sourcetest.CheckReads(t, src, data)
 
 	// Wrong signature: ErrAuth, and the error does not quote it.
-	_, err = blobio.Open(context.Background(), strings.Replace(u, "secret-signature", "wrong-signature", 1), blobio.Options{})
+	_, err = location.Open(context.Background(), strings.Replace(u, "secret-signature", "wrong-signature", 1), location.Options{})
 	if !errors.Is(err, blobio.ErrAuth) || strings.Contains(err.Error(), "wrong-signature") {
 		t.Fatalf("bad signature: %v", err)
 	}
 	// Replaced object: ErrChanged.
-	data2 := randBytes(t, len(data))
+	data2 := sourcetest.RandBytes(t, len(data))
 	e2 := `"v2"`
 	rs.data.Store(&data2)
 	rs.etag.Store(&e2)
@@ -72,28 +75,12 @@ func TestHTTPSource(t *testing.T) {
 	// A server that ignores Range is refused with a clear message.
 	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
 	defer plain.Close()
-	if _, err := blobio.Open(context.Background(), plain.URL+"/x", blobio.Options{}); !errors.Is(err, blobio.ErrBadResponse) {
+	if _, err := location.Open(context.Background(), plain.URL+"/x", location.Options{}); !errors.Is(err, blobio.ErrBadResponse) {
 		t.Fatalf("no Range support: %v", err)
 	} else {
 		t.Log(err)
 	}
-	if _, err := blobio.Open(context.Background(), srv.URL+"/missing?X-Amz-Signature=secret-signature", blobio.Options{}); err != nil {
+	if _, err := location.Open(context.Background(), srv.URL+"/missing?X-Amz-Signature=secret-signature", location.Options{}); err != nil {
 		t.Logf("ok: %v", err)
-	}
-}
-
-func TestOpenRejectsBadLocations(t *testing.T) {
-	for _, loc := range []string{
-		"ftp://example.com/x",
-		"https://acct.blob.core.windows.net/onlycontainer",
-		"http://127.0.0.1:10000/devstoreaccount1/c",
-		"https:///nohost",
-		"/nonexistent/image.encfs",
-	} {
-		if _, err := blobio.Open(context.Background(), loc, blobio.Options{}); err == nil {
-			t.Errorf("Open(%q) succeeded", loc)
-		} else {
-			t.Logf("%s: %v", loc, err)
-		}
 	}
 }

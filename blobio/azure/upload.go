@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -21,11 +22,16 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // UploadOptions configure Upload.
@@ -103,7 +109,7 @@ type uploader struct {
 	u      *url.URL
 	name   string
 	cred   azureCred
-	retry  retrier
+	retry  remote.Retrier
 	result *UploadResult
 	sent   sync.Mutex
 	// blind: the credential may write but not read (a SAS with sp=cw), so what the blob holds
@@ -147,8 +153,8 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if err != nil {
 		return nil, err
 	}
-	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: displayURL(u)}
-	up.retry = newRetrier(o.Open.Retry, nil, up.name, true)
+	up := &uploader{o: o, f: f, size: st.Size(), u: u, name: redact.DisplayURL(u)}
+	up.retry = remote.NewRetrier(o.Open.Retry, nil, up.name, true)
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
@@ -176,7 +182,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (azureCred, error) {
 	creds, err := resolveAuth(u, o)
 	if err != nil {
-		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth, Err: err}
+		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth, Err: err}
 	}
 	var cred azureCred
 	for _, c := range creds {
@@ -186,7 +192,7 @@ func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (a
 		}
 	}
 	if cred.mode == "" {
-		return azureCred{}, &Error{Op: "upload to", Source: name, Kind: ErrAuth,
+		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth,
 			Err:  errors.New("no credential that can write"),
 			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
 	}
@@ -198,15 +204,15 @@ func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (a
 
 // uploadURL parses and checks the URL of an upload.
 func uploadURL(location string, o Options) (*url.URL, error) {
-	if !IsRemote(location) {
+	if !blobio.IsRemote(location) {
 		return nil, fmt.Errorf("upload: %q is not a URL; give https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", location)
 	}
 	u, err := url.Parse(location)
 	if err != nil {
-		return nil, fmt.Errorf("upload: not a valid URL: %v", redactErr(err))
+		return nil, fmt.Errorf("upload: not a valid URL: %v", redact.Err(err))
 	}
-	if !o.Azure && !IsAzureURL(u) {
-		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", displayURL(u))
+	if !o.AnyHost && !IsAzureURL(u) {
+		return nil, fmt.Errorf("upload %s: not an Azure blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB); for a custom domain use the azure:// scheme", redact.DisplayURL(u))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "azure", "azure+https":
@@ -220,6 +226,11 @@ func uploadURL(location string, o Options) (*url.URL, error) {
 // createContainer creates the blob's container if the credential allows; a container that
 // exists (409) or a credential scoped to the blob (403) is fine: the upload itself will say
 // if access is really missing.
+//
+// It is one REST call (Create Container, PUT ?restype=container) sent by hand: the SDK's
+// container client would link Apache Arrow, flatbuffers, zstd and lz4 (for blob queries)
+// into the sidecar binary, for this one request. An account key signs a short-lived account
+// SAS for it rather than the request itself, so no Shared Key signing code is needed here.
 func (up *uploader) createContainer(ctx context.Context) {
 	cu := *up.u
 	need := 1 // host-style: /CONTAINER/BLOB
@@ -231,32 +242,64 @@ func (up *uploader) createContainer(ctx context.Context) {
 		return
 	}
 	cu.Path = "/" + strings.Join(parts[:need], "/")
-	co := &container.ClientOptions{ClientOptions: azureClientOptions(up.o.Open).ClientOptions}
-	var c *container.Client
-	var err error
+	cu.RawPath = ""
+	cu.User = nil
+	var bearer string
 	switch {
 	case up.cred.token != nil:
-		c, err = container.NewClient(cu.String(), up.cred.token, co)
-	case up.cred.shared != nil:
-		c, err = container.NewClientWithSharedKeyCredential(cu.String(), up.cred.shared, co)
-	default:
-		if up.cred.sasURL != "" {
-			su, _ := url.Parse(up.cred.sasURL)
-			cu.RawQuery = su.RawQuery
+		if cu.Scheme != "https" {
+			return // a token never travels in clear
 		}
-		c, err = container.NewClientWithNoCredential(cu.String(), co)
-	}
+		tok, err := up.cred.token.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{storageScope}})
+		if err != nil {
+			slog.Default().Debug("could not create the container; continuing", "err", redact.Err(err).Error())
+			return
+		}
+		bearer = tok.Token
+		cu.RawQuery = ""
+	case up.cred.shared != nil:
+		now := time.Now().UTC()
+		protocol := sas.ProtocolHTTPS
+		if cu.Scheme == "http" {
+			protocol = sas.ProtocolHTTPSandHTTP // Azurite
+		}
+		q, err := sas.AccountSignatureValues{Protocol: protocol, StartTime: now.Add(-5 * time.Minute), ExpiryTime: now.Add(5 * time.Minute),
+			Permissions:   (&sas.AccountPermissions{Create: true, Write: true}).String(),
+			ResourceTypes: (&sas.AccountResourceTypes{Container: true}).String()}.SignWithSharedKey(up.cred.shared)
+		if err != nil {
+			return
+		}
+		cu.RawQuery = q.Encode()
+	case up.cred.sasURL != "":
+		su, _ := url.Parse(up.cred.sasURL)
+		cu.RawQuery = su.RawQuery
+	} // else the URL's own SAS, already in cu
+	q := cu.Query()
+	q.Set("restype", "container")
+	cu.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, cu.String(), http.NoBody)
 	if err != nil {
 		return
 	}
-	_, err = c.Create(ctx, nil)
-	var re *azcore.ResponseError
+	req.Header.Set("x-ms-version", sas.Version)
+	req.Header.Set("x-ms-date", time.Now().UTC().Format(http.TimeFormat))
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	cu.RawQuery = ""
+	resp, err := up.o.Open.transport().Do(req)
 	switch {
-	case err == nil:
-		slog.Default().Info("created container", "url", redactURL(&cu))
-	case errors.As(err, &re) && (re.StatusCode == 409 || re.StatusCode == 403):
+	case err != nil:
+		slog.Default().Debug("could not create the container; continuing", "err", redact.Err(err).Error())
+	case resp.StatusCode == http.StatusCreated:
+		slog.Default().Info("created container", "url", cu.String())
+	case resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusForbidden:
 	default:
-		slog.Default().Debug("could not create the container; continuing", "err", redactErr(err).Error())
+		slog.Default().Debug("could not create the container; continuing", "url", cu.String(), "status", resp.Status,
+			"code", resp.Header.Get("x-ms-error-code"))
+	}
+	if resp != nil {
+		remote.DrainClose(resp.Body)
 	}
 }
 
@@ -276,17 +319,17 @@ func (up *uploader) progress(n int64) {
 func (up *uploader) existing(ctx context.Context, bc *blob.Client) (*blob.GetPropertiesResponse, error) {
 	var props blob.GetPropertiesResponse
 	var notFound bool
-	err := up.retry.do(ctx, "upload to", func(ctx context.Context) *attemptError {
+	err := up.retry.Do(ctx, "upload to", func(ctx context.Context) *remote.Attempt {
 		var err error
 		props, err = bc.GetProperties(ctx, nil)
 		a := classifyAzure(err)
-		if a != nil && a.kind == ErrNotFound {
+		if a != nil && a.Kind == blobio.ErrNotFound {
 			notFound = true
 			return nil
 		}
 		// Only a missing read permission makes the upload blind; any other refusal (a
 		// signature that does not match, an expired SAS) would refuse the upload too.
-		if a != nil && a.kind == ErrAuth && (a.code == codePermissionMismatch || up.sasLacks("r")) {
+		if a != nil && a.Kind == blobio.ErrAuth && (a.Code == codePermissionMismatch || up.sasLacks("r")) {
 			up.blind = true
 			return nil
 		}
@@ -337,7 +380,7 @@ func (up *uploader) decide(props *blob.GetPropertiesResponse, wantType string) (
 	case meta[MetaState] == "uploading":
 		what = "an unfinished upload of a different image"
 	}
-	return false, false, &Error{Op: "upload to", Source: up.name, Kind: ErrExists,
+	return false, false, &blobio.Error{Op: "upload to", Source: up.name, Kind: ErrExists,
 		Err: fmt.Errorf("the blob already holds %s (%s bytes, id %.16s)", what, orDash(meta[MetaSize]), orDash(meta[MetaID])), Hint: "pass --overwrite to replace it, or choose another blob name"}
 }
 
@@ -368,7 +411,7 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 	if props != nil && props.BlobType != nil && *props.BlobType != blob.BlobTypeBlockBlob {
 		// Overwrite of a page or append blob: blocks cannot be staged on it, so delete it first.
 		etag := props.ETag
-		err := up.retry.do(ctx, "delete the old blob at", func(ctx context.Context) *attemptError {
+		err := up.retry.Do(ctx, "delete the old blob at", func(ctx context.Context) *remote.Attempt {
 			_, err := bb.Delete(ctx, &blob.DeleteOptions{AccessConditions: &blob.AccessConditions{
 				ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfMatch: etag}}})
 			return classifyAzure(err)
@@ -379,11 +422,11 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 		props = nil
 	}
 	staged := map[string]int64{}
-	err = up.retry.do(ctx, "list staged blocks of", func(ctx context.Context) *attemptError {
+	err = up.retry.Do(ctx, "list staged blocks of", func(ctx context.Context) *remote.Attempt {
 		resp, err := bb.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
 		a := classifyAzure(err)
 		if a != nil {
-			if a.kind == ErrNotFound || (up.blind && a.kind == ErrAuth) {
+			if a.Kind == blobio.ErrNotFound || (up.blind && a.Kind == blobio.ErrAuth) {
 				return nil
 			}
 			return a
@@ -419,7 +462,7 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 				return fmt.Errorf("upload: reading the image at %d: %w", off, err)
 			}
 			sum := md5.Sum(buf)
-			err := up.retry.do(gctx, fmt.Sprintf("stage block %d of", i), func(ctx context.Context) *attemptError {
+			err := up.retry.Do(gctx, fmt.Sprintf("stage block %d of", i), func(ctx context.Context) *remote.Attempt {
 				_, err := bb.StageBlock(ctx, ids[i], readSeekNopCloser{bytes.NewReader(buf)},
 					&blockblob.StageBlockOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])})
 				return classifyAzure(err)
@@ -442,19 +485,19 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 		ac.ModifiedAccessConditions.IfNoneMatch = &any // nobody created it meanwhile
 	}
 	ct := "application/octet-stream"
-	return up.retry.do(ctx, "commit", func(ctx context.Context) *attemptError {
+	return up.retry.Do(ctx, "commit", func(ctx context.Context) *remote.Attempt {
 		_, err := bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{
 			Metadata:         up.metadata(false),
 			HTTPHeaders:      &blob.HTTPHeaders{BlobContentType: &ct},
 			AccessConditions: ac,
 		})
 		a := classifyAzure(err)
-		if a != nil && (a.status == 409 || a.status == 412) {
-			a.kind, a.retryable = ErrChanged, false
-			a.err = errors.New("the blob changed while uploading; run the upload again")
+		if a != nil && (a.Status == 409 || a.Status == 412) {
+			a.Kind, a.Retryable = blobio.ErrChanged, false
+			a.Err = errors.New("the blob changed while uploading; run the upload again")
 			if up.blind {
-				a.kind = ErrExists
-				a.err = errors.New("a blob already exists there; pass --overwrite to replace it")
+				a.Kind = ErrExists
+				a.Err = errors.New("a blob already exists there; pass --overwrite to replace it")
 			}
 		}
 		return a
@@ -512,7 +555,7 @@ func (up *uploader) pageBlob(ctx context.Context) error {
 			any := azcore.ETagAny
 			ac.ModifiedAccessConditions.IfNoneMatch = &any
 		}
-		err := up.retry.do(ctx, "create page blob", func(ctx context.Context) *attemptError {
+		err := up.retry.Do(ctx, "create page blob", func(ctx context.Context) *remote.Attempt {
 			_, err := pb.Create(ctx, padded, &pageblob.CreateOptions{Metadata: up.metadata(true), AccessConditions: ac})
 			return classifyAzure(err)
 		})
@@ -540,7 +583,7 @@ func (up *uploader) pageBlob(ctx context.Context) error {
 				return nil
 			}
 			sum := md5.Sum(buf)
-			err := up.retry.do(gctx, fmt.Sprintf("write pages at %d of", off), func(ctx context.Context) *attemptError {
+			err := up.retry.Do(gctx, fmt.Sprintf("write pages at %d of", off), func(ctx context.Context) *remote.Attempt {
 				_, err := pb.UploadPages(ctx, readSeekNopCloser{bytes.NewReader(buf)}, blob.HTTPRange{Offset: off, Count: length},
 					&pageblob.UploadPagesOptions{TransactionalValidation: blob.TransferValidationTypeMD5(sum[:])})
 				return classifyAzure(err)
@@ -555,7 +598,7 @@ func (up *uploader) pageBlob(ctx context.Context) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return up.retry.do(ctx, "finish", func(ctx context.Context) *attemptError {
+	return up.retry.Do(ctx, "finish", func(ctx context.Context) *remote.Attempt {
 		_, err := pb.SetMetadata(ctx, up.metadata(false), nil)
 		return classifyAzure(err)
 	})
@@ -569,7 +612,7 @@ func (up *uploader) listWritten(ctx context.Context, pb *pageblob.Client, writte
 	pager := pb.NewGetPageRangesPager(nil)
 	for pager.More() {
 		var page pageblob.GetPageRangesResponse
-		err := up.retry.do(ctx, "list pages of", func(ctx context.Context) *attemptError {
+		err := up.retry.Do(ctx, "list pages of", func(ctx context.Context) *remote.Attempt {
 			var err error
 			page, err = pager.NextPage(ctx)
 			return classifyAzure(err)

@@ -1,10 +1,14 @@
-package blobio
+// Package redact keeps credentials out of logs and errors: it removes secret query values
+// (SAS signatures, presigned URL signatures, tokens), bearer tokens and account keys from
+// text, URLs and error messages, and names a blob URL in messages by what is not secret.
+package redact
 
 import (
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 )
 
 // secretParams are query parameters whose values are credentials: Azure SAS signatures, S3
@@ -19,8 +23,8 @@ var secretParams = []string{
 var secretRE = regexp.MustCompile(`(?i)((?:^|[?&;\s"'])(?:` +
 	strings.Join(secretParams, "|") + `)=)[^&\s"';]*|(bearer\s+)[A-Za-z0-9._~+/=-]+|(accountkey=)[^;\s"']*`)
 
-// Redact removes secret query values, bearer tokens and account keys from s.
-func Redact(s string) string {
+// String removes secret query values, bearer tokens and account keys from s.
+func String(s string) string {
 	return secretRE.ReplaceAllStringFunc(s, func(m string) string {
 		sub := secretRE.FindStringSubmatch(m)
 		for _, p := range sub[1:] {
@@ -32,9 +36,9 @@ func Redact(s string) string {
 	})
 }
 
-// redactURL returns u as text with the values of secret query parameters replaced, keeping
-// the others (a SAS's se= expiry and sp= permissions help when access is refused).
-func redactURL(u *url.URL) string {
+// URL returns u as text with the values of secret query parameters replaced, keeping the
+// others (a SAS's se= expiry and sp= permissions help when access is refused).
+func URL(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
@@ -54,24 +58,10 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
-// Display names an image location in messages: a local path as it is; a URL without its query
-// string, followed for a SAS by its permissions and expiry (see displayURL). It never shows a
-// secret, and it is short enough to repeat in a log line.
-func Display(location string) string {
-	if !IsRemote(location) {
-		return location
-	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return Redact(location)
-	}
-	return displayURL(u)
-}
-
-// displayURL names a blob in messages: the URL without its query string (a SAS is long and its
+// DisplayURL names a blob in messages: the URL without its query string (a SAS is long and its
 // signature is secret), then the SAS fields that help when access is refused. Snapshot and
 // version ids stay: they say which blob.
-func displayURL(u *url.URL) string {
+func DisplayURL(u *url.URL) string {
 	if u == nil {
 		return ""
 	}
@@ -86,22 +76,34 @@ func displayURL(u *url.URL) string {
 	}
 	c.RawQuery = keep.Encode()
 	s := c.String()
-	if sas := parseSAS(q); sas.present {
-		s += " (SAS sp=" + sas.perms
-		if !sas.expiry.IsZero() {
-			s += fmt.Sprintf(" se=%s", sas.expiry.UTC().Format("2006-01-02T15:04Z"))
+	if q.Get("sig") != "" { // a SAS: its permissions and expiry are not secret
+		s += " (SAS sp=" + q.Get("sp")
+		if expiry := SASTime(q.Get("se")); !expiry.IsZero() {
+			s += fmt.Sprintf(" se=%s", expiry.UTC().Format("2006-01-02T15:04Z"))
 		}
 		s += ")"
 	}
 	return s
 }
 
-// redactErr returns err with its message redacted, or nil.
-func redactErr(err error) error {
+// SASTime reads a SAS time (st=, se=): ISO 8601 in UTC, with or without seconds. It returns
+// the zero time for anything else.
+func SASTime(v string) time.Time {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// Err returns err with its message redacted, or nil. errors.Is and errors.As still see the
+// original chain.
+func Err(err error) error {
 	if err == nil {
 		return nil
 	}
-	return redactedError{msg: Redact(err.Error()), err: err}
+	return redactedError{msg: String(err.Error()), err: err}
 }
 
 // redactedError keeps the chain for errors.Is/As (context.DeadlineExceeded, net errors) while

@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"context"
@@ -16,6 +16,10 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // Blob metadata that encfs upload writes and the Azure source reads.
@@ -29,13 +33,16 @@ const (
 	MetaState = "encfs_state"
 )
 
+// storageScope is the scope of bearer tokens for Azure Storage.
+const storageScope = "https://storage.azure.com/.default"
+
 // ErrIncomplete reports a blob whose upload has not finished.
 var ErrIncomplete = errors.New("upload not finished")
 
-// AzureSource reads an image from an Azure block or page blob. Every read carries If-Match
-// with the ETag seen at open, so a blob replaced while mounted fails reads with ErrChanged
+// Source reads an image from an Azure block or page blob. Every read carries If-Match
+// with the ETag seen at open, so a blob replaced while mounted fails reads with blobio.ErrChanged
 // instead of mixing versions.
-type AzureSource struct {
+type Source struct {
 	client   *blob.Client
 	url      *url.URL
 	name     string // redacted
@@ -44,15 +51,15 @@ type AzureSource struct {
 	blobType string
 	auth     Auth
 	facts    requestFacts // what reads carry, to explain a refusal
-	retry    retrier
+	retry    remote.Retrier
 	retries  atomic.Int64
 }
 
-func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, error) {
-	name := displayURL(u)
+func openAzure(ctx context.Context, u *url.URL, opts Options) (*Source, error) {
+	name := redact.DisplayURL(u)
 	creds, err := resolveAuth(u, opts)
 	if err != nil {
-		return nil, &Error{Op: "open", Source: name, Kind: ErrAuth, Err: err}
+		return nil, &blobio.Error{Op: "open", Source: name, Kind: blobio.ErrAuth, Err: err}
 	}
 	var errs []string
 	var last error
@@ -62,7 +69,7 @@ func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, err
 			return s, nil
 		}
 		// Only a refusal is worth trying the next credential for.
-		if !errors.Is(err, ErrAuth) && !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, blobio.ErrAuth) && !errors.Is(err, blobio.ErrNotFound) {
 			return nil, err
 		}
 		last = err
@@ -74,20 +81,20 @@ func openAzure(ctx context.Context, u *url.URL, opts Options) (*AzureSource, err
 	return nil, last
 }
 
-func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (*AzureSource, error) {
-	s := &AzureSource{url: u, name: displayURL(u), auth: c.mode, facts: newRequestFacts("read", u, c)}
-	s.retry = newRetrier(opts.Retry, &s.retries, s.name, true)
+func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (*Source, error) {
+	s := &Source{url: u, name: redact.DisplayURL(u), auth: c.mode, facts: newRequestFacts("read", u, c)}
+	s.retry = remote.NewRetrier(opts.Retry, &s.retries, s.name, true)
 	cl, err := newBlobClient(u.String(), c, opts)
 	if err != nil {
-		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: redactErr(err),
+		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: blobio.ErrBadResponse, Err: redact.Err(err),
 			Hint: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
 	}
 	s.client = cl
-	if err := checkToken(ctx, c, s.retry.policy.TryTimeout, "open", s.name); err != nil {
+	if err := checkToken(ctx, c, s.retry.Policy.TryTimeout, "open", s.name); err != nil {
 		return nil, err
 	}
 	var props blob.GetPropertiesResponse
-	err = s.retry.do(ctx, "open", func(ctx context.Context) *attemptError {
+	err = s.retry.Do(ctx, "open", func(ctx context.Context) *remote.Attempt {
 		var err error
 		props, err = cl.GetProperties(ctx, nil)
 		return classifyAzure(err)
@@ -96,7 +103,7 @@ func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (
 		return nil, explain(err, newRequestFacts("open", u, c))
 	}
 	if props.ETag == nil || props.ContentLength == nil {
-		return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse, Err: errors.New("no ETag or Content-Length in the blob's properties")}
+		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: blobio.ErrBadResponse, Err: errors.New("no ETag or Content-Length in the blob's properties")}
 	}
 	s.etag = *props.ETag
 	s.size = *props.ContentLength
@@ -105,13 +112,13 @@ func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (
 	}
 	meta := lowerKeys(props.Metadata)
 	if meta[MetaState] == "uploading" {
-		return nil, &Error{Op: "open", Source: s.name, Kind: ErrIncomplete,
+		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: ErrIncomplete,
 			Hint: "an `encfs upload` of this blob was interrupted; run it again to finish"}
 	}
 	if v, ok := meta[MetaSize]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 || n > s.size {
-			return nil, &Error{Op: "open", Source: s.name, Kind: ErrBadResponse,
+			return nil, &blobio.Error{Op: "open", Source: s.name, Kind: blobio.ErrBadResponse,
 				Err: fmt.Errorf("metadata %s=%q is not a length within the blob's %d bytes", MetaSize, v, s.size)}
 		}
 		s.size = n
@@ -131,13 +138,13 @@ func lowerKeys(m map[string]*string) map[string]string {
 }
 
 // classifyAzure maps an SDK error to an attempt error.
-func classifyAzure(err error) *attemptError {
+func classifyAzure(err error) *remote.Attempt {
 	if err == nil {
 		return nil
 	}
 	var afe *azidentity.AuthenticationFailedError
 	if errors.As(err, &afe) {
-		return &attemptError{kind: ErrAuth, err: redactErr(errors.New("the identity could not get a token"))}
+		return &remote.Attempt{Kind: blobio.ErrAuth, Err: redact.Err(errors.New("the identity could not get a token"))}
 	}
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
@@ -145,21 +152,21 @@ func classifyAzure(err error) *attemptError {
 		if re.RawResponse != nil {
 			h = re.RawResponse.Header
 		}
-		a := classifyStatus(re.StatusCode, re.ErrorCode, h, nil)
-		a.err = nil // the SDK's message repeats the URL and the whole answer
+		a := remote.ClassifyStatus(re.StatusCode, re.ErrorCode, h, nil)
+		a.Err = nil // the SDK's message repeats the URL and the whole answer
 		if d := authDetail(re); d != "" {
-			a.err = errors.New(d)
+			a.Err = errors.New(d)
 		}
 		return a
 	}
-	return classifyTransport(err)
+	return remote.ClassifyTransport(err)
 }
 
 // ReadAt reads len(p) bytes at off with one ranged Get Blob pinned by If-Match, retried;
 // a body cut short resumes after the bytes that arrived.
-func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+func (s *Source) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	etag := s.etag
-	n, err := readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
+	n, err := remote.ReadRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *remote.Attempt) {
 		resp, err := s.client.DownloadStream(ctx, &blob.DownloadStreamOptions{
 			Range: blob.HTTPRange{Offset: start, Count: count},
 			AccessConditions: &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{
@@ -170,11 +177,11 @@ func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, err
 		}
 		if resp.ETag != nil && *resp.ETag != etag {
 			resp.Body.Close()
-			return nil, &attemptError{kind: ErrChanged, err: fmt.Errorf("ETag is now %s, was %s", *resp.ETag, etag)}
+			return nil, &remote.Attempt{Kind: blobio.ErrChanged, Err: fmt.Errorf("ETag is now %s, was %s", *resp.ETag, etag)}
 		}
 		if resp.ContentLength != nil && *resp.ContentLength != count {
 			resp.Body.Close()
-			return nil, &attemptError{kind: ErrBadResponse, err: fmt.Errorf("asked for %d bytes, the answer has %d", count, *resp.ContentLength)}
+			return nil, &remote.Attempt{Kind: blobio.ErrBadResponse, Err: fmt.Errorf("asked for %d bytes, the answer has %d", count, *resp.ContentLength)}
 		}
 		return resp.Body, nil
 	})
@@ -186,7 +193,7 @@ func (s *AzureSource) ReadAt(ctx context.Context, p []byte, off int64) (int, err
 
 // brief is a failed attempt in a list of attempts: its status and code, without the URL.
 func brief(err error) string {
-	var e *Error
+	var e *blobio.Error
 	if errors.As(err, &e) && e.Status != 0 {
 		return strings.TrimSpace(fmt.Sprintf("HTTP %d %s", e.Status, e.Code))
 	}
@@ -196,25 +203,25 @@ func brief(err error) string {
 	return err.Error()
 }
 
-func (s *AzureSource) Size() int64    { return s.size }
-func (s *AzureSource) String() string { return s.name }
-func (s *AzureSource) Close() error   { return nil }
+func (s *Source) Size() int64    { return s.size }
+func (s *Source) String() string { return s.name }
+func (s *Source) Close() error   { return nil }
 
 // ETag is the version every read is pinned to.
-func (s *AzureSource) ETag() string { return string(s.etag) }
+func (s *Source) ETag() string { return string(s.etag) }
 
 // BlobType is BlockBlob or PageBlob.
-func (s *AzureSource) BlobType() string { return s.blobType }
+func (s *Source) BlobType() string { return s.blobType }
 
 // Auth says which credential opened the blob.
-func (s *AzureSource) Auth() Auth { return s.auth }
+func (s *Source) Auth() Auth { return s.auth }
 
 // Retries counts retried attempts since open.
-func (s *AzureSource) Retries() int64 { return s.retries.Load() }
+func (s *Source) Retries() int64 { return s.retries.Load() }
 
 // Identity names this exact version of the blob (for the disk cache): the URL without the SAS
 // (which changes when it is renewed), snapshot or version id included, and the ETag.
-func (s *AzureSource) Identity() string {
+func (s *Source) Identity() string {
 	u := *s.url
 	q := u.Query()
 	keep := url.Values{}
@@ -236,9 +243,9 @@ func checkToken(ctx context.Context, c azureCred, timeout time.Duration, op, nam
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err := c.token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{"https://storage.azure.com/.default"}})
+	_, err := c.token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{storageScope}})
 	if err != nil {
-		return &Error{Op: op, Source: name, Kind: ErrAuth, Err: fmt.Errorf("no token from the identity: %w", redactErr(err)),
+		return &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: fmt.Errorf("no token from the identity: %w", redact.Err(err)),
 			Hint: "on Azure, assign a managed identity (and pass --client-id for a user-assigned one); elsewhere run az login, or use a SAS URL"}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package blobio_test
+package azure_test
 
 import (
 	"context"
@@ -12,7 +12,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/blobio/azuritetest"
+	"github.com/encfs/encfs/blobio/internal/sourcetest"
 )
 
 func writeImage(t *testing.T, data []byte) string {
@@ -26,7 +28,7 @@ func writeImage(t *testing.T, data []byte) string {
 
 func readAll(t *testing.T, u string, az *azuritetest.Server) []byte {
 	t.Helper()
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString})
+	src, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,16 +42,16 @@ func readAll(t *testing.T, u string, az *azuritetest.Server) []byte {
 
 func TestUploadBlockBlobResumeAndOverwrite(t *testing.T) {
 	az := azuritetest.Start(t, azuritetest.Config{})
-	data := randBytes(t, 9<<20+777) // 10 blocks of 1 MiB
+	data := sourcetest.RandBytes(t, 9<<20+777) // 10 blocks of 1 MiB
 	img := writeImage(t, data)
 	u := az.BlobURL("uploads", "img.encfs") // the container does not exist yet
-	opts := blobio.UploadOptions{BlockSize: 1 << 20, Workers: 2, Open: blobio.Options{ConnectionString: az.ConnectionString}}
+	opts := azure.UploadOptions{BlockSize: 1 << 20, Workers: 2, Open: azure.Options{ConnectionString: az.ConnectionString}}
 
 	interruptedUpload(t, img, u, opts)
-	if _, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, blobio.ErrNotFound) {
+	if _, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, blobio.ErrNotFound) {
 		t.Fatalf("uncommitted blob is visible: %v", err)
 	}
-	res, err := blobio.Upload(context.Background(), img, u, opts)
+	res, err := azure.Upload(context.Background(), img, u, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,21 +62,21 @@ func TestUploadBlockBlobResumeAndOverwrite(t *testing.T) {
 		t.Fatal("uploaded content differs")
 	}
 	// Same image again: nothing to do.
-	res, err = blobio.Upload(context.Background(), img, u, opts)
+	res, err = azure.Upload(context.Background(), img, u, opts)
 	if err != nil || !res.AlreadyUploaded || res.SentBytes != 0 {
 		t.Fatalf("second upload: %+v, %v", res, err)
 	}
 	// A different image is refused without --overwrite, accepted with it.
-	other := randBytes(t, 3<<20)
+	other := sourcetest.RandBytes(t, 3<<20)
 	img2 := writeImage(t, other)
-	_, err = blobio.Upload(context.Background(), img2, u, opts)
-	if !errors.Is(err, blobio.ErrExists) {
+	_, err = azure.Upload(context.Background(), img2, u, opts)
+	if !errors.Is(err, azure.ErrExists) {
 		t.Fatalf("overwrite without --overwrite: %v", err)
 	}
 	t.Logf("refused: %v", err)
 	o2 := opts
 	o2.Overwrite = true
-	if _, err := blobio.Upload(context.Background(), img2, u, o2); err != nil {
+	if _, err := azure.Upload(context.Background(), img2, u, o2); err != nil {
 		t.Fatal(err)
 	}
 	if got := readAll(t, u, az); string(got) != string(other) {
@@ -84,24 +86,24 @@ func TestUploadBlockBlobResumeAndOverwrite(t *testing.T) {
 
 func TestUploadPageBlobResume(t *testing.T) {
 	az := azuritetest.Start(t, azuritetest.Config{})
-	data := randBytes(t, 13<<20+1001)            // not a multiple of 512; 4 page writes
+	data := sourcetest.RandBytes(t, 13<<20+1001) // not a multiple of 512; 4 page writes
 	copy(data[4<<20:8<<20], make([]byte, 4<<20)) // an all-zero stretch is skipped (sparse)
 	img := writeImage(t, data)
 	u := az.BlobURL("pages", "img.encfs")
-	opts := blobio.UploadOptions{PageBlob: true, Workers: 1, Open: blobio.Options{ConnectionString: az.ConnectionString}}
+	opts := azure.UploadOptions{PageBlob: true, Workers: 1, Open: azure.Options{ConnectionString: az.ConnectionString}}
 	interruptedUpload(t, img, u, opts)
 	// A half-written page blob is not served.
-	if _, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, blobio.ErrIncomplete) {
+	if _, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString}); !errors.Is(err, azure.ErrIncomplete) {
 		t.Fatalf("open of an unfinished page blob: %v", err)
 	}
-	res, err := blobio.Upload(context.Background(), img, u, opts)
+	res, err := azure.Upload(context.Background(), img, u, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.ResumedBytes == 0 || res.BlobType != "PageBlob" {
 		t.Fatalf("resume: %+v", res)
 	}
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString})
+	src, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +113,16 @@ func TestUploadPageBlobResume(t *testing.T) {
 	if got := readAll(t, u, az); string(got) != string(data) {
 		t.Fatal("page blob content differs")
 	}
-	res, err = blobio.Upload(context.Background(), img, u, opts)
+	res, err = azure.Upload(context.Background(), img, u, opts)
 	if err != nil || !res.AlreadyUploaded {
 		t.Fatalf("again: %+v %v", res, err)
 	}
 	// Replacing with a block blob of another image needs --overwrite.
-	img2 := writeImage(t, randBytes(t, 1<<20))
-	if _, err := blobio.Upload(context.Background(), img2, u, blobio.UploadOptions{Open: opts.Open}); !errors.Is(err, blobio.ErrExists) {
+	img2 := writeImage(t, sourcetest.RandBytes(t, 1<<20))
+	if _, err := azure.Upload(context.Background(), img2, u, azure.UploadOptions{Open: opts.Open}); !errors.Is(err, azure.ErrExists) {
 		t.Fatalf("replace without overwrite: %v", err)
 	}
-	if _, err := blobio.Upload(context.Background(), img2, u, blobio.UploadOptions{Overwrite: true, Open: opts.Open}); err != nil {
+	if _, err := azure.Upload(context.Background(), img2, u, azure.UploadOptions{Overwrite: true, Open: opts.Open}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -128,18 +130,18 @@ func TestUploadPageBlobResume(t *testing.T) {
 func TestUploadWithSASAndOAuth(t *testing.T) {
 	az := azuritetest.Start(t, azuritetest.Config{OAuth: true})
 	az.CreateContainer(t, "upl", false)
-	data := randBytes(t, 2<<20+5)
+	data := sourcetest.RandBytes(t, 2<<20+5)
 	img := writeImage(t, data)
 	u := az.BlobURL("upl", "o.img")
-	if _, err := blobio.Upload(context.Background(), img, u, blobio.UploadOptions{BlockSize: 1 << 20,
-		Open: blobio.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient}}); err != nil {
+	if _, err := azure.Upload(context.Background(), img, u, azure.UploadOptions{BlockSize: 1 << 20,
+		Open: azure.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient}}); err != nil {
 		t.Fatal(err)
 	}
-	src, err := blobio.Open(context.Background(), u, blobio.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient})
+	src, err := openURL(context.Background(), u, azure.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkReads(t, src, data)
+	sourcetest.CheckReads(t, src, data)
 }
 
 func TestUploadRejectsBadInput(t *testing.T) {
@@ -150,7 +152,7 @@ func TestUploadRejectsBadInput(t *testing.T) {
 		{img, "relative/path"},
 		{img, "https://example.com/not/azure"},
 	} {
-		if _, err := blobio.Upload(context.Background(), c.img, c.url, blobio.UploadOptions{}); err == nil {
+		if _, err := azure.Upload(context.Background(), c.img, c.url, azure.UploadOptions{}); err == nil {
 			t.Errorf("Upload(%s, %s) succeeded", c.img, c.url)
 		} else {
 			t.Logf("%v", err)
@@ -161,10 +163,10 @@ func TestUploadRejectsBadInput(t *testing.T) {
 func TestUploadWithWriteOnlySAS(t *testing.T) {
 	az := azuritetest.Start(t, azuritetest.Config{})
 	az.CreateContainer(t, "sas", false)
-	data := randBytes(t, 3<<20)
+	data := sourcetest.RandBytes(t, 3<<20)
 	img := writeImage(t, data)
 	su := az.SAS(t, "sas", "w.img", sas.BlobPermissions{Create: true, Write: true}, time.Now().Add(time.Hour))
-	res, err := blobio.Upload(context.Background(), img, su, blobio.UploadOptions{BlockSize: 1 << 20})
+	res, err := azure.Upload(context.Background(), img, su, azure.UploadOptions{BlockSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,16 +177,16 @@ func TestUploadWithWriteOnlySAS(t *testing.T) {
 		t.Fatal("content differs")
 	}
 	// Blind to what is there, it still never replaces a blob without --overwrite.
-	img2 := writeImage(t, randBytes(t, 1<<20))
-	if _, err := blobio.Upload(context.Background(), img2, su, blobio.UploadOptions{}); !errors.Is(err, blobio.ErrExists) {
+	img2 := writeImage(t, sourcetest.RandBytes(t, 1<<20))
+	if _, err := azure.Upload(context.Background(), img2, su, azure.UploadOptions{}); !errors.Is(err, azure.ErrExists) {
 		t.Fatalf("second upload with a write-only SAS: %v", err)
 	}
-	if _, err := blobio.Upload(context.Background(), img2, su, blobio.UploadOptions{Overwrite: true}); err != nil {
+	if _, err := azure.Upload(context.Background(), img2, su, azure.UploadOptions{Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
 	// A read-only SAS cannot upload, and says so.
 	ro := az.SAS(t, "sas", "r.img", sas.BlobPermissions{Read: true}, time.Now().Add(time.Hour))
-	_, err = blobio.Upload(context.Background(), img, ro, blobio.UploadOptions{})
+	_, err = azure.Upload(context.Background(), img, ro, azure.UploadOptions{})
 	if !errors.Is(err, blobio.ErrAuth) || strings.Contains(err.Error(), sasSig(t, ro)) {
 		t.Fatalf("read-only SAS: %v", err)
 	}
@@ -192,7 +194,7 @@ func TestUploadWithWriteOnlySAS(t *testing.T) {
 }
 
 // interruptedUpload starts an upload and cancels it once 4 MiB have been sent.
-func interruptedUpload(t *testing.T, img, u string, opts blobio.UploadOptions) {
+func interruptedUpload(t *testing.T, img, u string, opts azure.UploadOptions) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -202,7 +204,25 @@ func interruptedUpload(t *testing.T, img, u string, opts blobio.UploadOptions) {
 			cancel()
 		}
 	}
-	if _, err := blobio.Upload(ctx, img, u, opts); err == nil {
+	if _, err := azure.Upload(ctx, img, u, opts); err == nil {
 		t.Fatal("interrupted upload succeeded")
 	}
+}
+
+// TestUploadCreatesContainerWithIdentity: with a bearer token the upload creates a missing
+// container itself (one Create Container call, sent without the SDK's container client).
+func TestUploadCreatesContainerWithIdentity(t *testing.T) {
+	az := azuritetest.Start(t, azuritetest.Config{OAuth: true})
+	data := sourcetest.RandBytes(t, 1<<20+3)
+	img := writeImage(t, data)
+	u := az.BlobURL("madebytoken", "o.img") // the container does not exist yet
+	o := azure.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient}
+	if _, err := azure.Upload(context.Background(), img, u, azure.UploadOptions{Open: o}); err != nil {
+		t.Fatal(err)
+	}
+	src, err := openURL(context.Background(), u, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.CheckReads(t, src, data)
 }

@@ -1,4 +1,4 @@
-package blobio_test
+package azure_test
 
 import (
 	"bytes"
@@ -8,35 +8,33 @@ import (
 	"time"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/blobio/azuritetest"
 	"github.com/encfs/encfs/blobio/faultproxy"
-	"github.com/encfs/encfs/internal/retry"
+	"github.com/encfs/encfs/blobio/internal/sourcetest"
 )
 
 // faultSetup serves a blob through a fault proxy in front of Azurite.
 func faultSetup(t *testing.T, size int) (*azuritetest.Server, *faultproxy.Proxy, string, []byte) {
 	az := azuritetest.Start(t, azuritetest.Config{})
 	az.CreateContainer(t, "faults", false)
-	data := randBytes(t, size)
+	data := sourcetest.RandBytes(t, size)
 	u := az.PutBlockBlob(t, "faults", "f.img", data, nil)
 	px := faultproxy.New(t, az.Endpoint)
 	return az, px, px.Rewrite(u), data
 }
 
-var fastRetry = retry.Policy{TryTimeout: 500 * time.Millisecond, BaseDelay: 10 * time.Millisecond,
-	MaxDelay: 100 * time.Millisecond, Budget: 10 * time.Second}
-
 func TestFaultsTransientAreRetried(t *testing.T) {
 	az, px, u, data := faultSetup(t, 2<<20)
 	px.SetRetryAfter(time.Second)
 	px.SetStall(5 * time.Second) // longer than TryTimeout: the client gives up and retries
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: fastRetry})
+	src, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString, Retry: sourcetest.FastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []faultproxy.Fault{faultproxy.Throttle, faultproxy.ServerError, faultproxy.Reset, faultproxy.Stall, faultproxy.Truncate} {
 		t.Run(f.String(), func(t *testing.T) {
-			before := src.(*blobio.AzureSource).Retries()
+			before := src.(*azure.Source).Retries()
 			px.Next(f, f)
 			p := make([]byte, 1<<20)
 			start := time.Now()
@@ -45,7 +43,7 @@ func TestFaultsTransientAreRetried(t *testing.T) {
 				t.Fatalf("read through %v: %d, %v", f, n, err)
 			}
 			// Go's transport itself retries a GET once when a reused connection is reset.
-			if r := src.(*blobio.AzureSource).Retries() - before; r < 2 && !(f == faultproxy.Reset && r == 1) {
+			if r := src.(*azure.Source).Retries() - before; r < 2 && !(f == faultproxy.Reset && r == 1) {
 				t.Fatalf("%d retries, want 2", r)
 			}
 			if f == faultproxy.Throttle && time.Since(start) < 2*time.Second {
@@ -57,9 +55,9 @@ func TestFaultsTransientAreRetried(t *testing.T) {
 
 func TestFaultsPersistentFailWithinBudget(t *testing.T) {
 	az, px, u, _ := faultSetup(t, 1<<20)
-	policy := fastRetry
+	policy := sourcetest.FastRetry
 	policy.Budget = 2 * time.Second
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: policy})
+	src, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString, Retry: policy})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +86,7 @@ func TestFaultsPersistentFailWithinBudget(t *testing.T) {
 
 func TestFaultsChunkedAndOverwrite(t *testing.T) {
 	az, px, u, data := faultSetup(t, 6<<20)
-	src, err := blobio.Open(context.Background(), u, blobio.Options{ConnectionString: az.ConnectionString, Retry: fastRetry})
+	src, err := openURL(context.Background(), u, azure.Options{ConnectionString: az.ConnectionString, Retry: sourcetest.FastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +105,7 @@ func TestFaultsChunkedAndOverwrite(t *testing.T) {
 	}
 	// Replace the blob: a chunk not yet cached must fail with ErrChanged, never old+new bytes.
 	c2 := blobio.NewChunked(src, blobio.ChunkOptions{ChunkSize: 1 << 20, CacheBytes: -1})
-	az.PutBlockBlob(t, "faults", "f.img", randBytes(t, 6<<20), nil)
+	az.PutBlockBlob(t, "faults", "f.img", sourcetest.RandBytes(t, 6<<20), nil)
 	_, err = c2.ReadAt(context.Background(), make([]byte, 10), 0)
 	if !errors.Is(err, blobio.ErrChanged) {
 		t.Fatalf("read after replace: %v", err)

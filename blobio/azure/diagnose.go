@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"bytes"
@@ -12,6 +12,9 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // This file turns a refused or missing Azure request into a hint that names the cause. The
@@ -44,19 +47,9 @@ type sasFacts struct {
 
 func parseSAS(q url.Values) sasFacts {
 	s := sasFacts{present: q.Get("sig") != "", perms: q.Get("sp"), resource: q.Get("sr"), account: q.Get("srt") != ""}
-	s.start = parseSASTime(q.Get("st"))
-	s.expiry = parseSASTime(q.Get("se"))
+	s.start = redact.SASTime(q.Get("st"))
+	s.expiry = redact.SASTime(q.Get("se"))
 	return s
-}
-
-// parseSASTime reads a SAS time: ISO 8601 in UTC, with or without seconds.
-func parseSASTime(v string) time.Time {
-	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04Z", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t
-		}
-	}
-	return time.Time{}
 }
 
 // lacks returns the permission letters of need that the SAS does not have.
@@ -112,9 +105,9 @@ func diagnose(kind error, status int, code, detail string, r requestFacts, now t
 	switch {
 	case status == 0:
 		return "" // no answer from the service (say, the identity got no token): nothing to diagnose
-	case errors.Is(kind, ErrAuth):
+	case errors.Is(kind, blobio.ErrAuth):
 		return diagnoseAuth(status, code, detail, r, now)
-	case errors.Is(kind, ErrNotFound):
+	case errors.Is(kind, blobio.ErrNotFound):
 		return diagnoseNotFound(code, r)
 	}
 	return ""
@@ -221,13 +214,13 @@ func authDetail(re *azcore.ResponseError) string {
 	if len(d) > 160 {
 		d = d[:160] + "..."
 	}
-	return Redact(d)
+	return redact.String(d)
 }
 
 // explain replaces the hint of a failed Azure operation with the diagnosis of its cause, when
-// there is one. err is returned unchanged unless it is an *Error.
+// there is one. err is returned unchanged unless it is an *blobio.Error.
 func explain(err error, r requestFacts) error {
-	var e *Error
+	var e *blobio.Error
 	if !errors.As(err, &e) {
 		return err
 	}

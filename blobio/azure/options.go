@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"context"
@@ -7,19 +7,20 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
+	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 	"github.com/encfs/encfs/internal/retry"
 )
 
-// Options say how Open reaches a remote image.
+// Options say how Open, Upload and CheckUpload reach a blob.
 type Options struct {
-	// Azure forces the Azure Blob protocol for a URL that Open would not recognise as Azure
-	// (a custom domain or a private endpoint addressed by IP). See IsAzureURL for the rule.
-	Azure bool
+	// AnyHost accepts an upload URL that IsAzureURL does not recognise as Azure (a custom
+	// domain or a private endpoint addressed by IP). Open takes any URL it is given.
+	AnyHost bool
 	// Auth picks the Azure credential; AuthAuto (the zero value) chooses as documented on Auth.
 	Auth Auth
 	// ClientID selects a user-assigned managed identity (or the workload identity's app).
@@ -35,23 +36,12 @@ type Options struct {
 	Retry retry.Policy
 }
 
-var (
-	sharedClientOnce sync.Once
-	sharedClient     *http.Client
-)
-
 // transport returns the HTTP client for the Azure SDK, sharing one connection pool.
 func (o Options) transport() policy.Transporter {
 	if o.HTTPClient != nil {
 		return o.HTTPClient
 	}
-	return sharedHTTPClient()
-}
-
-// sharedHTTPClient is one connection pool for every remote source in the process.
-func sharedHTTPClient() *http.Client {
-	sharedClientOnce.Do(func() { sharedClient = defaultHTTPClient() })
-	return sharedClient
+	return remote.SharedHTTPClient()
 }
 
 // azureHostSuffixes are the blob endpoints of the public and sovereign clouds, and the DNS-zone
@@ -72,8 +62,8 @@ var azureHostSuffixes = []string{
 //   - the URL is path-style with the development account, /devstoreaccount1/... (Azurite);
 //   - the query string is an Azure SAS (sv= and sig=).
 //
-// Anything else is a generic HTTPS range source; set Options.Azure to force Azure for a custom
-// domain.
+// Anything else is a generic HTTPS range source (blobio/location says how to force Azure for a
+// custom domain).
 func IsAzureURL(u *url.URL) bool {
 	if strings.HasPrefix(u.Scheme, "azure") {
 		return true
@@ -91,55 +81,25 @@ func IsAzureURL(u *url.URL) bool {
 	return q.Get("sv") != "" && q.Get("sig") != ""
 }
 
-// IsRemote reports whether location is a URL rather than a local path.
-func IsRemote(location string) bool {
-	for _, p := range []string{"https://", "http://", "azure://", "azure+https://", "azure+http://"} {
-		if len(location) >= len(p) && strings.EqualFold(location[:len(p)], p) {
-			return true
-		}
-	}
-	return false
-}
-
-// Open opens an image by location: a local path, an Azure blob URL, or any http(s) URL served
-// with Range support. See IsAzureURL for how Azure is recognised and Auth for credentials.
-// Remote sources are pinned to the version seen here: a later replacement fails reads with
-// ErrChanged.
-func Open(ctx context.Context, location string, opts Options) (Source, error) {
-	if !IsRemote(location) {
-		if strings.Contains(location, "://") {
-			return nil, fmt.Errorf("open %q: unsupported scheme; use a local path, https://, http:// or azure://", Redact(location))
-		}
-		s, err := OpenFile(location)
-		if err != nil {
-			return nil, err
-		}
-		return s, nil
-	}
-	u, err := url.Parse(location)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: not a valid URL: %v", Redact(location), redactErr(err))
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("open %s: the URL has no host", redactURL(u))
-	}
-	azure := opts.Azure || IsAzureURL(u)
+// Open opens an Azure blob (u's scheme may be azure://, azure+https:// or azure+http://, the
+// explicit hints IsAzureURL knows). See Auth for the credentials it tries. The source is
+// pinned to the version seen here: a later replacement fails reads with blobio.ErrChanged.
+func Open(ctx context.Context, u *url.URL, opts Options) (*Source, error) {
+	c := *u
+	u = &c
 	switch strings.ToLower(u.Scheme) {
 	case "azure", "azure+https":
 		u.Scheme = "https"
 	case "azure+http":
 		u.Scheme = "http"
 	}
-	if azure {
-		// Path-style URLs (Azurite, an endpoint addressed by IP) put the account first.
-		need := 2
-		if h := u.Hostname(); net.ParseIP(h) != nil || h == "localhost" || !strings.Contains(h, ".") {
-			need = 3
-		}
-		if parts := strings.SplitN(strings.Trim(u.Path, "/"), "/", need); len(parts) < need || parts[need-1] == "" {
-			return nil, fmt.Errorf("open %s: an Azure blob URL needs a container and a blob name: https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", redactURL(u))
-		}
-		return openAzure(ctx, u, opts)
+	// Path-style URLs (Azurite, an endpoint addressed by IP) put the account first.
+	need := 2
+	if h := u.Hostname(); net.ParseIP(h) != nil || h == "localhost" || !strings.Contains(h, ".") {
+		need = 3
 	}
-	return openHTTP(ctx, u, opts)
+	if parts := strings.SplitN(strings.Trim(u.Path, "/"), "/", need); len(parts) < need || parts[need-1] == "" {
+		return nil, fmt.Errorf("open %s: an Azure blob URL needs a container and a blob name: https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB", redact.URL(u))
+	}
+	return openAzure(ctx, u, opts)
 }

@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"errors"
@@ -12,6 +12,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // Auth selects how an Azure blob is accessed. The zero value (AuthAuto) picks, in order:
@@ -167,7 +169,7 @@ func resolveAuth(u *url.URL, opts Options) ([]azureCred, error) {
 		}
 		c, err := identityCredential(opts.ClientID, opts)
 		if err != nil {
-			return azureCred{}, fmt.Errorf("identity: %v", redactErr(err))
+			return azureCred{}, fmt.Errorf("identity: %v", redact.Err(err))
 		}
 		return azureCred{mode: AuthIdentity, token: c}, nil
 	}
@@ -186,7 +188,7 @@ func resolveAuth(u *url.URL, opts Options) ([]azureCred, error) {
 		}
 		k, err := blob.NewSharedKeyCredential(c.account, c.key)
 		if err != nil {
-			return azureCred{}, fmt.Errorf("connection string: %v", redactErr(err))
+			return azureCred{}, fmt.Errorf("connection string: %v", redact.Err(err))
 		}
 		return azureCred{mode: AuthConnectionString, shared: k}, nil
 	}

@@ -1,4 +1,4 @@
-package blobio
+package azure
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // SASOptions say what a SAS made by MakeSAS allows.
@@ -31,7 +33,7 @@ type SASOptions struct {
 func MakeSAS(location string, o SASOptions) (string, error) {
 	u, err := url.Parse(location)
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("sas: %q is not a blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB)", Redact(location))
+		return "", fmt.Errorf("sas: %q is not a blob URL (https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB)", redact.String(location))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "azure", "azure+https":
@@ -67,11 +69,11 @@ func MakeSAS(location string, o SASOptions) (string, error) {
 	}
 	r := newRequestFacts("", u, azureCred{})
 	if r.container == "" || (!o.Container && r.blob == "") {
-		return "", fmt.Errorf("sas: %s names no container and blob", displayURL(u))
+		return "", fmt.Errorf("sas: %s names no container and blob", redact.DisplayURL(u))
 	}
 	cred, err := blob.NewSharedKeyCredential(cs.account, cs.key)
 	if err != nil {
-		return "", fmt.Errorf("sas: %v", redactErr(err))
+		return "", fmt.Errorf("sas: %v", redact.Err(err))
 	}
 	protocol := sas.ProtocolHTTPS
 	if u.Scheme == "http" {
@@ -85,7 +87,7 @@ func MakeSAS(location string, o SASOptions) (string, error) {
 	}
 	q, err := v.SignWithSharedKey(cred)
 	if err != nil {
-		return "", fmt.Errorf("sas: %v", redactErr(err))
+		return "", fmt.Errorf("sas: %v", redact.Err(err))
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil

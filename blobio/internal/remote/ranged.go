@@ -1,4 +1,4 @@
-package blobio
+package remote
 
 import (
 	"context"
@@ -6,13 +6,13 @@ import (
 	"io"
 )
 
-// rangeGetter starts one ranged GET of count bytes at start and returns its checked body (the
+// RangeGetter starts one ranged GET of count bytes at start and returns its checked body (the
 // right version, the right range), or why not.
-type rangeGetter func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError)
+type RangeGetter func(ctx context.Context, start, count int64) (io.ReadCloser, *Attempt)
 
-// readRanged is ReadAt for the remote sources: it clamps the read to size, fetches it with
+// ReadRanged is ReadAt for the remote sources: it clamps the read to size, fetches it with
 // get under the retrier, and after a body cut short asks only for the bytes still missing.
-func readRanged(ctx context.Context, r *retrier, name string, size int64, p []byte, off int64, get rangeGetter) (int, error) {
+func ReadRanged(ctx context.Context, r *Retrier, name string, size int64, p []byte, off int64, get RangeGetter) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("read %s: negative offset %d", name, off)
 	}
@@ -30,7 +30,7 @@ func readRanged(ctx context.Context, r *retrier, name string, size int64, p []by
 	}
 	done := 0
 	op := fmt.Sprintf("read %d bytes at %d from", len(want), off)
-	err := r.do(ctx, op, func(ctx context.Context) *attemptError {
+	err := r.Do(ctx, op, func(ctx context.Context) *Attempt {
 		for done < len(want) {
 			count := int64(len(want) - done)
 			body, a := get(ctx, off+int64(done), count)
@@ -41,7 +41,7 @@ func readRanged(ctx context.Context, r *retrier, name string, size int64, p []by
 			body.Close()
 			done += n
 			if err != nil {
-				return classifyTransport(fmt.Errorf("body cut short after %d of %d bytes: %w", n, count, err))
+				return ClassifyTransport(fmt.Errorf("body cut short after %d of %d bytes: %w", n, count, err))
 			}
 		}
 		return nil

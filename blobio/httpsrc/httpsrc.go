@@ -1,4 +1,7 @@
-package blobio
+// Package httpsrc reads an image from any HTTP(S) server that honours Range requests: a
+// presigned S3 or GCS URL, nginx, a CDN. Reads are pinned to the version seen at open and
+// retried under one time budget; failures are *blobio.Error values of blobio's kinds.
+package httpsrc
 
 import (
 	"context"
@@ -10,13 +13,27 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
+	"github.com/encfs/encfs/internal/retry"
 )
 
-// HTTPSource reads an image from any HTTP(S) server that honours Range requests: a presigned
+// Options say how Open reaches the server.
+type Options struct {
+	// HTTPClient carries every request (tests set custom TLS roots); nil uses a shared pool.
+	HTTPClient *http.Client
+	// Retry bounds the retries of one operation: a read's own deadline (its context's) and
+	// Retry.Budget, whichever comes first. Budget defaults to 60s.
+	Retry retry.Policy
+}
+
+// Source reads an image from any HTTP(S) server that honours Range requests: a presigned
 // S3 or GCS URL, nginx, a CDN. It is pinned to the ETag (or, when the server gives only a weak
 // ETag or none, to Last-Modified and the total length) seen at open: every answer must carry
 // the same validator, so bytes of two versions are never mixed.
-type HTTPSource struct {
+type Source struct {
 	url      *url.URL
 	name     string // redacted
 	client   *http.Client
@@ -24,33 +41,33 @@ type HTTPSource struct {
 	etag     string // strong ETag, sent as If-Match
 	weakETag string // weak ETag: compared, not sent
 	lastMod  string // Last-Modified, compared and sent as If-Unmodified-Since when no strong ETag
-	retry    retrier
+	retry    remote.Retrier
 	retries  atomic.Int64
 }
 
-// openHTTP opens a generic range source. It asks for the first byte with GET (not HEAD:
-// presigned URLs are signed for one method) to learn the size and validators and to check
-// that the server honours Range.
-func openHTTP(ctx context.Context, u *url.URL, opts Options) (*HTTPSource, error) {
-	s := &HTTPSource{url: u, name: redactURL(u), client: opts.HTTPClient}
+// Open opens a generic range source at u (http or https). It asks for the first byte with
+// GET (not HEAD: presigned URLs are signed for one method) to learn the size and validators
+// and to check that the server honours Range.
+func Open(ctx context.Context, u *url.URL, opts Options) (*Source, error) {
+	s := &Source{url: u, name: redact.URL(u), client: opts.HTTPClient}
 	if s.client == nil {
-		s.client = sharedHTTPClient()
+		s.client = remote.SharedHTTPClient()
 	}
-	s.retry = newRetrier(opts.Retry, &s.retries, s.name, false)
-	err := s.retry.do(ctx, "open", func(ctx context.Context) *attemptError {
+	s.retry = remote.NewRetrier(opts.Retry, &s.retries, s.name, false)
+	err := s.retry.Do(ctx, "open", func(ctx context.Context) *remote.Attempt {
 		resp, a := s.get(ctx, 0, 0, false)
 		if a != nil {
 			return a
 		}
-		defer drainClose(resp.Body)
+		defer remote.DrainClose(resp.Body)
 		if resp.StatusCode == http.StatusOK {
-			return &attemptError{kind: ErrBadResponse, status: resp.StatusCode,
-				err: errors.New("the server ignored the Range header (answered 200 with the whole body); serve the image from a server that honours Range requests")}
+			return &remote.Attempt{Kind: blobio.ErrBadResponse, Status: resp.StatusCode,
+				Err: errors.New("the server ignored the Range header (answered 200 with the whole body); serve the image from a server that honours Range requests")}
 		}
 		cr, err := ParseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil || cr.Total < 0 {
-			return &attemptError{kind: ErrBadResponse, status: resp.StatusCode,
-				err: fmt.Errorf("Content-Range %q: %v", resp.Header.Get("Content-Range"), errOr(err, "no total length"))}
+			return &remote.Attempt{Kind: blobio.ErrBadResponse, Status: resp.StatusCode,
+				Err: fmt.Errorf("Content-Range %q: %v", resp.Header.Get("Content-Range"), errOr(err, "no total length"))}
 		}
 		s.size = cr.Total
 		etag := resp.Header.Get("ETag")
@@ -75,10 +92,10 @@ func errOr(err error, s string) any {
 	return s
 }
 
-func (s *HTTPSource) get(ctx context.Context, off, end int64, pinned bool) (*http.Response, *attemptError) {
+func (s *Source) get(ctx context.Context, off, end int64, pinned bool) (*http.Response, *remote.Attempt) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url.String(), nil)
 	if err != nil {
-		return nil, &attemptError{kind: ErrBadResponse, err: redactErr(err)}
+		return nil, &remote.Attempt{Kind: blobio.ErrBadResponse, Err: redact.Err(err)}
 	}
 	req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, end))
 	// Ciphertext does not compress; a transparent gzip would also break the byte ranges.
@@ -92,26 +109,26 @@ func (s *HTTPSource) get(ctx context.Context, off, end int64, pinned bool) (*htt
 	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return nil, classifyTransport(err)
+		return nil, remote.ClassifyTransport(err)
 	}
 	if resp.StatusCode != http.StatusPartialContent && resp.StatusCode != http.StatusOK {
-		defer drainClose(resp.Body)
-		return nil, classifyStatus(resp.StatusCode, "", resp.Header, fmt.Errorf("%s", resp.Status))
+		defer remote.DrainClose(resp.Body)
+		return nil, remote.ClassifyStatus(resp.StatusCode, "", resp.Header, fmt.Errorf("%s", resp.Status))
 	}
 	return resp, nil
 }
 
 // ReadAt reads len(p) bytes at off with one range GET (retried, resuming after what already
 // arrived when a body is cut short).
-func (s *HTTPSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
-	return readRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *attemptError) {
+func (s *Source) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	return remote.ReadRanged(ctx, &s.retry, s.name, s.size, p, off, func(ctx context.Context, start, count int64) (io.ReadCloser, *remote.Attempt) {
 		end := start + count - 1
 		resp, a := s.get(ctx, start, end, true)
 		if a != nil {
 			return nil, a
 		}
 		if a := s.check(resp, start, end); a != nil {
-			drainClose(resp.Body)
+			remote.DrainClose(resp.Body)
 			return nil, a
 		}
 		return resp.Body, nil
@@ -119,44 +136,44 @@ func (s *HTTPSource) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 }
 
 // check verifies that an answer is the range asked for, of the version opened.
-func (s *HTTPSource) check(resp *http.Response, start, end int64) *attemptError {
+func (s *Source) check(resp *http.Response, start, end int64) *remote.Attempt {
 	if resp.StatusCode != http.StatusPartialContent {
-		return &attemptError{kind: ErrBadResponse, status: resp.StatusCode, err: errors.New("the server stopped honouring Range requests")}
+		return &remote.Attempt{Kind: blobio.ErrBadResponse, Status: resp.StatusCode, Err: errors.New("the server stopped honouring Range requests")}
 	}
 	cr, err := ParseContentRange(resp.Header.Get("Content-Range"))
 	if err != nil {
-		return &attemptError{kind: ErrBadResponse, status: resp.StatusCode, err: err}
+		return &remote.Attempt{Kind: blobio.ErrBadResponse, Status: resp.StatusCode, Err: err}
 	}
 	if cr.Total != -1 && cr.Total != s.size {
-		return &attemptError{kind: ErrChanged, status: resp.StatusCode,
-			err: fmt.Errorf("object length is now %d, was %d", cr.Total, s.size)}
+		return &remote.Attempt{Kind: blobio.ErrChanged, Status: resp.StatusCode,
+			Err: fmt.Errorf("object length is now %d, was %d", cr.Total, s.size)}
 	}
 	if cr.Start != start || cr.End != end {
-		return &attemptError{kind: ErrBadResponse, status: resp.StatusCode,
-			err: fmt.Errorf("asked for bytes %d-%d, got %d-%d", start, end, cr.Start, cr.End)}
+		return &remote.Attempt{Kind: blobio.ErrBadResponse, Status: resp.StatusCode,
+			Err: fmt.Errorf("asked for bytes %d-%d, got %d-%d", start, end, cr.Start, cr.End)}
 	}
 	etag := resp.Header.Get("ETag")
 	if pinned := s.etag + s.weakETag; pinned != "" && etag != "" && etag != pinned {
-		return &attemptError{kind: ErrChanged, status: resp.StatusCode, err: fmt.Errorf("ETag is now %s, was %s", etag, pinned)}
+		return &remote.Attempt{Kind: blobio.ErrChanged, Status: resp.StatusCode, Err: fmt.Errorf("ETag is now %s, was %s", etag, pinned)}
 	}
 	if s.etag == "" && s.lastMod != "" {
 		if lm := resp.Header.Get("Last-Modified"); lm != "" && lm != s.lastMod {
-			return &attemptError{kind: ErrChanged, status: resp.StatusCode, err: fmt.Errorf("Last-Modified is now %s, was %s", lm, s.lastMod)}
+			return &remote.Attempt{Kind: blobio.ErrChanged, Status: resp.StatusCode, Err: fmt.Errorf("Last-Modified is now %s, was %s", lm, s.lastMod)}
 		}
 	}
 	return nil
 }
 
-func (s *HTTPSource) Size() int64    { return s.size }
-func (s *HTTPSource) String() string { return s.name }
-func (s *HTTPSource) Close() error   { return nil }
+func (s *Source) Size() int64    { return s.size }
+func (s *Source) String() string { return s.name }
+func (s *Source) Close() error   { return nil }
 
 // Retries counts retried attempts since open.
-func (s *HTTPSource) Retries() int64 { return s.retries.Load() }
+func (s *Source) Retries() int64 { return s.retries.Load() }
 
 // Identity names this exact version of the object (for the disk cache): the URL without its
 // query (presigned query strings change on every signing) and the validator.
-func (s *HTTPSource) Identity() string {
+func (s *Source) Identity() string {
 	u := *s.url
 	u.RawQuery = ""
 	u.User = nil
@@ -225,20 +242,4 @@ func parseNonNeg(s string) (int64, error) {
 		return 0, errors.New("not a decimal number")
 	}
 	return strconv.ParseInt(s, 10, 64)
-}
-
-// drainClose reads a little of an unwanted body so the connection can be reused, then closes it.
-func drainClose(b io.ReadCloser) {
-	_, _ = io.CopyN(io.Discard, b, 64<<10)
-	b.Close()
-}
-
-// defaultHTTPClient has no overall timeout (the retrier bounds each try with a context) but
-// keeps enough idle connections for parallel chunk fetches.
-func defaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	t.MaxIdleConns = 128
-	t.DisableCompression = true
-	return &http.Client{Transport: t}
 }
