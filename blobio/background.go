@@ -12,13 +12,17 @@ import (
 // download of the image, and epoch 2 is served from the caches.
 //
 // Demand reads go first: a background fetch starts only while no reader waits for a worker
-// and no reader's readahead hint was turned away in the last 100 ms, and it takes at most
-// Workers-1 workers. It pauses while the storage is not serving (an outage,
-// or the breaker open) and carries on when it is again. The chunks it brings are verified
-// when they are read, like any other.
+// and no reader's readahead hint was turned away in the last 100 ms, and the background keeps
+// at most half the workers busy: at the storage a request waits behind those in flight, and a
+// demand read must not wait behind many (the first byte of a fresh mount took 200-420 ms behind
+// seven background fetches, against 90-130 ms without them). It pauses while the storage is
+// not serving (an outage, or the breaker open) and carries on when it is again. The chunks it
+// brings are verified when they are read, like any other.
 func (c *Chunked) FetchAll(ctx context.Context) error {
 	c.background.Store(true)
 	defer c.background.Store(false)
+	limit := max(1, c.workers/2)
+	var mine []*call // the background's fetches, until they end
 	last := (c.size - 1) / c.chunk
 	for idx := int64(0); idx <= last; {
 		if err := ctx.Err(); err != nil {
@@ -31,31 +35,44 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 			idx++
 			continue
 		}
-		if c.demandWaiting.Load() > 0 || c.readerStarved() || !c.health.prefetchAllowed() {
+		mine = running(mine)
+		if len(mine) >= limit || c.demandWaiting.Load() > 0 || c.readerStarved() || !c.health.prefetchAllowed() {
 			c.pause(ctx)
 			continue
 		}
-		if _, dropped := c.start(idx, true); dropped {
+		cl, dropped := c.start(idx, true)
+		if dropped {
 			c.pause(ctx) // every worker the background may take is busy
 			continue
 		}
-		c.backgroundFetches.Add(1)
+		if cl != nil {
+			mine = append(mine, cl)
+			c.backgroundFetches.Add(1)
+		}
 		idx++
 	}
 	// Wait for the last fetches, so that a caller sees the image wholly cached on return.
-	for idx := max(0, last-int64(c.workers)); idx <= last; idx++ {
-		c.mu.Lock()
-		cl := c.inflight[idx]
-		c.mu.Unlock()
-		if cl != nil {
-			select {
-			case <-cl.done:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	for _, cl := range mine {
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil
+}
+
+// running keeps the calls that have not ended.
+func running(calls []*call) []*call {
+	keep := calls[:0]
+	for _, cl := range calls {
+		select {
+		case <-cl.done:
+		default:
+			keep = append(keep, cl)
+		}
+	}
+	return keep
 }
 
 // readerStarved reports whether a reader's prefetch hint found no free worker recently.
