@@ -26,31 +26,49 @@ type browseOptions struct {
 	keyFiles  []string
 	recursive bool
 	source    *sourceFlags
+	minArgs   int // the command's arguments with the location, which withLocation needs
+}
+
+// newBrowseCommand builds ls, cat or verify: minArgs to maxArgs arguments (the image location,
+// which --url-file or ENCFS_URL may give instead, then the command's own), a --key-file flag
+// and the source flags, and run called with the options.
+func newBrowseCommand(cmd *cobra.Command, minArgs, maxArgs int,
+	run func(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error) (*cobra.Command, *browseOptions) {
+	opts := &browseOptions{minArgs: minArgs}
+	cmd.Args = func(cmd *cobra.Command, args []string) error {
+		return locationArgs(opts.source.loc, minArgs, maxArgs)(cmd, args)
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return run(cmd.Context(), opts, args, cmd.OutOrStdout())
+	}
+	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
+	opts.source = addSourceFlags(cmd, "none")
+	return cmd, opts
+}
+
+// open opens and authenticates the image of args, and returns args with the location first
+// (taken from --url-file or ENCFS_URL when the arguments leave it out).
+func (opts *browseOptions) open(ctx context.Context, args []string) (*image.Image, []string, error) {
+	args, err := opts.source.withLocation(args, opts.minArgs)
+	if err != nil {
+		return nil, nil, err
+	}
+	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	return im, args, err
 }
 
 func newLsCommand() *cobra.Command {
-	opts := &browseOptions{}
-	cmd := &cobra.Command{
+	cmd, opts := newBrowseCommand(&cobra.Command{
 		Use:   "ls --key-file KEY IMAGE [PATH]",
 		Short: "List a directory of an image without mounting it",
-		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 1, 2)(cmd, args) },
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runLs(cmd.Context(), opts, args, cmd.OutOrStdout())
-		},
-	}
-	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
+	}, 1, 2, runLs)
 	cmd.Flags().BoolVarP(&opts.recursive, "recursive", "R", false, "list the whole subtree, with paths")
-	opts.source = addSourceFlags(cmd, "none")
 	return cmd
 }
 
 // runLs lists a directory (or the subtree) of the image of args.
 func runLs(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
-	args, err := opts.source.withLocation(args, 1)
-	if err != nil {
-		return err
-	}
-	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	im, args, err := opts.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -93,27 +111,16 @@ func runLs(ctx context.Context, opts *browseOptions, args []string, stdout io.Wr
 }
 
 func newCatCommand() *cobra.Command {
-	opts := &browseOptions{}
-	cmd := &cobra.Command{
+	cmd, _ := newBrowseCommand(&cobra.Command{
 		Use:   "cat --key-file KEY IMAGE PATH",
 		Short: "Write a file of an image to standard output without mounting it",
-		Args:  func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 2, 2)(cmd, args) },
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runCat(cmd.Context(), opts, args, cmd.OutOrStdout())
-		},
-	}
-	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
-	opts.source = addSourceFlags(cmd, "none")
+	}, 2, 2, runCat)
 	return cmd
 }
 
 // runCat writes a file of the image of args to stdout.
 func runCat(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
-	args, err := opts.source.withLocation(args, 2)
-	if err != nil {
-		return err
-	}
-	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	im, args, err := opts.open(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -142,30 +149,19 @@ func runCat(ctx context.Context, opts *browseOptions, args []string, stdout io.W
 }
 
 func newVerifyCommand() *cobra.Command {
-	opts := &browseOptions{}
-	cmd := &cobra.Command{
+	cmd, _ := newBrowseCommand(&cobra.Command{
 		Use:   "verify --key-file KEY IMAGE",
 		Short: "Check every block and the whole index of an image",
 		Long: `Check every content block against the integrity tree, every tree block up to the
 authenticated root, and every directory, inode, symlink and xattr list. Exits 0 when the image
 is intact; otherwise non-zero, naming the first bad region or block and the file it belongs to.`,
-		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(opts.source.loc, 1, 1)(cmd, args) },
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return runVerify(cmd.Context(), opts, args, cmd.OutOrStdout())
-		},
-	}
-	cmd.Flags().StringArrayVar(&opts.keyFiles, "key-file", nil, "release key file")
-	opts.source = addSourceFlags(cmd, "none")
+	}, 1, 1, runVerify)
 	return cmd
 }
 
 // runVerify checks every block and the whole index of the image of args.
 func runVerify(ctx context.Context, opts *browseOptions, args []string, stdout io.Writer) error {
-	args, err := opts.source.withLocation(args, 1)
-	if err != nil {
-		return err
-	}
-	im, err := openImage(ctx, args[0], opts.keyFiles, opts.source, image.Options{})
+	im, args, err := opts.open(ctx, args)
 	if err != nil {
 		return err
 	}
