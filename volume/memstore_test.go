@@ -151,10 +151,10 @@ func (s *faultStore) Resize(_ context.Context, size int64) error {
 type crashMode int
 
 const (
-	dropAll   crashMode = iota // none of them
-	keepAll                    // all of them, in order
-	keepSome                   // a random subset, applied in random order
-	tearSome                   // a random subset in random order, each torn at random sectors
+	dropAll  crashMode = iota // none of them
+	keepAll                   // all of them, in order
+	keepSome                  // a random subset, applied in random order
+	tearSome                  // a random subset in random order, each torn at random sectors
 	numCrashModes
 )
 
