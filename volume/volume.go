@@ -330,7 +330,7 @@ func (v *Volume) Stats() Stats {
 // is still a committed state, but this session can no longer tell which, so every later call
 // fails until the volume is opened again.
 func (v *Volume) fail(what string, err error) error {
-	e := fmt.Errorf("%w: %s: %v; writes since the last successful flush may be lost: close the volume and open it again", ErrFailed, what, err)
+	e := fmt.Errorf("%w: %s: %w; writes since the last successful flush may be lost: close the volume and open it again", ErrFailed, what, err)
 	v.failed.CompareAndSwap(nil, &e)
 	return *v.failed.Load()
 }

@@ -21,6 +21,11 @@ func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 // quietLog discards the integrity log lines that tamper tests provoke on purpose.
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+func TestMain(m *testing.M) {
+	slog.SetDefault(quietLog) // Verify logs there
+	os.Exit(m.Run())
+}
+
 func newVolume(t testing.TB, size int64) (*faultStore, *Volume) {
 	t.Helper()
 	s := newFaultStore()
