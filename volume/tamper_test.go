@@ -51,10 +51,10 @@ func locate(t *testing.T, s *faultStore, key byte, b uint64) where {
 		t.Fatal(err)
 	}
 	var e [1]entry
-	if err := v.entries(ctx, b, 1, e[:], nil); err != nil {
+	if err := v.entries(ctx, b, 1, e[:], nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	root, err := v.node(ctx, 2, 0)
+	root, err := v.node(ctx, 2, 0, false)
 	if err != nil {
 		t.Fatal(err)
 	}

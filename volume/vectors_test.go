@@ -203,7 +203,7 @@ func TestVectorRead(t *testing.T) {
 		}
 	}
 	var e [1]entry
-	if err := v.entries(ctx, 5, 1, e[:], nil); err != nil {
+	if err := v.entries(ctx, 5, 1, e[:], nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	var nonce [12]byte

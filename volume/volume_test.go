@@ -317,3 +317,41 @@ func TestFileStore(t *testing.T) {
 		t.Error("an unaligned store write succeeded")
 	}
 }
+
+// TestSmallCache runs random writes, reads and flushes with a node cache far smaller than the
+// tree, so nodes leave and come back all the time.
+func TestSmallCache(t *testing.T) {
+	const size = 4000 * BlockSize // 32 leaves
+	rng := rand.New(rand.NewPCG(12, 13))
+	s := newFaultStore()
+	if _, err := Create(ctx, s, testKey(1), CreateOptions{Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	v := openVolume(t, s, OpenOptions{CacheNodes: 4})
+	model := make([]byte, size)
+	for i := range 200 {
+		randomWrite(t, rng, v, model)
+		if i%5 == 0 {
+			if err := v.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(v.nodes) > 4+len(v.dirty) {
+				t.Fatalf("%d nodes cached after a flush, bound 4", len(v.nodes))
+			}
+		}
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, v), model) {
+		t.Fatal("content differs with a small node cache")
+	}
+	if len(v.nodes) > 4 {
+		t.Fatalf("reads cached %d nodes past the bound of 4", len(v.nodes))
+	}
+	v.Close(ctx)
+	v = openVolume(t, s, OpenOptions{ReadOnly: true, CacheNodes: 2})
+	if !bytes.Equal(readAll(t, v), model) {
+		t.Fatal("content differs after reopening with a small node cache")
+	}
+}
