@@ -233,7 +233,7 @@ func TestCrashRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	runs := 30
 	if testing.Short() {
-		runs = 6
+		runs = 3
 	}
 	base, content, gen, rec := crashBase(t, rng, 2000*BlockSize)
 	for i := range runs {
@@ -252,7 +252,11 @@ func TestNoncesUnique(t *testing.T) {
 	rec := newNonceRecorder(t)
 	s, v := newVolume(t, 1<<20)
 	model := make([]byte, 1<<20)
-	for session := range 20 {
+	sessions := 20
+	if testing.Short() {
+		sessions = 8
+	}
+	for session := range sessions {
 		rec.watch(v)
 		for i := range 30 {
 			randomWrite(t, rng, v, model)
@@ -269,7 +273,7 @@ func TestNoncesUnique(t *testing.T) {
 		v = openVolume(t, s, OpenOptions{})
 		model = readAll(t, v)
 	}
-	if len(rec.seen) < 600 {
+	if len(rec.seen) < 30*sessions {
 		t.Fatalf("only %d nonces recorded", len(rec.seen))
 	}
 }

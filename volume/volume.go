@@ -110,6 +110,7 @@ type Volume struct {
 
 	blocksRead, blocksWritten, commits, integrityFailures atomic.Uint64
 	scratch                                               sync.Pool
+	spareNodes                                            sync.Pool // evicted nodes, reused by loadNode
 }
 
 type nodeKey struct {
@@ -614,7 +615,11 @@ func (v *Volume) node(ctx context.Context, level int, index uint64, keep bool) (
 
 // loadNode reads and opens the node that e locates (a zero node when e was never written).
 func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, error) {
-	nd := &node{key: key}
+	nd, _ := v.spareNodes.Get().(*node)
+	if nd == nil {
+		nd = new(node)
+	}
+	*nd = node{key: key}
 	if e.counter == 0 {
 		return nd, nil
 	}
@@ -779,7 +784,8 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 		for j < n && v.geo.dataOffset(b0+j, sc.slots[j]) == start+int64(j-k)*BlockSize {
 			j++
 		}
-		if err := v.s.WriteAt(ctx, sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
+		// Not cancelled half way: a torn shadow slot would fail the volume (see fail).
+		if err := v.s.WriteAt(context.WithoutCancel(ctx), sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
 			return v.fail(fmt.Sprintf("write data blocks %d..%d to %s", b0+k, b0+j-1, v.s), err)
 		}
 		k = j
@@ -820,6 +826,9 @@ func (v *Volume) Flush(ctx context.Context) error {
 // volume: the header on storage is then the last committed one or this one, and nothing
 // else may be written over the slots either references.
 func (v *Volume) commit(ctx context.Context) error {
+	// A commit, once started, runs to its end or to a storage error: a cancelled FUSE request
+	// must not fail the volume.
+	ctx = context.WithoutCancel(ctx)
 	sc := v.getScratch()
 	defer v.scratch.Put(sc)
 	var sealed []*node
@@ -912,11 +921,12 @@ func (v *Volume) evict() {
 		return
 	}
 	for level := 1; level <= v.geo.levels && len(v.nodes) > v.cacheNodes/2; level++ {
-		for key := range v.nodes {
+		for key, nd := range v.nodes {
 			if len(v.nodes) <= v.cacheNodes/2 {
 				break
 			}
 			if _, dirty := v.dirty[key]; key.level == level && !dirty {
+				v.spareNodes.Put(nd)
 				delete(v.nodes, key)
 			}
 		}

@@ -100,7 +100,11 @@ func TestRoundTrip(t *testing.T) {
 	if got := readAll(t, v); !bytes.Equal(got, model) {
 		t.Fatal("a new volume does not read as zeros")
 	}
-	for i := range 300 {
+	steps := 300
+	if testing.Short() {
+		steps = 100
+	}
+	for i := range steps {
 		randomWrite(t, rng, v, model)
 		if i%37 == 0 {
 			if err := v.Flush(ctx); err != nil {
