@@ -103,14 +103,14 @@ type Volume struct {
 	nodes       map[nodeKey]*node
 	dirty       map[nodeKey]*node // nodes changed since the last commit
 	cacheNodes  int               // bound on len(nodes) past which reads do not cache
+	spareNodes  []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
 	root        entry             // the root node's current entry (committed one in hdr)
 	rootChanged bool
 
 	failed atomic.Pointer[error]
 
 	blocksRead, blocksWritten, commits, integrityFailures atomic.Uint64
-	scratch                                               sync.Pool
-	spareNodes                                            sync.Pool // evicted nodes, reused by loadNode
+	scratch                                               chan *scratch // free list, see getScratch
 }
 
 type nodeKey struct {
@@ -141,12 +141,28 @@ type scratch struct {
 	aad   [aadSize]byte
 }
 
+// maxSpareScratch is how many scratch buffers (1 MiB each) a volume keeps for reuse: more than
+// the concurrent requests FUSE sends, so the write path does not allocate in steady state.
+// A sync.Pool would not do: it empties at every garbage collection, and allocating under
+// memory pressure is what deadlocks a loop device over FUSE (the kernel may need this very
+// daemon's writes to free memory).
+const maxSpareScratch = 16
+
 func (v *Volume) getScratch() *scratch {
-	if sc, ok := v.scratch.Get().(*scratch); ok {
+	select {
+	case sc := <-v.scratch:
 		return sc
+	default:
 	}
 	return &scratch{buf: make([]byte, maxBatch*BlockSize+tagSize), unit: make([]byte, BlockSize+tagSize),
 		edge: make([]byte, 2*BlockSize), plain: make([]byte, BlockSize)}
+}
+
+func (v *Volume) putScratch(sc *scratch) {
+	select {
+	case v.scratch <- sc:
+	default:
+	}
 }
 
 // Create writes a new, empty volume of o.Size bytes into s, with one keyslot for releaseKey.
@@ -304,7 +320,8 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 		return nil, formatErr(ErrCorrupt, "%s is %d bytes, but a volume of %d blocks needs %d (truncated?)", s, s.Size(), h.Blocks, geo.storeSize())
 	}
 	v := &Volume{s: s, readOnly: o.ReadOnly, log: log, aead: k.aead, macKey: k.macKey, uuid: h.UUID, hdr: *h,
-		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes}
+		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes,
+		scratch: make(chan *scratch, maxSpareScratch)}
 	if v.cacheNodes <= 0 {
 		v.cacheNodes = DefaultCacheNodes
 	}
@@ -416,7 +433,7 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 		return err
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	for len(p) > 0 {
 		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
 		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
@@ -615,7 +632,12 @@ func (v *Volume) node(ctx context.Context, level int, index uint64, keep bool) (
 
 // loadNode reads and opens the node that e locates (a zero node when e was never written).
 func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, error) {
-	nd, _ := v.spareNodes.Get().(*node)
+	var nd *node
+	v.metaMu.Lock()
+	if n := len(v.spareNodes); n > 0 {
+		nd, v.spareNodes = v.spareNodes[n-1], v.spareNodes[:n-1]
+	}
+	v.metaMu.Unlock()
 	if nd == nil {
 		nd = new(node)
 	}
@@ -624,7 +646,7 @@ func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, er
 		return nd, nil
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	off := v.geo.nodeOffset(key.level, key.index, e.slot)
 	ct := sc.buf[:BlockSize]
 	if err := v.s.ReadAt(ctx, ct, off); err != nil {
@@ -721,7 +743,7 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64) error {
 		return err
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	for len(p) > 0 {
 		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
 		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
@@ -830,7 +852,7 @@ func (v *Volume) commit(ctx context.Context) error {
 	// must not fail the volume.
 	ctx = context.WithoutCancel(ctx)
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	var sealed []*node
 	for level := 1; level <= v.geo.levels; level++ {
 		var todo []*node
@@ -926,7 +948,7 @@ func (v *Volume) evict() {
 				break
 			}
 			if _, dirty := v.dirty[key]; key.level == level && !dirty {
-				v.spareNodes.Put(nd)
+				v.spareNodes = append(v.spareNodes, nd)
 				delete(v.nodes, key)
 			}
 		}
