@@ -277,3 +277,43 @@ func TestNoncesUnique(t *testing.T) {
 		t.Fatalf("only %d nonces recorded", len(rec.seen))
 	}
 }
+
+// TestStorageFaultFailsVolume makes one store call fail during a commit (a transient fault:
+// the store works again afterwards). The flush reports it, the volume refuses further use
+// instead of guessing, and opening again gives the acknowledged state or the new one.
+func TestStorageFaultFailsVolume(t *testing.T) {
+	for fault := range 4 { // each store call of a one-node commit: node, flush, header, flush
+		s, v := newVolume(t, 100*BlockSize)
+		if err := v.WriteAt(ctx, []byte("acknowledged"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.WriteAt(ctx, []byte("maybe lost!!"), 0); err != nil {
+			t.Fatal(err)
+		}
+		s.crashAt = s.ops + fault
+		err := v.Flush(ctx)
+		if !errors.Is(err, ErrFailed) || !errors.Is(err, errCrashed) {
+			t.Fatalf("fault at call %d of the commit: flush gave %v", fault, err)
+		}
+		s.mu.Lock()
+		s.crashed, s.crashAt = false, -1
+		s.mu.Unlock()
+		if err := v.WriteAt(ctx, []byte("x"), 0); !errors.Is(err, ErrFailed) {
+			t.Fatalf("a write after a failed commit: %v, want ErrFailed", err)
+		}
+		if err := v.Flush(ctx); !errors.Is(err, ErrFailed) {
+			t.Fatalf("a flush after a failed commit: %v, want ErrFailed", err)
+		}
+		v2 := openVolume(t, s, OpenOptions{})
+		got := make([]byte, 12)
+		if err := v2.ReadAt(ctx, got, 0); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "acknowledged" && string(got) != "maybe lost!!" {
+			t.Fatalf("after a fault at call %d of the commit the volume holds %q", fault, got)
+		}
+	}
+}
