@@ -15,11 +15,11 @@ import (
 type nonceRecorder struct {
 	mu   sync.Mutex
 	t    testing.TB
-	seen map[[12]byte]bool
+	seen map[[nonceSize]byte]bool
 }
 
 func newNonceRecorder(t testing.TB) *nonceRecorder {
-	return &nonceRecorder{t: t, seen: map[[12]byte]bool{}}
+	return &nonceRecorder{t: t, seen: map[[nonceSize]byte]bool{}}
 }
 
 func (r *nonceRecorder) clone() *nonceRecorder {
@@ -39,7 +39,7 @@ type recordingAEAD struct {
 
 func (a *recordingAEAD) Seal(dst, nonce, plain, ad []byte) []byte {
 	a.r.mu.Lock()
-	var k [12]byte
+	var k [nonceSize]byte
 	copy(k[:], nonce)
 	if a.r.seen[k] {
 		a.r.t.Errorf("nonce %x sealed twice", k)
