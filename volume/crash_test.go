@@ -317,3 +317,24 @@ func TestStorageFaultFailsVolume(t *testing.T) {
 		}
 	}
 }
+
+// TestNoncesAfterRollback puts an older copy of the whole store back, as an attacker can, and
+// writes again: the counters repeat those of the discarded history, the nonces must not.
+func TestNoncesAfterRollback(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	rec := newNonceRecorder(t)
+	s, v := newVolume(t, 1<<20)
+	v.Close(ctx)
+	old := s.copyStore()
+	model := make([]byte, 1<<20)
+	for _, store := range []*faultStore{s, old} {
+		v := openVolume(t, store, OpenOptions{})
+		rec.watch(v)
+		for range 20 {
+			randomWrite(t, rng, v, model)
+		}
+		if err := v.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
