@@ -87,11 +87,14 @@ type Volume struct {
 	// still differ from those sealed in the discarded history (docs/VOLUME.md, "Nonces").
 	session [sessionSize]byte
 
-	// flushMu is held shared by ReadAt and WriteAt and exclusively by Flush, Grow and Close,
-	// so a commit sees no write half done.
+	// flushMu is held shared by WriteAt and exclusively by Flush, Grow and Close, so a commit
+	// sees no write half done. Reads go on during a commit (which changes only the entries of
+	// nodes being sealed, never a data block's or a clean node's): readMu, held shared by
+	// ReadAt, is taken exclusively only to evict nodes, to grow and to close.
 	flushMu sync.RWMutex
+	readMu  sync.RWMutex
 	stripes [nStripes]sync.RWMutex // per block: a write excludes reads and writes of its block
-	closed  bool                   // under flushMu
+	closed  atomic.Bool
 
 	// hdrMu serialises header writes and guards hdr, the last committed header.
 	hdrMu sync.Mutex
@@ -100,8 +103,8 @@ type Volume struct {
 	limit atomic.Uint64 // counters below limit are reserved by a durable header
 	size  atomic.Int64
 
-	// metaMu guards the tree nodes in memory, geo, root and rootChanged (geo and root change
-	// only under flushMu held exclusively).
+	// metaMu guards the tree nodes in memory, root and rootChanged. geo changes only in Grow,
+	// under flushMu and readMu held exclusively.
 	metaMu      sync.Mutex
 	geo         geometry
 	nodes       map[nodeKey]*node
@@ -369,7 +372,7 @@ func (v *Volume) fail(what string, err error) error {
 }
 
 func (v *Volume) usable() error {
-	if v.closed {
+	if v.closed.Load() {
 		return fmt.Errorf("%w: the volume is closed", ErrFailed)
 	}
 	if e := v.failed.Load(); e != nil {
@@ -432,8 +435,8 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 	if err := v.checkRange(off, len(p)); err != nil {
 		return err
 	}
-	v.flushMu.RLock()
-	defer v.flushMu.RUnlock()
+	v.readMu.RLock()
+	defer v.readMu.RUnlock()
 	if err := v.usable(); err != nil {
 		return err
 	}
@@ -941,14 +944,19 @@ func (v *Volume) commit(ctx context.Context) error {
 }
 
 // evict shrinks the node cache to half its bound when it is over, leaves first. The caller
-// holds flushMu exclusively, so no read or write holds a node; nodes changed since the last
-// commit stay.
+// holds flushMu exclusively and evict takes readMu, so no read or write holds a node; nodes
+// changed since the last commit stay.
 func (v *Volume) evict() {
 	v.metaMu.Lock()
-	defer v.metaMu.Unlock()
-	if len(v.nodes) <= v.cacheNodes {
+	over := len(v.nodes) > v.cacheNodes
+	v.metaMu.Unlock()
+	if !over {
 		return
 	}
+	v.readMu.Lock()
+	defer v.readMu.Unlock()
+	v.metaMu.Lock()
+	defer v.metaMu.Unlock()
 	for level := 1; level <= v.geo.levels && len(v.nodes) > v.cacheNodes/2; level++ {
 		for key, nd := range v.nodes {
 			if len(v.nodes) <= v.cacheNodes/2 {
@@ -969,12 +977,13 @@ func (v *Volume) Close(ctx context.Context) error {
 		err = v.Flush(ctx)
 	}
 	v.flushMu.Lock()
-	if v.closed {
-		v.flushMu.Unlock()
+	v.readMu.Lock()
+	already := v.closed.Swap(true)
+	v.readMu.Unlock()
+	v.flushMu.Unlock()
+	if already {
 		return err
 	}
-	v.closed = true
-	v.flushMu.Unlock()
 	if cerr := v.s.Close(); err == nil {
 		err = cerr
 	}
