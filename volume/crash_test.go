@@ -208,23 +208,28 @@ func crashBase(t *testing.T, rng *rand.Rand, size int64) (*faultStore, []byte, u
 // unaligned writes, flushes and a grow that adds tree levels) at every store call in turn, and
 // recovers from each crash in every mode.
 func TestCrashExhaustive(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	// 100 blocks: one tree level, two after the grow.
-	base, content, gen, rec := crashBase(t, rng, 100*BlockSize)
-	ops := makeWorkload(rng, 100*BlockSize, 14, true)
-	full := runUntilCrash(t, base, content, gen, ops, -1, rec.clone())
-	total := full.store.ops
-	if total < 20 {
-		t.Fatalf("the workload made only %d store calls", total)
+	seeds := []uint64{5, 21, 23, 25}
+	if testing.Short() {
+		seeds = seeds[:1]
 	}
-	t.Logf("%d store calls", total)
-	for k := 0; k <= total; k++ {
-		r := runUntilCrash(t, base, content, gen, ops, k, rec.clone())
-		if !r.crashed && k < total {
-			t.Fatalf("no crash at call %d of %d", k, total)
+	for _, seed := range seeds {
+		rng := rand.New(rand.NewPCG(seed, 6))
+		// 100 blocks: one tree level, two after the grow.
+		base, content, gen, rec := crashBase(t, rng, 100*BlockSize)
+		ops := makeWorkload(rng, 100*BlockSize, 14, true)
+		full := runUntilCrash(t, base, content, gen, ops, -1, rec.clone())
+		total := full.store.ops
+		if total < 20 {
+			t.Fatalf("the workload made only %d store calls", total)
 		}
-		runRec := rec.clone()
-		checkRecovery(t, r, rng, runRec, fmt.Sprintf("crash at store call %d of %d", k, total))
+		for k := 0; k <= total; k++ {
+			runRec := rec.clone() // the base's nonces, then the crashed session's
+			r := runUntilCrash(t, base, content, gen, ops, k, runRec)
+			if !r.crashed && k < total {
+				t.Fatalf("no crash at call %d of %d", k, total)
+			}
+			checkRecovery(t, r, rng, runRec, fmt.Sprintf("seed %d, crash at store call %d of %d", seed, k, total))
+		}
 	}
 }
 
