@@ -543,6 +543,7 @@ func (c *Store) Close() error {
 	flushErr := c.Flush(context.Background())
 	c.mu.Lock()
 	c.closed = true
+	c.cond.Broadcast() // a writer still waiting for room gives up
 	c.mu.Unlock()
 	close(c.work)
 	c.workers.Wait()
