@@ -17,6 +17,7 @@ import (
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // This file holds a page blob's exclusive-writer lease: the Lease Blob requests (acquire,
@@ -142,7 +143,7 @@ func (b *PageBlob) authorize(ctx context.Context) (*url.URL, string, error) {
 		}
 		tok, err := c.token.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{storageScope}})
 		if err != nil {
-			return nil, "", fmt.Errorf("no token from the identity: %v", err)
+			return nil, "", fmt.Errorf("no token from the identity: %w", redact.Err(err))
 		}
 		return &u, tok.Token, nil
 	case c.shared != nil:

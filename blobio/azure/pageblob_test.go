@@ -353,7 +353,7 @@ func TestPageBlobSAS(t *testing.T) {
 	if err := b.WriteAt(ctx, bytes.Repeat([]byte{9}, 1024), 512); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := azure.OpenPageBlob(ctx, su, so); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "sas writer") {
+	if _, err := azure.OpenPageBlob(ctx, su, so); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "sas writer") || strings.Contains(err.Error(), "sig=") {
 		t.Fatalf("second writer by SAS: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -370,6 +370,31 @@ func TestPageBlobSAS(t *testing.T) {
 	r := openPB(t, ru, so)
 	if got := readPB(t, r, 512, 1024); !bytes.Equal(got, bytes.Repeat([]byte{9}, 1024)) {
 		t.Fatal("read by SAS differs")
+	}
+}
+
+// With an identity (a bearer token over https), the lease requests carry the token too.
+func TestPageBlobIdentity(t *testing.T) {
+	ctx := context.Background()
+	az := azuritetest.Start(t, azuritetest.Config{OAuth: true})
+	az.CreateContainer(t, "vol", false)
+	u := az.BlobURL("vol", "id.vol")
+	o := azure.PageBlobOptions{Options: azure.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient, Retry: writeRetry}, Holder: "identity writer"}
+	if err := azure.CreatePageBlob(ctx, u, 1<<20, o); err != nil {
+		t.Fatal(err)
+	}
+	b := openPB(t, u, o)
+	if err := b.WriteAt(ctx, bytes.Repeat([]byte{5}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := azure.OpenPageBlob(ctx, u, o); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "identity writer") {
+		t.Fatalf("second writer: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPB(t, openPB(t, u, o), 0, 4096); !bytes.Equal(got, bytes.Repeat([]byte{5}, 4096)) {
+		t.Fatal("content differs")
 	}
 }
 
