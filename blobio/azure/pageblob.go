@@ -33,7 +33,10 @@ import (
 // service answers, so Flush only waits for the writes in flight and reports their errors.
 //
 // Writes are retried within the retry budget: a Put Page of the same bytes at the same offset
-// is idempotent. A refusal because of the lease (HTTP 412) is never retried.
+// is idempotent. A refusal because of the lease (HTTP 412) is never retried. One case is not
+// covered: a try that timed out on the client may still be applied by the service later, after
+// a newer write to the same pages; the volume's per-block authentication then reports those
+// pages as corrupt (EIO), never as data.
 type PageBlob struct {
 	pb        *pageblob.Client
 	url       *url.URL

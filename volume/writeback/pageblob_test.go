@@ -198,3 +198,10 @@ func TestPageBlobWriteOutFailure(t *testing.T) {
 		t.Fatalf("flushed bytes on the blob: %v (equal %v)", err, bytes.Equal(onBlob, flushed))
 	}
 }
+
+// Concurrent writers, readers and flushes through the cache to a page blob (run under -race).
+func TestPageBlobConcurrentWritersAndFlushes(t *testing.T) {
+	const region, writers = 128 << 10, 4
+	_, u, o := azuriteBlob(t, region*writers)
+	concurrentWriters(t, openBlob(t, u, o), region, writers, 100)
+}

@@ -198,10 +198,13 @@ func TestWritePathDoesNotAllocate(t *testing.T) {
 // Concurrent writers, readers and flushes (run under -race): each goroutine owns a region and
 // checks its own writes; at the end the store holds every one.
 func TestConcurrentWritersAndFlushes(t *testing.T) {
-	ctx := context.Background()
 	const region, writers = 256 << 10, 8
-	fs := newFileStore(t, region*writers)
-	c := writeback.New(fs, writeback.Options{MaxDirty: 128 << 10, MaxWrite: 16 << 10, Parallel: 4})
+	concurrentWriters(t, newFileStore(t, region*writers), region, writers, 300)
+}
+
+func concurrentWriters(t *testing.T, inner volume.Store, region, writers, steps int) {
+	ctx := context.Background()
+	c := writeback.New(inner, writeback.Options{MaxDirty: 128 << 10, MaxWrite: 16 << 10, Parallel: 4})
 	models := make([][]byte, writers)
 	var wg sync.WaitGroup
 	for g := range writers {
@@ -210,8 +213,8 @@ func TestConcurrentWritersAndFlushes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			r := rand.New(rand.NewPCG(uint64(g), 7))
-			base := int64(g) * region
-			for i := range 300 {
+			base := int64(g * region)
+			for i := range steps {
 				n := (1 + r.IntN(16)) * 512
 				off := int64(r.IntN((region-n)/512)) * 512
 				p := pattern(byte(g*31+i), n)
@@ -235,11 +238,18 @@ func TestConcurrentWritersAndFlushes(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if err := c.Close(); err != nil {
+	if err := c.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(fileBytes(t, fs), bytes.Join(models, nil)) {
+	got := make([]byte, region*writers)
+	if err := inner.ReadAt(ctx, got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.Join(models, nil)) {
 		t.Fatal("the store differs from what was written")
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
