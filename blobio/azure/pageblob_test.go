@@ -139,7 +139,7 @@ func TestPageBlobRoundTrip(t *testing.T) {
 
 	// Create never replaces a blob.
 	err := azure.CreatePageBlob(ctx, u, 1<<20, o)
-	if !errors.Is(err, azure.ErrExists) || !strings.Contains(err.Error(), "never replaces") {
+	if !errors.Is(err, azure.ErrVolumeExists) || !strings.Contains(err.Error(), "never replaces") {
 		t.Fatalf("create over an existing blob: %v", err)
 	}
 	t.Logf("refused: %v", err)

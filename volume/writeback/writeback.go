@@ -135,10 +135,10 @@ var ErrLost = errors.New("written data lost")
 
 func (e *WriteError) Error() string {
 	if e.Len == 0 { // the inner store's own flush failed
-		return fmt.Sprintf("write-back to %s failed: %v; the writes since the previous flush may be lost for this session: remount the volume to continue from its last flush",
+		return fmt.Sprintf("write-back to %s failed: %v; the writes since the previous flush may be lost, and the cache accepts no more",
 			e.Store, e.Err)
 	}
-	return fmt.Sprintf("write-back to %s failed for bytes %d to %d (%d bytes): %v; these bytes and every write after them are lost for this session: remount the volume to continue from its last flush",
+	return fmt.Sprintf("write-back to %s failed for bytes %d to %d (%d bytes): %v; these bytes are lost, and the cache accepts no more writes",
 		e.Store, e.Off, e.Off+e.Len, e.Len, e.Err)
 }
 
