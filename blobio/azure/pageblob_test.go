@@ -275,8 +275,9 @@ func TestPageBlobLeaseLostFailsEveryLaterWrite(t *testing.T) {
 	// The service refuses the next write (it carries a lease id that no longer holds); from
 	// then on nothing more is sent.
 	err := b.WriteAt(ctx, bytes.Repeat([]byte{2}, 4096), 0)
-	if !errors.Is(err, azure.ErrLeaseLost) {
-		t.Fatalf("write after the lease was broken: %v", err)
+	var be *blobio.Error
+	if !errors.Is(err, azure.ErrLeaseLost) || !errors.As(err, &be) || be.Tries != 1 {
+		t.Fatalf("write after the lease was broken: %v, want ErrLeaseLost after one try", err)
 	}
 	t.Logf("refused: %v", err)
 	for i := range 3 {
