@@ -12,6 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// bufferedLoop turns direct I/O off, to measure what it gains (BenchmarkLoop).
+var bufferedLoop bool
+
 // loopDev is a loop device attached to a file.
 type loopDev struct {
 	f        *os.File // the open loop device; holding it keeps the device from autoclearing
@@ -71,6 +74,9 @@ func configure(n int, backing *os.File, readOnly bool) (*loopDev, error) {
 	}
 	cfg := unix.LoopConfig{Fd: uint32(backing.Fd()), Size: 4096}
 	cfg.Info.Flags = unix.LO_FLAGS_AUTOCLEAR | unix.LO_FLAGS_DIRECT_IO
+	if bufferedLoop {
+		cfg.Info.Flags &^= unix.LO_FLAGS_DIRECT_IO
+	}
 	if readOnly {
 		cfg.Info.Flags |= unix.LO_FLAGS_READ_ONLY
 	}

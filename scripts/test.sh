@@ -12,6 +12,22 @@ command -v go >/dev/null || export PATH="$PATH:/usr/local/go/bin"
 scripts/cleanup.sh
 scripts/azurite.sh >/dev/null
 
+# The volume tests make ext4 and xfs on loop devices and drive them with fio. CI runs as root;
+# elsewhere install them yourself, or those tests are skipped with the reason.
+missing=()
+command -v fio >/dev/null || missing+=(fio)
+command -v mkfs.xfs >/dev/null || missing+=(xfsprogs)
+command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)
+if ((${#missing[@]})) && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+	echo "installing ${missing[*]} (Debian packages) for the volume tests"
+	apt-get update -q >/tmp/encfs-apt.log 2>&1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >>/tmp/encfs-apt.log 2>&1 ||
+		{
+			cat /tmp/encfs-apt.log
+			exit 1
+		}
+fi
+
 echo "== go vet"
 go vet ./...
 
