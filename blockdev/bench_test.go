@@ -11,7 +11,8 @@ import (
 
 // BenchmarkLoop measures the stack over a FileDevice with the loop device in direct-I/O mode
 // and buffered, with fio: sequential 1 MiB writes with a final fsync, and random 4 KiB direct
-// writes at queue depth 16. Each iteration is one fio run; the metrics are fio's.
+// writes and reads at queue depth 16 (reads of the file the writes laid out). Each iteration
+// is one fio run; the metrics are fio's.
 func BenchmarkLoop(b *testing.B) {
 	if _, err := exec.LookPath("fio"); err != nil {
 		b.Skip("fio is not installed")
@@ -23,6 +24,7 @@ func BenchmarkLoop(b *testing.B) {
 			for _, job := range []struct{ name, args string }{
 				{"seqwrite", "--rw=write --bs=1M --size=512M --end_fsync=1"},
 				{"randwrite4k", "--rw=randwrite --bs=4k --size=256M --direct=1 --ioengine=libaio --iodepth=16 --time_based --runtime=5"},
+				{"randread4k", "--rw=randread --bs=4k --size=256M --direct=1 --ioengine=libaio --iodepth=16 --time_based --runtime=5"},
 			} {
 				b.Run(job.name, func(b *testing.B) { benchFio(b, job.args) })
 			}
@@ -56,16 +58,17 @@ func benchFio(b *testing.B, args string) {
 		}
 		var res struct {
 			Jobs []struct {
-				Write struct {
+				Read, Write struct {
 					BW   float64 `json:"bw_bytes"`
 					IOPS float64 `json:"iops"`
-				} `json:"write"`
+				}
 			} `json:"jobs"`
 		}
 		if err := json.Unmarshal(out, &res); err != nil || len(res.Jobs) == 0 {
 			b.Fatalf("fio output: %v\n%s", err, out)
 		}
-		bw, iops = res.Jobs[0].Write.BW, res.Jobs[0].Write.IOPS
+		j := res.Jobs[0]
+		bw, iops = j.Write.BW+j.Read.BW, j.Write.IOPS+j.Read.IOPS
 	}
 	b.ReportMetric(bw/1e6, "MB/s")
 	b.ReportMetric(iops, "IOPS")

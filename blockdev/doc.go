@@ -22,7 +22,12 @@
 // is cached once, by the filesystem on top; neither the loop device nor FUSE keeps a second
 // copy. Kernels that refuse direct I/O on the file fall back to a buffered loop device
 // (Mounted.DirectIO says which). FOPEN_PARALLEL_DIRECT_WRITES keeps the loop device's
-// concurrent writes from being serialised on the file's inode lock.
+// concurrent writes from being serialised on the file's inode lock, and FUSE's asynchronous
+// direct I/O (CAP_ASYNC_DIO) lets the loop device's requests reach the daemon concurrently:
+// without it each waits for the one before. BenchmarkLoop measures both modes over a
+// FileDevice (2 shared vCPUs, so only the ratio means much): random 4 KiB writes at queue
+// depth 16 ran at about 26,000 IOPS in direct-I/O mode against 6,800 buffered, random reads
+// at 55,000 against 13,000; sequential 1 MiB writes at 860 MB/s in both.
 //
 // # Memory
 //

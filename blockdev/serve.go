@@ -65,6 +65,9 @@ func serve(dev Device, readOnly bool, log *slog.Logger) (*served, error) {
 			MaxBackground: 128,
 			// Data goes from go-fuse's request buffer straight to the Device and back.
 			DisableSplice: true,
+			// Asynchronous direct I/O: the loop device's concurrent reads and writes reach the
+			// daemon concurrently instead of one at a time.
+			ExtraCapabilities: fuse.CAP_ASYNC_DIO,
 		},
 		EntryTimeout: &timeout,
 		AttrTimeout:  &timeout,
