@@ -167,7 +167,10 @@ func testMkfsMountRemount(t *testing.T, fs string) {
 	}
 	assertGone(t, m)
 
-	m2 := mountT(t, dev, blockdev.Options{FS: fs, ReadOnly: true})
+	if got, err := blockdev.Detect(ctx, dev); err != nil || got != fs {
+		t.Fatalf("Detect: %q, %v; want %q", got, err, fs)
+	}
+	m2 := mountT(t, dev, blockdev.Options{ReadOnly: true}) // the filesystem type detected
 	for name, data := range want {
 		got, err := os.ReadFile(filepath.Join(m2.Mountpoint, name))
 		if err != nil {
@@ -300,4 +303,22 @@ func alignedBuf(t *testing.T, n int) []byte {
 	}
 	t.Cleanup(func() { unix.Munmap(b) })
 	return b
+}
+
+func TestMountWithoutFilesystem(t *testing.T) {
+	requireLoop(t)
+	dev := newFileDevice(t, 16<<20)
+	_, err := blockdev.Mount(context.Background(), dev, t.TempDir(), blockdev.Options{Log: quiet()})
+	if !errors.Is(err, blockdev.ErrNoFilesystem) {
+		t.Fatalf("mount of an empty device: got %v, want ErrNoFilesystem", err)
+	}
+	// With the type given, the kernel refuses, and nothing stays attached.
+	before, _ := exec.Command("losetup", "-a").Output()
+	if _, err := blockdev.Mount(context.Background(), dev, t.TempDir(), blockdev.Options{FS: "ext4", Log: quiet()}); err == nil {
+		t.Fatal("mount of an empty device as ext4 succeeded")
+	}
+	after, _ := exec.Command("losetup", "-a").Output()
+	if strings.Count(string(after), "\n") > strings.Count(string(before), "\n") {
+		t.Fatalf("a loop device stayed attached after a failed mount:\n%s", after)
+	}
 }

@@ -16,7 +16,7 @@ import (
 
 // Options say how to mount a device's filesystem.
 type Options struct {
-	// FS is the filesystem type: "ext4" (the default) or "xfs".
+	// FS is the filesystem type, "ext4" or "xfs"; empty detects it (Detect).
 	FS string
 	// ReadOnly attaches the loop device read-only and mounts the filesystem read-only; the
 	// Device is never written.
@@ -141,7 +141,14 @@ type Mounted struct {
 // Mount serves dev, attaches a loop device to it and mounts its filesystem (made by Mkfs) at
 // mountpoint, an existing directory.
 func Mount(ctx context.Context, dev Device, mountpoint string, o Options) (*Mounted, error) {
-	fs, err := checkFS(o.FS)
+	fs := o.FS
+	if fs == "" {
+		var err error
+		if fs, err = Detect(ctx, dev); err != nil {
+			return nil, fmt.Errorf("find the filesystem on the device: %w (make one with mkfs first)", err)
+		}
+	}
+	fs, err := checkFS(fs)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +171,18 @@ func Mount(ctx context.Context, dev Device, mountpoint string, o Options) (*Moun
 	if o.ReadOnly {
 		flags |= unix.MS_RDONLY
 	}
-	if err := unix.Mount(st.loop.path, mountpoint, fs, flags, o.MountOptions); err != nil {
+	data := o.MountOptions
+	if o.ReadOnly {
+		// A journal left by a crash cannot be replayed on a read-only device, and ext4 and xfs
+		// would refuse the mount: norecovery mounts the state before the replay instead (mount
+		// read-write once to replay it).
+		data = strings.TrimPrefix(data+",norecovery", ",")
+	}
+	if err := unix.Mount(st.loop.path, mountpoint, fs, flags, data); err != nil {
 		stopErr := st.stop(ctx, dev)
 		hint := ""
 		if errors.Is(err, unix.EINVAL) {
-			hint = fmt.Sprintf(" (no %s filesystem on the device? make one with mkfs first; with --read-only, a journal that needs replaying needs a read-write mount first)", fs)
+			hint = fmt.Sprintf(" (no %s filesystem on the device? make one with mkfs first)", fs)
 		}
 		return nil, errors.Join(fmt.Errorf("mount %s on %s: %w%s", fs, mountpoint, err, hint), stopErr)
 	}
