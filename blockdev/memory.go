@@ -17,7 +17,9 @@ var ioFlusherOnce sync.Once
 func setIOFlusher(log *slog.Logger) {
 	ioFlusherOnce.Do(func() {
 		_, _, errno := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_SET_IO_FLUSHER, 1, 0)
-		if errno != 0 {
+		if errno == syscall.ENOTSUP {
+			log.Info("not marking the process as an I/O flusher: this binary is built with cgo (build with CGO_ENABLED=0, as the release image is)")
+		} else if errno != 0 {
 			log.Warn("cannot mark the process as an I/O flusher; under memory pressure, a write to a volume may wait on its own writeback",
 				"err", errno)
 		}

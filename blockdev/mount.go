@@ -127,6 +127,7 @@ func (s *stack) stop(ctx context.Context, dev Device) error {
 // Mounted is a device's filesystem mounted at a directory.
 type Mounted struct {
 	Mountpoint string
+	FS         string // ext4 or xfs
 	Loop       string // the loop device, /dev/loopN
 	DirectIO   bool   // the loop device runs in direct-I/O mode
 
@@ -186,7 +187,7 @@ func Mount(ctx context.Context, dev Device, mountpoint string, o Options) (*Moun
 		}
 		return nil, errors.Join(fmt.Errorf("mount %s on %s: %w%s", fs, mountpoint, err, hint), stopErr)
 	}
-	return &Mounted{Mountpoint: mountpoint, Loop: st.loop.path, DirectIO: st.loop.directIO,
+	return &Mounted{Mountpoint: mountpoint, FS: fs, Loop: st.loop.path, DirectIO: st.loop.directIO,
 		dev: dev, opts: o, log: o.Log, stack: st}, nil
 }
 

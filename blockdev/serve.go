@@ -26,6 +26,11 @@ const fileName = "device"
 // maxRequest is the largest FUSE read or write: the kernel's limit (max_pages 256).
 const maxRequest = 1 << 20
 
+// MaxInFlight bounds the device's requests in the daemon at once, and with them its memory
+// (MaxInFlight request buffers of 1 MiB). 32 keeps two cores busy with random 4 KiB I/O at
+// queue depth 16 and sequential 1 MiB I/O alike.
+const MaxInFlight = 32
+
 // served is a Device being served as one file through FUSE.
 type served struct {
 	dir    string // the private directory the FUSE filesystem is mounted on
@@ -60,9 +65,10 @@ func serve(dev Device, readOnly bool, log *slog.Logger) (*served, error) {
 			FsName:      FsName,
 			Name:        "encfs",
 			MaxWrite:    maxRequest,
-			// The loop device keeps many requests in flight (its queue depth); they arrive as
-			// asynchronous direct I/O, which FUSE counts as background requests.
-			MaxBackground: 128,
+			// The loop device's requests arrive as asynchronous direct I/O, which FUSE counts as
+			// background requests: at most MaxInFlight of them reach the daemon at once, each
+			// with a request buffer of up to 1 MiB (and a Device may hold as much again).
+			MaxBackground: MaxInFlight,
 			// Data goes from go-fuse's request buffer straight to the Device and back.
 			DisableSplice: true,
 			// Asynchronous direct I/O: the loop device's concurrent reads and writes reach the

@@ -37,6 +37,9 @@ type MountSpec struct {
 	LogPaths   bool    // name paths inside the image in error logs (debugging only)
 	ReadyFile  string  // written once the mount is live, removed at unmount
 	Log        *slog.Logger
+	// Volume, when set, makes Image a read-write volume's store, mounted through a loop
+	// device; the image-only fields (Pin, CacheBytes, Prefetch, UID, GID, Publish) are unused.
+	Volume *VolumeOptions
 }
 
 // Options are what SpecsFromConfig needs beyond the configuration.
