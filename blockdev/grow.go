@@ -22,15 +22,15 @@ func GrowFS(ctx context.Context, dev Device) error {
 	if fs == "xfs" {
 		return growXFS(ctx, dev)
 	}
-	st, err := start(dev, false, slog.Default())
+	a, err := Attach(ctx, dev, false, nil)
 	if err != nil {
 		return err
 	}
-	growErr := run(ctx, "e2fsck", "-f", "-p", st.loop.path)
+	growErr := run(ctx, "e2fsck", "-f", "-p", a.Loop)
 	if growErr == nil {
-		growErr = run(ctx, "resize2fs", st.loop.path)
+		growErr = run(ctx, "resize2fs", a.Loop)
 	}
-	return errors.Join(growErr, st.stop(ctx, dev))
+	return errors.Join(growErr, a.Detach(ctx))
 }
 
 func growXFS(ctx context.Context, dev Device) error {

@@ -234,3 +234,33 @@ func (m *Mounted) unmount(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// Attached is a device served through FUSE with a loop device attached and nothing mounted:
+// for tools that work on the block device itself (fsck, resize2fs).
+type Attached struct {
+	Loop string // /dev/loopN
+
+	dev   Device
+	stack *stack
+	once  sync.Once
+	err   error
+}
+
+// Attach serves dev and attaches a loop device to it, read-only if asked.
+func Attach(ctx context.Context, dev Device, readOnly bool, log *slog.Logger) (*Attached, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := start(dev, readOnly, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Attached{Loop: st.loop.path, dev: dev, stack: st}, nil
+}
+
+// Detach detaches the loop device, flushes the Device and unmounts the FUSE filesystem.
+// Calling it again returns the first result.
+func (a *Attached) Detach(ctx context.Context) error {
+	a.once.Do(func() { a.err = a.stack.stop(ctx, a.dev) })
+	return a.err
+}

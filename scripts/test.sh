@@ -35,15 +35,15 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 echo "== go test -race"
-# -short skips the tests that move gigabytes or create 100,000 files, and the storage chaos
-# tests (minutes of waiting on faults); the race detector slows those without finding more, so
+# -short skips the tests that move gigabytes or create 100,000 files, the storage chaos
+# tests (minutes of waiting on faults), and all but two rounds of the volume crash tests; the race detector slows those without finding more, so
 # they run next without it.
 # shellcheck disable=SC2086
 go test -race -short -count=1 -timeout 30m ${ENCFS_TEST_FLAGS:-} ./... | tee -a "$log"
 
 echo "== go test (large data and storage chaos, no race detector)"
 # shellcheck disable=SC2086
-go test -count=1 -timeout 30m -run '^(TestHugeFile|TestLargeDirectory|TestChaos|TestOutageRiddenOut|TestBackgroundFetchServesWithoutStorage)$' ${ENCFS_TEST_FLAGS:-} ./pack/ ./fs/ ./chaos/ | tee -a "$log"
+go test -count=1 -timeout 30m -run '^(TestHugeFile|TestLargeDirectory|TestChaos|TestOutageRiddenOut|TestBackgroundFetchServesWithoutStorage|TestCrashDuringFio|TestCrashDuringMetadata)$' ${ENCFS_TEST_FLAGS:-} ./pack/ ./fs/ ./chaos/ ./voltest/ | tee -a "$log"
 
 echo "== alert rules (promtool)"
 # promtool comes with Debian's prometheus package (its server is not started here). CI runs as

@@ -76,7 +76,12 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 			cache = DefaultCacheBytes
 		}
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
+		var vol *VolumeOptions
+		if fsys.ReadWrite {
+			vol = &VolumeOptions{MinGeneration: fsys.MinGeneration}
+		}
 		specs = append(specs, MountSpec{
+			Volume: vol,
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
 			Prefetch:   fsys.Prefetch,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
