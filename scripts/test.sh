@@ -36,8 +36,8 @@ trap 'rm -f "$log"' EXIT
 
 echo "== go test -race"
 # -short skips the tests that move gigabytes or create 100,000 files, the storage chaos
-# tests (minutes of waiting on faults), and all but two rounds of the volume crash tests; the race detector slows those without finding more, so
-# they run next without it.
+# tests (minutes of waiting on faults), and all but two rounds of the volume crash tests; the
+# race detector slows those without finding more, so they run next without it.
 # shellcheck disable=SC2086
 go test -race -short -count=1 -timeout 30m ${ENCFS_TEST_FLAGS:-} ./... | tee -a "$log"
 
