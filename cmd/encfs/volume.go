@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -126,6 +128,9 @@ func runVolumeCreate(ctx context.Context, opts *volumeCreateOptions, target stri
 	}
 	if size <= 0 || size%4096 != 0 {
 		return fmt.Errorf("--size %s: want a positive multiple of 4 KiB, such as 10G", opts.size)
+	}
+	if !slices.Contains(blockdev.Filesystems, opts.fs) {
+		return fmt.Errorf("--fs %s: want one of %s", opts.fs, strings.Join(blockdev.Filesystems, ", "))
 	}
 	key, err := oneKey(opts.keyFile)
 	if err != nil {
