@@ -82,7 +82,7 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 		}
 		specs = append(specs, MountSpec{
 			Volume: vol,
-			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
+			Name:   name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
 			Prefetch:   fsys.Prefetch,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			LogPaths: o.LogPaths,
