@@ -81,11 +81,11 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 			vol = &VolumeOptions{MinGeneration: fsys.MinGeneration}
 		}
 		specs = append(specs, MountSpec{
-			Volume: vol,
-			Name:   name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
+			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
 			Prefetch:   fsys.Prefetch,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			LogPaths: o.LogPaths,
+			Volume:   vol,
 			Pin:      image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: SourceOptions{
 				Blob:  location.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: ConfigReadTimeout}},
