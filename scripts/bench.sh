@@ -755,6 +755,7 @@ mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem 
 		if [[ "$t" == volume-azurite ]]; then
 			[[ -n "$AZ_PID" ]] || start_azurite || return 1
 			export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
+			"$BIN/benchread" container "${BLOB_URL%/*}"
 			target="${BLOB_URL%/*}/vol-$(date +%s%N).img"
 		fi
 		"$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {

@@ -10,6 +10,7 @@
 //	benchread start [flags] -- CMD ARGS...      start a mount daemon, time it, leave it running
 //	benchread download URL                      plain parallel azblob download (ranged GETs)
 //	benchread freeport                          a free TCP port on 127.0.0.1
+//	benchread container URL                     create a blob container (account key from the environment)
 //	benchread plainvol [flags] FILE MOUNTPOINT  ext4 over a loop device over FILE served through
 //	                                            FUSE with no cryptography (blockdev.FileDevice),
 //	                                            the baseline of the volume benchmarks; until SIGTERM
@@ -72,6 +73,8 @@ func main() {
 		err = freePort()
 	case "plainvol":
 		err = plainVol(args)
+	case "container":
+		err = mkContainer(args)
 	default:
 		usage()
 	}
@@ -82,7 +85,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport|plainvol ... (see the source)")
+	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport|container|plainvol ... (see the source)")
 	os.Exit(2)
 }
 
