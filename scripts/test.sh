@@ -44,6 +44,9 @@ go test -race -short -count=1 -timeout 30m ${ENCFS_TEST_FLAGS:-} ./... | tee -a 
 echo "== go test (large data and storage chaos, no race detector)"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 30m -run '^(TestHugeFile|TestLargeDirectory|TestChaos|TestOutageRiddenOut|TestBackgroundFetchServesWithoutStorage|TestCrashDuringFio|TestCrashDuringMetadata)$' ${ENCFS_TEST_FLAGS:-} ./pack/ ./fs/ ./chaos/ ./voltest/ | tee -a "$log"
+# A volume's lease outliving its 15 s duration, and a failed renewal (about 30 s of waiting).
+# shellcheck disable=SC2086
+go test -count=1 -timeout 5m -run '^(TestPageBlobLeaseRenewal|TestPageBlobRenewalFailureLosesLease)$' ${ENCFS_TEST_FLAGS:-} ./blobio/azure/ | tee -a "$log"
 
 echo "== alert rules (promtool)"
 # promtool comes with Debian's prometheus package (its server is not started here). CI runs as

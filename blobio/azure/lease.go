@@ -17,6 +17,7 @@ import (
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/internal/remote"
+	"github.com/encfs/encfs/internal/redact"
 )
 
 // This file holds a page blob's exclusive-writer lease: the Lease Blob requests (acquire,
@@ -142,7 +143,7 @@ func (b *PageBlob) authorize(ctx context.Context) (*url.URL, string, error) {
 		}
 		tok, err := c.token.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{storageScope}})
 		if err != nil {
-			return nil, "", fmt.Errorf("no token from the identity: %v", err)
+			return nil, "", fmt.Errorf("no token from the identity: %w", redact.Err(err))
 		}
 		return &u, tok.Token, nil
 	case c.shared != nil:
@@ -186,8 +187,7 @@ func (b *PageBlob) acquireLease(ctx context.Context) error {
 // recorded), since when, and when its lease ends at most if the holder is gone.
 func (b *PageBlob) refusal(ctx context.Context) error {
 	who := "a client that recorded no encfs holder (not an encfs mount, or one still starting)"
-	ends := "if its holder is gone, the lease ends at most 60 s after its last renewal (the longest lease but an infinite one); then open again"
-	hint := "a volume has one writer at a time: stop the other mount, or open this one read-only"
+	ends := "if its holder is gone, the lease ends at most 60 s after its last renewal (the longest lease but an infinite one)"
 	props, err := b.pb.GetProperties(ctx, nil)
 	if err == nil {
 		meta := lowerKeys(props.Metadata)
@@ -196,16 +196,16 @@ func (b *PageBlob) refusal(ctx context.Context) error {
 			if at := meta[MetaLeasedAt]; at != "" {
 				who += ", leased at " + at
 			}
-		}
-		if s := meta[MetaLeaseSeconds]; s != "" && meta[MetaHolder] != "" {
-			ends = fmt.Sprintf("if that holder is gone, its lease ends at most %s s after its last renewal; then open again", s)
+			if s := meta[MetaLeaseSeconds]; s != "" {
+				ends = fmt.Sprintf("if that holder is gone, its lease ends at most %s s after its last renewal", s)
+			}
 		}
 		if props.LeaseDuration != nil && string(*props.LeaseDuration) == "infinite" {
-			ends = "the lease is infinite and never ends by itself: if its holder is gone, break it (az storage blob lease break)"
+			ends = "the lease is infinite and never ends by itself, even if its holder is gone"
 		}
 	}
-	return &blobio.Error{Op: "open", Source: b.name, Kind: ErrLeased, Status: http.StatusConflict, Code: codeLeaseAlreadyPresent,
-		Err: fmt.Errorf("held by %s", who), Hint: hint + "; " + ends}
+	return &blobio.Error{Op: "open", Source: b.name, Kind: ErrLeased, Status: http.StatusConflict, Code: codeLeaseAlreadyPresent, Azure: true,
+		Err: fmt.Errorf("held by %s", who), Cause: "a volume has one writer at a time; " + ends}
 }
 
 // recordHolder writes who holds the lease into the blob's metadata, keeping the rest.
@@ -260,7 +260,7 @@ func (b *PageBlob) renewLoop(ctx context.Context, renewed time.Time) {
 // logged once.
 func (b *PageBlob) loseLease(cause error) {
 	b.lostOnce.Do(func() {
-		err := fmt.Errorf("%w: %s: %v; nothing more is written to it: remount the volume", ErrLeaseLost, b.name, cause)
+		err := fmt.Errorf("%w: %s: %v; nothing more is written to it", ErrLeaseLost, b.name, cause)
 		b.lost.Store(&err)
 		b.log.Error("lost the lease on a volume's blob: every later write fails; remount the volume",
 			"blob", b.name, "err", cause.Error())

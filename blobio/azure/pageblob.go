@@ -33,7 +33,10 @@ import (
 // service answers, so Flush only waits for the writes in flight and reports their errors.
 //
 // Writes are retried within the retry budget: a Put Page of the same bytes at the same offset
-// is idempotent. A refusal because of the lease (HTTP 412) is never retried.
+// is idempotent. A refusal because of the lease (HTTP 412) is never retried. One case is not
+// covered: a try that timed out on the client may still be applied by the service later, after
+// a newer write to the same pages; the volume's per-block authentication then reports those
+// pages as corrupt (EIO), never as data.
 type PageBlob struct {
 	pb        *pageblob.Client
 	url       *url.URL
@@ -90,6 +93,13 @@ type PageBlobOptions struct {
 // MaxPageBlobSize is the largest page blob Azure allows (8 TiB).
 const MaxPageBlobSize = 8 << 40
 
+var (
+	// ErrVolumeExists: CreatePageBlob found a blob at the URL already (it never replaces one).
+	ErrVolumeExists = errors.New("a blob exists there already")
+	// ErrNotPageBlob: OpenPageBlob found a block or append blob, which cannot hold a volume.
+	ErrNotPageBlob = errors.New("not a page blob")
+)
+
 // volumeURL parses and checks the URL of a volume's page blob.
 func volumeURL(rawURL, op string, o Options) (*url.URL, error) {
 	if !blobio.IsRemote(rawURL) {
@@ -116,7 +126,7 @@ func volumeURL(rawURL, op string, o Options) (*url.URL, error) {
 
 // CreatePageBlob creates an empty (all-zero) page blob of size bytes, rounded up to a whole
 // page (512 bytes). It never replaces a blob: one that exists already is refused with
-// ErrExists. The container must exist; encfs does not create containers for volumes.
+// ErrVolumeExists. The container must exist; encfs does not create containers for volumes.
 func CreatePageBlob(ctx context.Context, rawURL string, size int64, o PageBlobOptions) error {
 	u, err := volumeURL(rawURL, "create", o.Options)
 	if err != nil {
@@ -133,7 +143,7 @@ func CreatePageBlob(ctx context.Context, rawURL string, size int64, o PageBlobOp
 	}
 	pb, err := newPageBlobClient(u, cred, o.Options)
 	if err != nil {
-		return &blobio.Error{Op: "create", Source: name, Kind: blobio.ErrBadResponse, Err: redact.Err(err)}
+		return &blobio.Error{Op: "create", Source: name, Kind: blobio.ErrBadResponse, Err: redact.Err(err), Azure: true}
 	}
 	r := remote.NewRetrier(o.Retry, nil, name, true)
 	anyETag := azcore.ETagAny
@@ -142,13 +152,12 @@ func CreatePageBlob(ctx context.Context, rawURL string, size int64, o PageBlobOp
 			ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: &anyETag}}})
 		a := classifyAzure(err)
 		if a != nil && (a.Status == http.StatusConflict || a.Status == http.StatusPreconditionFailed) {
-			a.Kind, a.Retryable = ErrExists, false
-			a.Err = errors.New("a blob already exists there, and encfs never replaces one")
+			a.Kind, a.Retryable = ErrVolumeExists, false
+			a.Err = errors.New("encfs never replaces a blob with a new volume")
 		}
 		return a
 	})
-	if errors.Is(err, ErrExists) {
-		err.(*blobio.Error).Hint = "choose another blob name, or delete the old blob first if it holds nothing you need"
+	if errors.Is(err, ErrVolumeExists) {
 		return err
 	}
 	return explain(err, newRequestFacts("create", u, cred))
@@ -208,8 +217,8 @@ func openPageBlobWith(ctx context.Context, u *url.URL, c azureCred, o PageBlobOp
 	b.retry = remote.NewRetrier(o.Retry, &b.retries, b.name, true)
 	pb, err := newPageBlobClient(u, c, o.Options)
 	if err != nil {
-		return nil, &blobio.Error{Op: "open", Source: b.name, Kind: blobio.ErrBadResponse, Err: redact.Err(err),
-			Hint: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
+		return nil, &blobio.Error{Op: "open", Source: b.name, Kind: blobio.ErrBadResponse, Err: redact.Err(err), Azure: true,
+			Cause: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
 	}
 	b.pb = pb
 	if err := checkToken(ctx, c, b.retry.Policy.TryTimeout, "open", b.name); err != nil {
@@ -229,8 +238,8 @@ func openPageBlobWith(ctx context.Context, u *url.URL, c azureCred, o PageBlobOp
 		if props.BlobType != nil {
 			typ = "a " + string(*props.BlobType)
 		}
-		return nil, &blobio.Error{Op: "open", Source: b.name, Kind: blobio.ErrBadResponse,
-			Err: fmt.Errorf("it is %s, not a page blob", typ), Hint: "a volume lives in a page blob: create one with encfs volume create"}
+		return nil, &blobio.Error{Op: "open", Source: b.name, Kind: ErrNotPageBlob, Azure: true,
+			Err: fmt.Errorf("it is %s; a volume lives in a page blob", typ)}
 	}
 	b.size.Store(*props.ContentLength)
 	if b.readOnly {
@@ -339,7 +348,7 @@ func (b *PageBlob) writeFailed(err error) error {
 	err = explain(err, b.writeFacts)
 	var e *blobio.Error
 	if errors.As(err, &e) && errors.Is(e.Kind, ErrLeaseLost) {
-		e.Hint = "the lease expired (its renewal failed) or another client broke or took it; remount the volume"
+		e.Cause = "the lease expired (its renewal failed) or another client broke or took it"
 		b.loseLease(err)
 	}
 	b.noteErr(err)

@@ -139,7 +139,7 @@ func TestPageBlobRoundTrip(t *testing.T) {
 
 	// Create never replaces a blob.
 	err := azure.CreatePageBlob(ctx, u, 1<<20, o)
-	if !errors.Is(err, azure.ErrExists) || !strings.Contains(err.Error(), "never replaces") {
+	if !errors.Is(err, azure.ErrVolumeExists) || !strings.Contains(err.Error(), "never replaces") {
 		t.Fatalf("create over an existing blob: %v", err)
 	}
 	t.Logf("refused: %v", err)
@@ -275,8 +275,9 @@ func TestPageBlobLeaseLostFailsEveryLaterWrite(t *testing.T) {
 	// The service refuses the next write (it carries a lease id that no longer holds); from
 	// then on nothing more is sent.
 	err := b.WriteAt(ctx, bytes.Repeat([]byte{2}, 4096), 0)
-	if !errors.Is(err, azure.ErrLeaseLost) {
-		t.Fatalf("write after the lease was broken: %v", err)
+	var be *blobio.Error
+	if !errors.Is(err, azure.ErrLeaseLost) || !errors.As(err, &be) || be.Tries != 1 {
+		t.Fatalf("write after the lease was broken: %v, want ErrLeaseLost after one try", err)
 	}
 	t.Logf("refused: %v", err)
 	for i := range 3 {
@@ -353,7 +354,7 @@ func TestPageBlobSAS(t *testing.T) {
 	if err := b.WriteAt(ctx, bytes.Repeat([]byte{9}, 1024), 512); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := azure.OpenPageBlob(ctx, su, so); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "sas writer") {
+	if _, err := azure.OpenPageBlob(ctx, su, so); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "sas writer") || strings.Contains(err.Error(), "sig=") {
 		t.Fatalf("second writer by SAS: %v", err)
 	}
 	if err := b.Close(); err != nil {
@@ -370,6 +371,31 @@ func TestPageBlobSAS(t *testing.T) {
 	r := openPB(t, ru, so)
 	if got := readPB(t, r, 512, 1024); !bytes.Equal(got, bytes.Repeat([]byte{9}, 1024)) {
 		t.Fatal("read by SAS differs")
+	}
+}
+
+// With an identity (a bearer token over https), the lease requests carry the token too.
+func TestPageBlobIdentity(t *testing.T) {
+	ctx := context.Background()
+	az := azuritetest.Start(t, azuritetest.Config{OAuth: true})
+	az.CreateContainer(t, "vol", false)
+	u := az.BlobURL("vol", "id.vol")
+	o := azure.PageBlobOptions{Options: azure.Options{Credential: azuritetest.Token{}, HTTPClient: az.HTTPClient, Retry: writeRetry}, Holder: "identity writer"}
+	if err := azure.CreatePageBlob(ctx, u, 1<<20, o); err != nil {
+		t.Fatal(err)
+	}
+	b := openPB(t, u, o)
+	if err := b.WriteAt(ctx, bytes.Repeat([]byte{5}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := azure.OpenPageBlob(ctx, u, o); !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "identity writer") {
+		t.Fatalf("second writer: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readPB(t, openPB(t, u, o), 0, 4096); !bytes.Equal(got, bytes.Repeat([]byte{5}, 4096)) {
+		t.Fatal("content differs")
 	}
 }
 
