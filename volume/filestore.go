@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +21,7 @@ type FileStore struct {
 	f        *os.File
 	path     string
 	readOnly bool
-	size     int64
+	size     atomic.Int64
 }
 
 // lockSuffix names the sidecar file in which a writer records itself.
@@ -45,7 +46,7 @@ func CreateFileStore(path string, size int64) (*FileStore, error) {
 		s.Close()
 		return nil, err
 	}
-	s.size = size
+	s.size.Store(size)
 	return s, nil
 }
 
@@ -69,7 +70,7 @@ func OpenFileStore(path string, readOnly bool) (*FileStore, error) {
 		s.Close()
 		return nil, err
 	}
-	s.size = st.Size()
+	s.size.Store(st.Size())
 	return s, nil
 }
 
@@ -161,7 +162,7 @@ func (s *FileStore) Flush(context.Context) error {
 }
 
 // Size is the file size.
-func (s *FileStore) Size() int64 { return s.size }
+func (s *FileStore) Size() int64 { return s.size.Load() }
 
 // Resize sets the file size; new bytes read as zero (a sparse extension).
 func (s *FileStore) Resize(_ context.Context, size int64) error {
@@ -177,7 +178,7 @@ func (s *FileStore) Resize(_ context.Context, size int64) error {
 	if err := unix.Fsync(int(s.f.Fd())); err != nil { // the size is metadata: fdatasync may not keep it
 		return fmt.Errorf("fsync %s: %w", s.path, err)
 	}
-	s.size = size
+	s.size.Store(size)
 	return nil
 }
 

@@ -46,7 +46,13 @@ type OpenOptions struct {
 	// Log receives one line per integrity failure and per recovery decision; nil means
 	// slog.Default().
 	Log *slog.Logger
+	// CacheNodes bounds the tree nodes kept in memory (about 4.2 KiB each, one per 512 KiB of
+	// data): 0 means DefaultCacheNodes. Nodes changed since the last flush stay regardless.
+	CacheNodes int
 }
+
+// DefaultCacheNodes keeps the tree nodes of 4 GiB of data, about 34 MiB.
+const DefaultCacheNodes = 8192
 
 // Info describes an opened, authenticated volume.
 type Info struct {
@@ -96,13 +102,15 @@ type Volume struct {
 	geo         geometry
 	nodes       map[nodeKey]*node
 	dirty       map[nodeKey]*node // nodes changed since the last commit
+	cacheNodes  int               // bound on len(nodes) past which reads do not cache
+	spareNodes  []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
 	root        entry             // the root node's current entry (committed one in hdr)
 	rootChanged bool
 
 	failed atomic.Pointer[error]
 
 	blocksRead, blocksWritten, commits, integrityFailures atomic.Uint64
-	scratch                                               sync.Pool
+	scratch                                               chan *scratch // free list, see getScratch
 }
 
 type nodeKey struct {
@@ -133,12 +141,28 @@ type scratch struct {
 	aad   [aadSize]byte
 }
 
+// maxSpareScratch is how many scratch buffers (1 MiB each) a volume keeps for reuse: more than
+// the concurrent requests FUSE sends, so the write path does not allocate in steady state.
+// A sync.Pool would not do: it empties at every garbage collection, and allocating under
+// memory pressure is what deadlocks a loop device over FUSE (the kernel may need this very
+// daemon's writes to free memory).
+const maxSpareScratch = 16
+
 func (v *Volume) getScratch() *scratch {
-	if sc, ok := v.scratch.Get().(*scratch); ok {
+	select {
+	case sc := <-v.scratch:
 		return sc
+	default:
 	}
 	return &scratch{buf: make([]byte, maxBatch*BlockSize+tagSize), unit: make([]byte, BlockSize+tagSize),
 		edge: make([]byte, 2*BlockSize), plain: make([]byte, BlockSize)}
+}
+
+func (v *Volume) putScratch(sc *scratch) {
+	select {
+	case v.scratch <- sc:
+	default:
+	}
 }
 
 // Create writes a new, empty volume of o.Size bytes into s, with one keyslot for releaseKey.
@@ -296,7 +320,11 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 		return nil, formatErr(ErrCorrupt, "%s is %d bytes, but a volume of %d blocks needs %d (truncated?)", s, s.Size(), h.Blocks, geo.storeSize())
 	}
 	v := &Volume{s: s, readOnly: o.ReadOnly, log: log, aead: k.aead, macKey: k.macKey, uuid: h.UUID, hdr: *h,
-		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root}
+		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes,
+		scratch: make(chan *scratch, maxSpareScratch)}
+	if v.cacheNodes <= 0 {
+		v.cacheNodes = DefaultCacheNodes
+	}
 	v.size.Store(int64(h.Blocks) * BlockSize)
 	v.next.Store(h.CounterLimit)
 	v.limit.Store(h.CounterLimit)
@@ -330,7 +358,7 @@ func (v *Volume) Stats() Stats {
 // is still a committed state, but this session can no longer tell which, so every later call
 // fails until the volume is opened again.
 func (v *Volume) fail(what string, err error) error {
-	e := fmt.Errorf("%w: %s: %v; writes since the last successful flush may be lost: close the volume and open it again", ErrFailed, what, err)
+	e := fmt.Errorf("%w: %s: %w; writes since the last successful flush may be lost: close the volume and open it again", ErrFailed, what, err)
 	v.failed.CompareAndSwap(nil, &e)
 	return *v.failed.Load()
 }
@@ -405,7 +433,7 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 		return err
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	for len(p) > 0 {
 		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
 		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
@@ -425,7 +453,7 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 // readBlocks decrypts blocks b0..b0+n-1 into p, which starts skip bytes into block b0 and may
 // end inside the last block. The caller holds the blocks' stripes.
 func (v *Volume) readBlocks(ctx context.Context, sc *scratch, b0, n uint64, p []byte, skip int) error {
-	if err := v.entries(ctx, b0, n, sc.ents[:n], nil); err != nil {
+	if err := v.entries(ctx, b0, n, sc.ents[:n], nil, nil); err != nil {
 		return err
 	}
 	for k := uint64(0); k < n; {
@@ -521,14 +549,21 @@ func (v *Volume) sealUnit(sc *scratch, dst, plain []byte, counter uint64, level 
 	return tag
 }
 
-// entries copies the entries of blocks b0..b0+n-1 into ents, loading their leaves. With slots
-// non-nil it also fills in the slot each block's next write goes to: the shadow of its
-// committed slot (the same slot again if it was already written since the last commit).
-func (v *Volume) entries(ctx context.Context, b0, n uint64, ents []entry, slots []uint8) error {
-	var leaves [maxBatch/fanout + 2]*node
+// batchLeaves are the leaves of one batch of blocks, the first at index 0.
+type batchLeaves [maxBatch/fanout + 2]*node
+
+// entries copies the entries of blocks b0..b0+n-1 into ents, loading their leaves. For a write
+// (slots non-nil) it keeps the leaves in the cache, returns them in leaves and fills in the
+// slot each block's next write goes to: the shadow of its committed slot (the same slot again
+// if it was already written since the last commit).
+func (v *Volume) entries(ctx context.Context, b0, n uint64, ents []entry, slots []uint8, leaves *batchLeaves) error {
+	var local batchLeaves
+	if leaves == nil {
+		leaves = &local
+	}
 	first := b0 / fanout
 	for l := first; l <= (b0+n-1)/fanout; l++ {
-		nd, err := v.node(ctx, 1, l)
+		nd, err := v.node(ctx, 1, l, slots != nil)
 		if err != nil {
 			return err
 		}
@@ -555,8 +590,11 @@ func shadowSlot(nd *node, i uint64) uint8 {
 	return 1 - nd.e[i].slot
 }
 
-// node returns tree node (level, index), loading it and its ancestors as needed.
-func (v *Volume) node(ctx context.Context, level int, index uint64) (*node, error) {
+// node returns tree node (level, index), loading it and its ancestors as needed. A node about
+// to change (keep) is always cached, so that every change goes to the one copy in memory;
+// others are cached while the cache has room. Clean nodes leave the cache only in evict, when
+// no read or write is in progress.
+func (v *Volume) node(ctx context.Context, level int, index uint64, keep bool) (*node, error) {
 	key := nodeKey{level, index}
 	v.metaMu.Lock()
 	if nd := v.nodes[key]; nd != nil {
@@ -569,7 +607,7 @@ func (v *Volume) node(ctx context.Context, level int, index uint64) (*node, erro
 		v.metaMu.Unlock()
 	} else {
 		v.metaMu.Unlock()
-		parent, err := v.node(ctx, level+1, index/fanout)
+		parent, err := v.node(ctx, level+1, index/fanout, false)
 		if err != nil {
 			return nil, err
 		}
@@ -586,18 +624,29 @@ func (v *Volume) node(ctx context.Context, level int, index uint64) (*node, erro
 	if other := v.nodes[key]; other != nil {
 		return other, nil // loaded meanwhile by another call
 	}
-	v.nodes[key] = nd
+	if keep || len(v.nodes) < v.cacheNodes {
+		v.nodes[key] = nd
+	}
 	return nd, nil
 }
 
 // loadNode reads and opens the node that e locates (a zero node when e was never written).
 func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, error) {
-	nd := &node{key: key}
+	var nd *node
+	v.metaMu.Lock()
+	if n := len(v.spareNodes); n > 0 {
+		nd, v.spareNodes = v.spareNodes[n-1], v.spareNodes[:n-1]
+	}
+	v.metaMu.Unlock()
+	if nd == nil {
+		nd = new(node)
+	}
+	*nd = node{key: key}
 	if e.counter == 0 {
 		return nd, nil
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	off := v.geo.nodeOffset(key.level, key.index, e.slot)
 	ct := sc.buf[:BlockSize]
 	if err := v.s.ReadAt(ctx, ct, off); err != nil {
@@ -694,7 +743,7 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64) error {
 		return err
 	}
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	for len(p) > 0 {
 		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
 		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
@@ -729,7 +778,8 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 		}
 		copy(sc.edge[BlockSize:], p[int(n-1)*BlockSize-skip:])
 	}
-	if err := v.entries(ctx, b0, n, sc.ents[:n], sc.slots[:n]); err != nil {
+	var leaves batchLeaves
+	if err := v.entries(ctx, b0, n, sc.ents[:n], sc.slots[:n], &leaves); err != nil {
 		return err
 	}
 	c0, err := v.counters(ctx, n)
@@ -756,7 +806,8 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 		for j < n && v.geo.dataOffset(b0+j, sc.slots[j]) == start+int64(j-k)*BlockSize {
 			j++
 		}
-		if err := v.s.WriteAt(ctx, sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
+		// Not cancelled half way: a torn shadow slot would fail the volume (see fail).
+		if err := v.s.WriteAt(context.WithoutCancel(ctx), sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
 			return v.fail(fmt.Sprintf("write data blocks %d..%d to %s", b0+k, b0+j-1, v.s), err)
 		}
 		k = j
@@ -764,7 +815,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 	v.metaMu.Lock()
 	for k := uint64(0); k < n; k++ {
 		b := b0 + k
-		nd := v.nodes[nodeKey{1, b / fanout}] // loaded by entries; not evicted while dirty or locked
+		nd := leaves[b/fanout-b0/fanout]
 		nd.e[b%fanout] = sc.ents[k]
 		nd.setChanged(b % fanout)
 		v.dirty[nd.key] = nd
@@ -797,8 +848,11 @@ func (v *Volume) Flush(ctx context.Context) error {
 // volume: the header on storage is then the last committed one or this one, and nothing
 // else may be written over the slots either references.
 func (v *Volume) commit(ctx context.Context) error {
+	// A commit, once started, runs to its end or to a storage error: a cancelled FUSE request
+	// must not fail the volume.
+	ctx = context.WithoutCancel(ctx)
 	sc := v.getScratch()
-	defer v.scratch.Put(sc)
+	defer v.putScratch(sc)
 	var sealed []*node
 	for level := 1; level <= v.geo.levels; level++ {
 		var todo []*node
@@ -824,7 +878,7 @@ func (v *Volume) commit(ctx context.Context) error {
 					slot = v.root.slot
 				}
 			} else {
-				if parent, err = v.node(ctx, level+1, nd.key.index/fanout); err != nil {
+				if parent, err = v.node(ctx, level+1, nd.key.index/fanout, true); err != nil {
 					return v.fail("commit", err)
 				}
 				slot = shadowSlot(parent, nd.key.index%fanout)
@@ -875,7 +929,30 @@ func (v *Volume) commit(ctx context.Context) error {
 	}
 	v.rootChanged = false
 	v.metaMu.Unlock()
+	v.evict()
 	return nil
+}
+
+// evict shrinks the node cache to half its bound when it is over, leaves first. The caller
+// holds flushMu exclusively, so no read or write holds a node; nodes changed since the last
+// commit stay.
+func (v *Volume) evict() {
+	v.metaMu.Lock()
+	defer v.metaMu.Unlock()
+	if len(v.nodes) <= v.cacheNodes {
+		return
+	}
+	for level := 1; level <= v.geo.levels && len(v.nodes) > v.cacheNodes/2; level++ {
+		for key, nd := range v.nodes {
+			if len(v.nodes) <= v.cacheNodes/2 {
+				break
+			}
+			if _, dirty := v.dirty[key]; key.level == level && !dirty {
+				v.spareNodes = append(v.spareNodes, nd)
+				delete(v.nodes, key)
+			}
+		}
+	}
 }
 
 // Close commits what was written (unless read-only) and closes the store.

@@ -21,6 +21,11 @@ func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 // quietLog discards the integrity log lines that tamper tests provoke on purpose.
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+func TestMain(m *testing.M) {
+	slog.SetDefault(quietLog) // Verify logs there
+	os.Exit(m.Run())
+}
+
 func newVolume(t testing.TB, size int64) (*faultStore, *Volume) {
 	t.Helper()
 	s := newFaultStore()
@@ -95,7 +100,11 @@ func TestRoundTrip(t *testing.T) {
 	if got := readAll(t, v); !bytes.Equal(got, model) {
 		t.Fatal("a new volume does not read as zeros")
 	}
-	for i := range 300 {
+	steps := 300
+	if testing.Short() {
+		steps = 100
+	}
+	for i := range steps {
 		randomWrite(t, rng, v, model)
 		if i%37 == 0 {
 			if err := v.Flush(ctx); err != nil {
@@ -310,5 +319,43 @@ func TestFileStore(t *testing.T) {
 	v.Close(ctx)
 	if err := s.WriteAt(ctx, make([]byte, 100), 0); err == nil {
 		t.Error("an unaligned store write succeeded")
+	}
+}
+
+// TestSmallCache runs random writes, reads and flushes with a node cache far smaller than the
+// tree, so nodes leave and come back all the time.
+func TestSmallCache(t *testing.T) {
+	const size = 4000 * BlockSize // 32 leaves
+	rng := rand.New(rand.NewPCG(12, 13))
+	s := newFaultStore()
+	if _, err := Create(ctx, s, testKey(1), CreateOptions{Size: size}); err != nil {
+		t.Fatal(err)
+	}
+	v := openVolume(t, s, OpenOptions{CacheNodes: 4})
+	model := make([]byte, size)
+	for i := range 200 {
+		randomWrite(t, rng, v, model)
+		if i%5 == 0 {
+			if err := v.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(v.nodes) > 4+len(v.dirty) {
+				t.Fatalf("%d nodes cached after a flush, bound 4", len(v.nodes))
+			}
+		}
+	}
+	if err := v.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readAll(t, v), model) {
+		t.Fatal("content differs with a small node cache")
+	}
+	if len(v.nodes) > 4 {
+		t.Fatalf("reads cached %d nodes past the bound of 4", len(v.nodes))
+	}
+	v.Close(ctx)
+	v = openVolume(t, s, OpenOptions{ReadOnly: true, CacheNodes: 2})
+	if !bytes.Equal(readAll(t, v), model) {
+		t.Fatal("content differs after reopening with a small node cache")
 	}
 }
