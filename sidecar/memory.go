@@ -30,6 +30,10 @@ func memoryBudget(specs []MountSpec) (total, heap int64) {
 		if s.Volume != nil {
 			total += volumeMemory
 			heap += volumeMemory
+			if blobio.IsRemote(s.Image) && !s.Volume.ReadOnly {
+				total += pageBlobMemory
+				heap += pageBlobMemory
+			}
 			continue
 		}
 		caches := image.Options{CacheBytes: s.CacheBytes}.MemoryBound()

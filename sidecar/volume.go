@@ -15,6 +15,7 @@ import (
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/mount"
 	"github.com/encfs/encfs/volume"
+	"github.com/encfs/encfs/volume/writeback"
 )
 
 // A read-write volume is mounted through blockdev: the decrypted volume is served as one FUSE
@@ -49,8 +50,18 @@ func OpenVolumeStore(ctx context.Context, target string, readOnly bool, blob loc
 	if err != nil {
 		return nil, err
 	}
-	return pb, nil
+	if readOnly {
+		return pb, nil
+	}
+	// A page write is a round trip to the service: the write-back cache acknowledges writes
+	// from memory and sends them in large parallel Put Page requests, at the latest at the
+	// next flush.
+	return writeback.New(pb, writeback.Options{}), nil
 }
+
+// pageBlobMemory is what the write-back cache in front of a page blob holds: its dirty pages
+// and one 4 MiB buffer per write-out in flight.
+const pageBlobMemory = writeback.DefaultMaxDirty + writeback.DefaultParallel*volume.MaxWrite
 
 // azureOptions are the options of a page blob: those of images, with any Azure host accepted
 // for a URL that location.Options says is Azure.
