@@ -212,6 +212,9 @@ func TestFsyncReachesFlush(t *testing.T) {
 	if dev.flushes.Load() == before {
 		t.Fatal("fsync in the filesystem did not reach Device.Flush")
 	}
+	if st := m.Stats(); st.Flushes == 0 || st.Writes == 0 || st.BytesWritten == 0 || st.FlushErrors != 0 {
+		t.Fatalf("stats after a write and an fsync: %+v", st)
+	}
 
 	// A flush that fails reaches the application as an error.
 	if _, err := f.Write([]byte(" and more")); err != nil {
@@ -224,6 +227,9 @@ func TestFsyncReachesFlush(t *testing.T) {
 		t.Logf("fsync with a failing flush: %v", err)
 	}
 	dev.failFlush.Store(false)
+	if st := m.Stats(); st.FlushErrors == 0 {
+		t.Fatalf("a failed flush is not counted: %+v", st)
+	}
 }
 
 func TestWriteFaultFailsFsync(t *testing.T) {

@@ -191,6 +191,9 @@ func Mount(ctx context.Context, dev Device, mountpoint string, o Options) (*Moun
 		dev: dev, opts: o, log: o.Log, stack: st}, nil
 }
 
+// Stats are the counters of the loop device's requests to the device so far.
+func (m *Mounted) Stats() Stats { return m.stack.srv.file.stats() }
+
 // Done is closed when the FUSE filesystem serving the device ends: after Unmount, or when
 // someone else unmounted it (the filesystem on top then sees I/O errors).
 func (m *Mounted) Done() <-chan struct{} { return m.stack.srv.done }

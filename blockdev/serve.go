@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,7 @@ const MaxInFlight = 32
 type served struct {
 	dir    string // the private directory the FUSE filesystem is mounted on
 	path   string // dir/device, the file the loop device is attached to
+	file   *fileNode
 	server *fuse.Server
 	done   chan struct{}
 	once   sync.Once
@@ -52,7 +54,8 @@ func serve(dev Device, readOnly bool, log *slog.Logger) (*served, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create the directory to serve the device on: %w", err)
 	}
-	root := &rootNode{file: &fileNode{dev: dev, readOnly: readOnly, log: log}}
+	file := &fileNode{dev: dev, readOnly: readOnly, log: log}
+	root := &rootNode{file: file}
 	timeout := time.Hour // the one file never changes its name or size behind the kernel's back
 	opts := []string{"default_permissions"}
 	if readOnly {
@@ -82,7 +85,7 @@ func serve(dev Device, readOnly bool, log *slog.Logger) (*served, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("serve the device through FUSE at %s: %w", dir, err)
 	}
-	s := &served{dir: dir, path: filepath.Join(dir, fileName), server: server, done: make(chan struct{})}
+	s := &served{dir: dir, path: filepath.Join(dir, fileName), file: file, server: server, done: make(chan struct{})}
 	go func() {
 		server.Wait()
 		close(s.done)
@@ -145,6 +148,23 @@ type fileNode struct {
 	// failures counts Device errors; only the first few are logged, then every 1000th.
 	mu       sync.Mutex
 	failures int
+
+	reads, bytesRead, writes, bytesWritten, flushes, readErrors, writeErrors, flushErrors atomic.Uint64
+}
+
+// Stats are the counters of the requests the loop device made of the device file.
+type Stats struct {
+	Reads, BytesRead     uint64
+	Writes, BytesWritten uint64
+	Flushes              uint64
+	ReadErrors           uint64 // reads answered with EIO (the Device failed them)
+	WriteErrors          uint64 // writes answered with EIO
+	FlushErrors          uint64 // flushes (commits) answered with EIO
+}
+
+func (f *fileNode) stats() Stats {
+	return Stats{Reads: f.reads.Load(), BytesRead: f.bytesRead.Load(), Writes: f.writes.Load(), BytesWritten: f.bytesWritten.Load(),
+		Flushes: f.flushes.Load(), ReadErrors: f.readErrors.Load(), WriteErrors: f.writeErrors.Load(), FlushErrors: f.flushErrors.Load()}
 }
 
 var (
@@ -196,9 +216,12 @@ func (f *fileNode) Read(ctx context.Context, fh fusefs.FileHandle, dest []byte, 
 	if off+n > size {
 		n = size - off
 	}
+	f.reads.Add(1)
 	if err := f.dev.ReadAt(ctx, dest[:n], off); err != nil {
+		f.readErrors.Add(1)
 		return nil, f.fail("read", off, n, err)
 	}
+	f.bytesRead.Add(uint64(n))
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
@@ -209,9 +232,12 @@ func (f *fileNode) Write(ctx context.Context, fh fusefs.FileHandle, data []byte,
 	if off < 0 || off+int64(len(data)) > f.dev.Size() {
 		return 0, syscall.ENOSPC
 	}
+	f.writes.Add(1)
 	if err := f.dev.WriteAt(ctx, data, off); err != nil {
+		f.writeErrors.Add(1)
 		return 0, f.fail("write", off, int64(len(data)), err)
 	}
+	f.bytesWritten.Add(uint64(len(data)))
 	return uint32(len(data)), 0
 }
 
@@ -231,7 +257,9 @@ func (f *fileNode) Flush(ctx context.Context, fh fusefs.FileHandle) syscall.Errn
 }
 
 func (f *fileNode) flush(ctx context.Context) syscall.Errno {
+	f.flushes.Add(1)
 	if err := f.dev.Flush(ctx); err != nil {
+		f.flushErrors.Add(1)
 		return f.fail("flush", 0, 0, err)
 	}
 	return 0

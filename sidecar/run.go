@@ -88,7 +88,9 @@ func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) er
 				}
 				return
 			}
-			if m.FS != nil {
+			if m.vol != nil {
+				collector.Add(m.Target(), m.vol.stats)
+			} else {
 				collector.Add(m.Point.Target, metrics.For(m.FS))
 			}
 			live[i].Store(m)

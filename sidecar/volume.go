@@ -12,7 +12,10 @@ import (
 	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/blockdev"
+	encfs "github.com/encfs/encfs/fs"
+	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
+	"github.com/encfs/encfs/metrics"
 	"github.com/encfs/encfs/mount"
 	"github.com/encfs/encfs/volume"
 	"github.com/encfs/encfs/volume/writeback"
@@ -183,6 +186,19 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		}
 	}
 	return m, nil
+}
+
+// stats reports a volume in the metrics of images: the loop device's reads and their errors
+// as the filesystem's, the blocks read and integrity failures of the volume as the image's.
+// Read errors count as integrity errors up to the number of blocks that failed to
+// authenticate (a request may cover several), the rest as I/O errors.
+func (vm *volumeMount) stats() metrics.Stats {
+	b, v := vm.block.Stats(), vm.vol.Stats()
+	errs := b.ReadErrors + b.WriteErrors + b.FlushErrors
+	return metrics.Stats{
+		FS:    encfs.Stats{BytesRead: b.BytesRead, Reads: b.Reads, ReadErrors: errs, IntegrityErrors: min(v.IntegrityFailures, b.ReadErrors)},
+		Image: image.Stats{BlocksVerified: v.BlocksRead, IntegrityFailures: v.IntegrityFailures},
+	}
 }
 
 // unmount unmounts the filesystem (which flushes the volume), then closes the volume: a final

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -60,7 +63,8 @@ func TestTamperThroughMount(t *testing.T) {
 	}
 	f.Close()
 
-	d = e.mount(store, "--read-only")
+	addr := freeAddr(t)
+	d = e.mount(store, "--read-only", "--metrics-addr", addr)
 	fd, err := unix.Open(filepath.Join(d.mnt, "data"), unix.O_RDONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +96,11 @@ func TestTamperThroughMount(t *testing.T) {
 	}
 	if good == 0 {
 		t.Fatal("no read succeeded: the damage should stay local to the tampered blocks")
+	}
+	m := scrape(t, addr)
+	if !regexp.MustCompile(`(?m)^encfs_integrity_failures_total\{mount="[^"]+"\} [1-9]`).MatchString(m) ||
+		!regexp.MustCompile(`(?m)^encfs_read_errors_total\{cause="integrity",mount="[^"]+"\} [1-9]`).MatchString(m) {
+		t.Errorf("the metrics do not count the integrity failures:\n%s", grepLines(m, "encfs_"))
 	}
 	d.stop()
 	if logs := d.logs.String(); !strings.Contains(strings.ToLower(logs), "integrity") {
@@ -157,4 +166,39 @@ func longestRun(sorted []int64) []int64 {
 		}
 	}
 	return best
+}
+
+// freeAddr is a free 127.0.0.1 address for a metrics server.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// scrape fetches /metrics.
+func scrape(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
