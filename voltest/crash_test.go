@@ -25,7 +25,7 @@ func crashRounds() int {
 	if testing.Short() {
 		return 2
 	}
-	return 5
+	return 10
 }
 
 // TestCrashDuringFio kills the daemon during fio random and sequential writes with fsyncs.
