@@ -94,6 +94,11 @@ func CreateVolume(ctx context.Context, target string, releaseKey []byte, o Creat
 		if err := azure.CreatePageBlob(ctx, target, volume.PageSize, azure.PageBlobOptions{Options: azureOptions(o.Blob)}); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("%w (the page blob was created and is left as it is: delete it before trying again)", err)
+			}
+		}()
 		if s, err = OpenVolumeStore(ctx, target, false, o.Blob); err != nil {
 			return nil, err
 		}
