@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/blockdev"
 	"github.com/encfs/encfs/fs/fstest"
 	"github.com/encfs/encfs/internal/syncbuf"
+	"github.com/encfs/encfs/sidecar"
 	"github.com/encfs/encfs/volume"
 )
 
@@ -184,10 +186,16 @@ func isMounted(dir string) bool {
 
 // fsck runs `e2fsck -fn` on the volume's filesystem (the volume unmounted, its journal
 // replayed by a mount) and fails the test on any error it reports.
-func (e *env) fsck(store string) {
+func (e *env) fsck(target string) {
 	e.t.Helper()
 	ctx := context.Background()
-	s, err := volume.OpenFileStore(store, true)
+	var blob location.Options
+	for _, kv := range e.extraEnv {
+		if cs, ok := strings.CutPrefix(kv, "AZURE_STORAGE_CONNECTION_STRING="); ok {
+			blob.ConnectionString = cs
+		}
+	}
+	s, err := sidecar.OpenVolumeStore(ctx, target, true, blob)
 	if err != nil {
 		e.t.Fatal(err)
 	}
