@@ -201,3 +201,39 @@ func TestStorageFaultDuringFlush(t *testing.T) {
 	}
 	e.fsck(store)
 }
+
+// TestXFSVolume: a volume made with --fs xfs mounts with its type detected and keeps what was
+// written across a remount.
+func TestXFSVolume(t *testing.T) {
+	e := newEnv(t, "mkfs.xfs")
+	store := filepath.Join(e.dir, "vol")
+	e.create(store, "512M", "--fs", "xfs")
+	d := e.mount(store)
+	data := bytes.Repeat([]byte("xfs "), 1<<18)
+	if err := writeDurably(filepath.Join(d.mnt, "f"), data); err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	d = e.mount(store, "--read-only")
+	if got, err := os.ReadFile(filepath.Join(d.mnt, "f")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back from xfs: %d bytes, %v", len(got), err)
+	}
+	if !isMountedAs(d.mnt, "xfs") {
+		t.Error("the volume is not mounted as xfs")
+	}
+	d.stop()
+}
+
+// isMountedAs reports whether dir is mounted with filesystem type fsType.
+func isMountedAs(dir, fsType string) bool {
+	b, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 2 && f[1] == dir && f[2] == fsType {
+			return true
+		}
+	}
+	return false
+}
