@@ -86,8 +86,9 @@ func mkfsPackage(fs string) string {
 
 // stack is a device served through FUSE with a loop device attached to it.
 type stack struct {
-	srv  *served
-	loop *loopDev
+	srv      *served
+	loop     *loopDev
+	readOnly bool
 }
 
 func start(dev Device, readOnly bool, log *slog.Logger) (*stack, error) {
@@ -102,9 +103,10 @@ func start(dev Device, readOnly bool, log *slog.Logger) (*stack, error) {
 		return nil, err
 	}
 	if !loop.directIO {
-		log.Debug("the loop device runs buffered: the kernel refused direct I/O on the FUSE file", "loop", loop.path)
+		log.Info("the loop device runs buffered: the kernel refused direct I/O on the FUSE file; random I/O will be slower",
+			"loop", loop.path)
 	}
-	return &stack{srv: srv, loop: loop}, nil
+	return &stack{srv: srv, loop: loop, readOnly: readOnly}, nil
 }
 
 // stop detaches the loop device, flushes dev and unmounts the FUSE filesystem, in that order:
@@ -115,8 +117,10 @@ func (s *stack) stop(ctx context.Context, dev Device) error {
 	if err := s.loop.detach(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := dev.Flush(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("flush the device: %w", err))
+	if !s.readOnly {
+		if err := dev.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush the device: %w", err))
+		}
 	}
 	if err := s.srv.stop(); err != nil {
 		errs = append(errs, err)
