@@ -8,10 +8,14 @@ import (
 )
 
 // TestConcurrent runs writers on disjoint regions, readers everywhere and flushes at the same
-// time, as FUSE does; each writer checks its own region, and everything verifies at the end.
+// time, as FUSE does, with a node cache small enough to evict at every commit; each writer checks its own region, and everything verifies at the end.
 func TestConcurrent(t *testing.T) {
 	const writers, region = 4, 300 * BlockSize // regions share leaves and stripes
-	s, v := newVolume(t, writers*region)
+	s := newFaultStore()
+	if _, err := Create(ctx, s, testKey(1), CreateOptions{Size: writers * region}); err != nil {
+		t.Fatal(err)
+	}
+	v := openVolume(t, s, OpenOptions{CacheNodes: 4}) // evictions while reads run
 	models := make([][]byte, writers)
 	var wg sync.WaitGroup
 	for w := range writers {

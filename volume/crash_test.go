@@ -15,11 +15,11 @@ import (
 type nonceRecorder struct {
 	mu   sync.Mutex
 	t    testing.TB
-	seen map[[12]byte]bool
+	seen map[[nonceSize]byte]bool
 }
 
 func newNonceRecorder(t testing.TB) *nonceRecorder {
-	return &nonceRecorder{t: t, seen: map[[12]byte]bool{}}
+	return &nonceRecorder{t: t, seen: map[[nonceSize]byte]bool{}}
 }
 
 func (r *nonceRecorder) clone() *nonceRecorder {
@@ -39,7 +39,7 @@ type recordingAEAD struct {
 
 func (a *recordingAEAD) Seal(dst, nonce, plain, ad []byte) []byte {
 	a.r.mu.Lock()
-	var k [12]byte
+	var k [nonceSize]byte
 	copy(k[:], nonce)
 	if a.r.seen[k] {
 		a.r.t.Errorf("nonce %x sealed twice", k)
@@ -208,23 +208,28 @@ func crashBase(t *testing.T, rng *rand.Rand, size int64) (*faultStore, []byte, u
 // unaligned writes, flushes and a grow that adds tree levels) at every store call in turn, and
 // recovers from each crash in every mode.
 func TestCrashExhaustive(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	// 100 blocks: one tree level, two after the grow.
-	base, content, gen, rec := crashBase(t, rng, 100*BlockSize)
-	ops := makeWorkload(rng, 100*BlockSize, 14, true)
-	full := runUntilCrash(t, base, content, gen, ops, -1, rec.clone())
-	total := full.store.ops
-	if total < 20 {
-		t.Fatalf("the workload made only %d store calls", total)
+	seeds := []uint64{5, 21, 23, 25}
+	if testing.Short() {
+		seeds = seeds[:1]
 	}
-	t.Logf("%d store calls", total)
-	for k := 0; k <= total; k++ {
-		r := runUntilCrash(t, base, content, gen, ops, k, rec.clone())
-		if !r.crashed && k < total {
-			t.Fatalf("no crash at call %d of %d", k, total)
+	for _, seed := range seeds {
+		rng := rand.New(rand.NewPCG(seed, 6))
+		// 100 blocks: one tree level, two after the grow.
+		base, content, gen, rec := crashBase(t, rng, 100*BlockSize)
+		ops := makeWorkload(rng, 100*BlockSize, 14, true)
+		full := runUntilCrash(t, base, content, gen, ops, -1, rec.clone())
+		total := full.store.ops
+		if total < 20 {
+			t.Fatalf("the workload made only %d store calls", total)
 		}
-		runRec := rec.clone()
-		checkRecovery(t, r, rng, runRec, fmt.Sprintf("crash at store call %d of %d", k, total))
+		for k := 0; k <= total; k++ {
+			runRec := rec.clone() // the base's nonces, then the crashed session's
+			r := runUntilCrash(t, base, content, gen, ops, k, runRec)
+			if !r.crashed && k < total {
+				t.Fatalf("no crash at call %d of %d", k, total)
+			}
+			checkRecovery(t, r, rng, runRec, fmt.Sprintf("seed %d, crash at store call %d of %d", seed, k, total))
+		}
 	}
 }
 
@@ -275,5 +280,66 @@ func TestNoncesUnique(t *testing.T) {
 	}
 	if len(rec.seen) < 30*sessions {
 		t.Fatalf("only %d nonces recorded", len(rec.seen))
+	}
+}
+
+// TestStorageFaultFailsVolume makes one store call fail during a commit (a transient fault:
+// the store works again afterwards). The flush reports it, the volume refuses further use
+// instead of guessing, and opening again gives the acknowledged state or the new one.
+func TestStorageFaultFailsVolume(t *testing.T) {
+	for fault := range 4 { // each store call of a one-node commit: node, flush, header, flush
+		s, v := newVolume(t, 100*BlockSize)
+		if err := v.WriteAt(ctx, []byte("acknowledged"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := v.WriteAt(ctx, []byte("maybe lost!!"), 0); err != nil {
+			t.Fatal(err)
+		}
+		s.crashAt = s.ops + fault
+		err := v.Flush(ctx)
+		if !errors.Is(err, ErrFailed) || !errors.Is(err, errCrashed) {
+			t.Fatalf("fault at call %d of the commit: flush gave %v", fault, err)
+		}
+		s.mu.Lock()
+		s.crashed, s.crashAt = false, -1
+		s.mu.Unlock()
+		if err := v.WriteAt(ctx, []byte("x"), 0); !errors.Is(err, ErrFailed) {
+			t.Fatalf("a write after a failed commit: %v, want ErrFailed", err)
+		}
+		if err := v.Flush(ctx); !errors.Is(err, ErrFailed) {
+			t.Fatalf("a flush after a failed commit: %v, want ErrFailed", err)
+		}
+		v2 := openVolume(t, s, OpenOptions{})
+		got := make([]byte, 12)
+		if err := v2.ReadAt(ctx, got, 0); err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != "acknowledged" && string(got) != "maybe lost!!" {
+			t.Fatalf("after a fault at call %d of the commit the volume holds %q", fault, got)
+		}
+	}
+}
+
+// TestNoncesAfterRollback puts an older copy of the whole store back, as an attacker can, and
+// writes again: the counters repeat those of the discarded history, the nonces must not.
+func TestNoncesAfterRollback(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	rec := newNonceRecorder(t)
+	s, v := newVolume(t, 1<<20)
+	v.Close(ctx)
+	old := s.copyStore()
+	model := make([]byte, 1<<20)
+	for _, store := range []*faultStore{s, old} {
+		v := openVolume(t, store, OpenOptions{})
+		rec.watch(v)
+		for range 20 {
+			randomWrite(t, rng, v, model)
+		}
+		if err := v.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -24,13 +24,17 @@ const (
 	// MaxLabel is the longest label in bytes.
 	MaxLabel = 64
 
-	CipherAES256GCM = 1 // AES-256-GCM, 96-bit nonce = 64-bit write counter || 4 zero bytes
+	CipherAES256GCM = 1 // AES-256-GCM, 128-bit nonce = 64-bit write counter || 64-bit session id
+	// MaxCounter bounds the write counter, which entries store in 7 bytes.
+	MaxCounter = 1 << 56
 
 	headerCopySize = 4096
 	headerArea     = 2 * headerCopySize // two alternating header copies
 	fanout         = 128                // entries per tree node
 	entrySize      = 32
 	tagSize        = 16
+	sessionSize    = 8
+	nonceSize      = 8 + sessionSize
 	maxLevels      = 6 // fanout^6 = 2^42 >= MaxBlocks
 	upperSlots     = maxLevels - 1
 	minExtent      = fanout
@@ -56,31 +60,30 @@ const (
 )
 
 // entry locates and authenticates one sealed 4 KiB unit (a data block or a tree node): the
-// write counter it was sealed with (its nonce; 0 = never written, reads as zeros), which of its
-// two physical slots holds it, and its GCM tag.
+// write counter and session id it was sealed with (together its nonce; counter 0 = never
+// written, reads as zeros), which of its two physical slots holds it, and its GCM tag.
 type entry struct {
-	counter uint64
+	counter uint64 // below MaxCounter
 	slot    uint8
+	session [sessionSize]byte
 	tag     [tagSize]byte
 }
 
 func (e *entry) put(b []byte) {
-	binary.LittleEndian.PutUint64(b[0:8], e.counter)
-	b[8] = e.slot
-	clear(b[9:16])
+	binary.LittleEndian.PutUint64(b[0:8], e.counter) // 7 bytes: the 8th is the slot
+	b[7] = e.slot
+	copy(b[8:16], e.session[:])
 	copy(b[16:32], e.tag[:])
 }
 
 func parseEntry(b []byte) (entry, error) {
 	var e entry
-	e.counter = binary.LittleEndian.Uint64(b[0:8])
-	e.slot = b[8]
+	e.counter = binary.LittleEndian.Uint64(b[0:8]) & (MaxCounter - 1)
+	e.slot = b[7]
+	copy(e.session[:], b[8:16])
 	copy(e.tag[:], b[16:32])
 	if e.slot > 1 {
 		return e, fmt.Errorf("slot %d is neither 0 nor 1", e.slot)
-	}
-	if !allZero(b[9:16]) {
-		return e, fmt.Errorf("reserved entry bytes are not zero")
 	}
 	if e.counter == 0 && !allZero(b[0:32]) {
 		return e, fmt.Errorf("an unwritten entry (counter 0) is not all zero")
@@ -188,7 +191,7 @@ func parseHeader(b []byte) (*header, error) {
 	if h.Blocks == 0 || h.Blocks > MaxBlocks {
 		return nil, formatErr(ErrCorrupt, "block count %d out of range 1..%d", h.Blocks, uint64(MaxBlocks))
 	}
-	if h.CounterLimit == 0 || h.CounterLimit >= 1<<63 {
+	if h.CounterLimit == 0 || h.CounterLimit >= MaxCounter {
 		return nil, formatErr(ErrCorrupt, "counter limit %d out of range", h.CounterLimit)
 	}
 	root, err := parseEntry(b[offRoot:])

@@ -31,7 +31,8 @@ func (v *Volume) Grow(ctx context.Context, newSize int64) error {
 		}
 	}
 	// A taller tree gets new roots above the old one: node (level, 0) holds the old root as
-	// its child 0, the rest of it unwritten.
+	// its child 0, the rest of it unwritten. Reads wait while the geometry changes.
+	v.readMu.Lock()
 	v.metaMu.Lock()
 	for level := v.geo.levels + 1; level <= geo.levels; level++ {
 		nd := &node{key: nodeKey{level, 0}}
@@ -46,5 +47,6 @@ func (v *Volume) Grow(ctx context.Context, newSize int64) error {
 	v.geo = geo
 	v.metaMu.Unlock()
 	v.size.Store(newSize)
+	v.readMu.Unlock()
 	return v.commit(ctx)
 }

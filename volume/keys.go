@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
@@ -41,14 +42,22 @@ func wrapMasterKey(h *header, releaseKey, master []byte) keyslot.Slot {
 
 // volumeKeys are the working keys derived from the master key and the volume salt.
 type volumeKeys struct {
-	aead   cipher.AEAD // AES-256-GCM of data blocks and tree nodes
+	aead   cipher.AEAD // AES-256-GCM with 16-byte nonces, of data blocks and tree nodes
 	macKey []byte      // HMAC-SHA256 of the header copies
 }
 
 func deriveKeys(master []byte, salt []byte) *volumeKeys {
 	dk := keyslot.HKDF(master, salt, labelData, 32)
 	defer clear(dk)
-	return &volumeKeys{aead: keyslot.NewGCM(dk), macKey: keyslot.HKDF(master, salt, labelHeaderMAC, 32)}
+	blk, err := aes.NewCipher(dk)
+	if err != nil {
+		panic(err) // a 32-byte key always makes a cipher
+	}
+	aead, err := cipher.NewGCMWithNonceSize(blk, nonceSize)
+	if err != nil {
+		panic(err)
+	}
+	return &volumeKeys{aead: aead, macKey: keyslot.HKDF(master, salt, labelHeaderMAC, 32)}
 }
 
 // authenticate opens the master key with the first of releaseKeys that has a keyslot in h and

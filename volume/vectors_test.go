@@ -56,6 +56,7 @@ type volumeVector struct {
 type vectorEntry struct {
 	Counter uint64 `json:"counter"`
 	Slot    uint8  `json:"slot"`
+	Session string `json:"session"`
 	Tag     string `json:"tag"`
 	Offset  int64  `json:"store_offset"`
 }
@@ -85,12 +86,15 @@ func vectorInputs() (release, master, salt []byte, uuid [16]byte) {
 	return
 }
 
+// vectorSession is the session id of the one read-write open of the vector.
+func vectorSession() []byte { return []byte{0xc0, 0xc1, 0xc2, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7} }
+
 // makeVectorStore creates the vector volume: 16 blocks; block 0 "hello volume", block 5
 // written twice (two commits, so both of its slots are used), and block 9 written without a
 // flush, as a crash leaves it: storage holds it, the committed tree does not.
 func makeVectorStore(t *testing.T) []byte {
 	release, master, salt, uuid := vectorInputs()
-	restore := setRandomForTest(bytes.NewReader(bytes.Join([][]byte{master, salt, uuid[:]}, nil)), time.Unix(1700000000, 0))
+	restore := setRandomForTest(bytes.NewReader(bytes.Join([][]byte{master, salt, uuid[:], vectorSession()}, nil)), time.Unix(1700000000, 0))
 	defer restore()
 	s := newFaultStore()
 	if _, err := Create(ctx, s, release, CreateOptions{Size: 16 * BlockSize, Label: "vector"}); err != nil {
@@ -193,7 +197,7 @@ func TestVectorRead(t *testing.T) {
 		KeyslotNonceKey: hex.EncodeToString(keyslot.HKDF(release, salt, labelKeyslotNonce, 32)),
 		DataKey:         hex.EncodeToString(keyslot.HKDF(master, salt, labelData, 32)),
 		HeaderMACKey:    hex.EncodeToString(keyslot.HKDF(master, salt, labelHeaderMAC, 32)),
-		Root:            vectorEntry{h.Root.counter, h.Root.slot, hex.EncodeToString(h.Root.tag[:]), v.geo.nodeOffset(1, 0, h.Root.slot)},
+		Root:            vectorEntry{h.Root.counter, h.Root.slot, hex.EncodeToString(h.Root.session[:]), hex.EncodeToString(h.Root.tag[:]), v.geo.nodeOffset(1, 0, h.Root.slot)},
 		StoreSize:       int64(len(raw)), StoreSHA256: fmt.Sprintf("%x", sha256.Sum256(raw)), PlainSHA256: fmt.Sprintf("%x", sha256.Sum256(plain)),
 	}
 	for b := range h.Blocks {
@@ -206,16 +210,17 @@ func TestVectorRead(t *testing.T) {
 	if err := v.entries(ctx, 5, 1, e[:], nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	var nonce [12]byte
+	var nonce [nonceSize]byte
 	binary.LittleEndian.PutUint64(nonce[:], e[0].counter)
+	copy(nonce[8:], e[0].session[:])
 	aad := append(append(h.UUID[:16:16], 0), binary.LittleEndian.AppendUint64(nil, 5)...)
-	vec.Blocks5 = vectorUnit{vectorEntry: vectorEntry{e[0].counter, e[0].slot, hex.EncodeToString(e[0].tag[:]), v.geo.dataOffset(5, e[0].slot)},
+	vec.Blocks5 = vectorUnit{vectorEntry: vectorEntry{e[0].counter, e[0].slot, hex.EncodeToString(e[0].session[:]), hex.EncodeToString(e[0].tag[:]), v.geo.dataOffset(5, e[0].slot)},
 		Nonce: hex.EncodeToString(nonce[:]), AAD: hex.EncodeToString(aad), PlainSHA256: fmt.Sprintf("%x", sha256.Sum256(vectorPattern(2)))}
 
 	// Block 5 opened by hand from the JSON's values and the raw bytes.
 	dk, _ := hex.DecodeString(vec.DataKey)
 	blk, _ := aes.NewCipher(dk)
-	gcm, _ := cipher.NewGCM(blk)
+	gcm, _ := cipher.NewGCMWithNonceSize(blk, nonceSize)
 	off := vec.Blocks5.Offset
 	pt, err := gcm.Open(nil, nonce[:], append(bytes.Clone(raw[off:off+BlockSize]), e[0].tag[:]...), aad)
 	if err != nil || !bytes.Equal(pt, vectorPattern(2)) {

@@ -82,12 +82,19 @@ type Volume struct {
 	aead     cipher.AEAD
 	macKey   []byte
 	uuid     [16]byte
+	// session is this open's random id, the second half of every nonce it seals with: should
+	// an attacker roll the whole store back to an older copy (and so the counters), nonces
+	// still differ from those sealed in the discarded history (docs/VOLUME.md, "Nonces").
+	session [sessionSize]byte
 
-	// flushMu is held shared by ReadAt and WriteAt and exclusively by Flush, Grow and Close,
-	// so a commit sees no write half done.
+	// flushMu is held shared by WriteAt and exclusively by Flush, Grow and Close, so a commit
+	// sees no write half done. Reads go on during a commit (which changes only the entries of
+	// nodes being sealed, never a data block's or a clean node's): readMu, held shared by
+	// ReadAt, is taken exclusively only to evict nodes, to grow and to close.
 	flushMu sync.RWMutex
+	readMu  sync.RWMutex
 	stripes [nStripes]sync.RWMutex // per block: a write excludes reads and writes of its block
-	closed  bool                   // under flushMu
+	closed  atomic.Bool
 
 	// hdrMu serialises header writes and guards hdr, the last committed header.
 	hdrMu sync.Mutex
@@ -96,8 +103,8 @@ type Volume struct {
 	limit atomic.Uint64 // counters below limit are reserved by a durable header
 	size  atomic.Int64
 
-	// metaMu guards the tree nodes in memory, geo, root and rootChanged (geo and root change
-	// only under flushMu held exclusively).
+	// metaMu guards the tree nodes in memory, root and rootChanged. geo changes only in Grow,
+	// under flushMu and readMu held exclusively.
 	metaMu      sync.Mutex
 	geo         geometry
 	nodes       map[nodeKey]*node
@@ -137,7 +144,7 @@ type scratch struct {
 	plain []byte // one plaintext tree node
 	ents  [maxBatch]entry
 	slots [maxBatch]uint8
-	nonce [12]byte
+	nonce [nonceSize]byte
 	aad   [aadSize]byte
 }
 
@@ -329,6 +336,7 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 	v.next.Store(h.CounterLimit)
 	v.limit.Store(h.CounterLimit)
 	if !o.ReadOnly {
+		randomBytes(v.session[:])
 		// Counters below the committed limit may have been used by a session that crashed:
 		// start above it, and reserve durably before the first seal.
 		if err := v.reserve(ctx, h.CounterLimit+1); err != nil {
@@ -364,7 +372,7 @@ func (v *Volume) fail(what string, err error) error {
 }
 
 func (v *Volume) usable() error {
-	if v.closed {
+	if v.closed.Load() {
 		return fmt.Errorf("%w: the volume is closed", ErrFailed)
 	}
 	if e := v.failed.Load(); e != nil {
@@ -427,8 +435,8 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 	if err := v.checkRange(off, len(p)); err != nil {
 		return err
 	}
-	v.flushMu.RLock()
-	defer v.flushMu.RUnlock()
+	v.readMu.RLock()
+	defer v.readMu.RUnlock()
 	if err := v.usable(); err != nil {
 		return err
 	}
@@ -512,9 +520,11 @@ func (v *Volume) deliver(p []byte, skip int, k uint64, plain []byte) {
 	copy(p[lo:hi], plain[src:])
 }
 
-func (v *Volume) setNonceAAD(sc *scratch, counter uint64, level int, index uint64) {
-	binary.LittleEndian.PutUint64(sc.nonce[:8], counter)
-	clear(sc.nonce[8:])
+// setNonceAAD prepares the nonce (counter ‖ session id) and associated data (UUID ‖ level ‖
+// index) of the unit e seals or opens.
+func (v *Volume) setNonceAAD(sc *scratch, e *entry, level int, index uint64) {
+	binary.LittleEndian.PutUint64(sc.nonce[:8], e.counter)
+	copy(sc.nonce[8:], e.session[:])
 	copy(sc.aad[:16], v.uuid[:])
 	sc.aad[16] = byte(level)
 	binary.LittleEndian.PutUint64(sc.aad[17:], index)
@@ -526,7 +536,7 @@ func (v *Volume) setNonceAAD(sc *scratch, counter uint64, level int, index uint6
 func (v *Volume) openUnit(sc *scratch, out, ct []byte, level int, index uint64, e *entry, off int64) error {
 	copy(sc.unit, ct)
 	copy(sc.unit[BlockSize:], e.tag[:])
-	v.setNonceAAD(sc, e.counter, level, index)
+	v.setNonceAAD(sc, e, level, index)
 	if _, err := v.aead.Open(out[:0], sc.nonce[:], sc.unit, sc.aad[:]); err != nil {
 		clear(out)
 		return v.integrityFailure(&IntegrityError{Level: level, Index: index, Offset: off,
@@ -541,12 +551,14 @@ func (v *Volume) integrityFailure(e *IntegrityError) error {
 	return e
 }
 
-// sealUnit encrypts plain (BlockSize bytes) into dst[:BlockSize+tagSize] and returns the tag.
-func (v *Volume) sealUnit(sc *scratch, dst, plain []byte, counter uint64, level int, index uint64) (tag [tagSize]byte) {
-	v.setNonceAAD(sc, counter, level, index)
+// sealUnit encrypts plain (BlockSize bytes) into dst[:BlockSize+tagSize] with a fresh counter
+// and this session's id, and returns the unit's entry.
+func (v *Volume) sealUnit(sc *scratch, dst, plain []byte, counter uint64, slot uint8, level int, index uint64) entry {
+	e := entry{counter: counter, slot: slot, session: v.session}
+	v.setNonceAAD(sc, &e, level, index)
 	v.aead.Seal(dst[:0], sc.nonce[:], plain, sc.aad[:])
-	copy(tag[:], dst[BlockSize:BlockSize+tagSize])
-	return tag
+	copy(e.tag[:], dst[BlockSize:BlockSize+tagSize])
+	return e
 }
 
 // batchLeaves are the leaves of one batch of blocks, the first at index 0.
@@ -684,8 +696,8 @@ func marshalNode(nd *node, plain []byte) {
 // the range a durable header reserved; past it, one more header commit extends it first.
 func (v *Volume) counters(ctx context.Context, n uint64) (uint64, error) {
 	c := v.next.Add(n) - n
-	if c+n >= 1<<62 {
-		return 0, fmt.Errorf("the volume has used 2^62 write counters: copy its contents to a new volume")
+	if c+n >= MaxCounter-2*reserveStep {
+		return 0, fmt.Errorf("the volume has used its 2^56 write counters: copy its contents to a new volume")
 	}
 	if c+n > v.limit.Load() {
 		if err := v.reserve(ctx, c+n); err != nil {
@@ -797,8 +809,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 			lo := int(k)*BlockSize - skip
 			plain = p[lo : lo+BlockSize]
 		}
-		sc.ents[k] = entry{counter: c0 + k, slot: sc.slots[k]}
-		sc.ents[k].tag = v.sealUnit(sc, sc.buf[k*BlockSize:], plain, c0+k, 0, b0+k)
+		sc.ents[k] = v.sealUnit(sc, sc.buf[k*BlockSize:], plain, c0+k, sc.slots[k], 0, b0+k)
 	}
 	for k := uint64(0); k < n; {
 		start := v.geo.dataOffset(b0+k, sc.slots[k])
@@ -884,8 +895,7 @@ func (v *Volume) commit(ctx context.Context) error {
 				slot = shadowSlot(parent, nd.key.index%fanout)
 			}
 			marshalNode(nd, sc.plain)
-			e := entry{counter: c0 + uint64(i), slot: slot}
-			e.tag = v.sealUnit(sc, sc.buf, sc.plain, e.counter, level, nd.key.index)
+			e := v.sealUnit(sc, sc.buf, sc.plain, c0+uint64(i), slot, level, nd.key.index)
 			if err := v.s.WriteAt(ctx, sc.buf[:BlockSize], v.geo.nodeOffset(level, nd.key.index, slot)); err != nil {
 				return v.fail(fmt.Sprintf("commit: write tree node level %d index %d to %s", level, nd.key.index, v.s), err)
 			}
@@ -934,14 +944,19 @@ func (v *Volume) commit(ctx context.Context) error {
 }
 
 // evict shrinks the node cache to half its bound when it is over, leaves first. The caller
-// holds flushMu exclusively, so no read or write holds a node; nodes changed since the last
-// commit stay.
+// holds flushMu exclusively and evict takes readMu, so no read or write holds a node; nodes
+// changed since the last commit stay.
 func (v *Volume) evict() {
 	v.metaMu.Lock()
-	defer v.metaMu.Unlock()
-	if len(v.nodes) <= v.cacheNodes {
+	over := len(v.nodes) > v.cacheNodes
+	v.metaMu.Unlock()
+	if !over {
 		return
 	}
+	v.readMu.Lock()
+	defer v.readMu.Unlock()
+	v.metaMu.Lock()
+	defer v.metaMu.Unlock()
 	for level := 1; level <= v.geo.levels && len(v.nodes) > v.cacheNodes/2; level++ {
 		for key, nd := range v.nodes {
 			if len(v.nodes) <= v.cacheNodes/2 {
@@ -962,12 +977,13 @@ func (v *Volume) Close(ctx context.Context) error {
 		err = v.Flush(ctx)
 	}
 	v.flushMu.Lock()
-	if v.closed {
-		v.flushMu.Unlock()
+	v.readMu.Lock()
+	already := v.closed.Swap(true)
+	v.readMu.Unlock()
+	v.flushMu.Unlock()
+	if already {
 		return err
 	}
-	v.closed = true
-	v.flushMu.Unlock()
 	if cerr := v.s.Close(); err == nil {
 		err = cerr
 	}

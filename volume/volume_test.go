@@ -184,7 +184,7 @@ func TestNotAVolume(t *testing.T) {
 }
 
 func TestCreateRefusesBadOptions(t *testing.T) {
-	for _, o := range []CreateOptions{{Size: 0}, {Size: 4095}, {Size: 4096 + 512}, {Size: 4096, Label: strings.Repeat("x", 65)}, {Size: 4096, Label: "a\x00b"}} {
+	for _, o := range []CreateOptions{{Size: 0}, {Size: 4095}, {Size: 4096 + 512}, {Size: 4096, Label: strings.Repeat("x", 65)}, {Size: 4096, Label: "a\x00b"}, {Size: (MaxBlocks + 1) * BlockSize}} {
 		if _, err := Create(ctx, newFaultStore(), testKey(1), o); err == nil {
 			t.Errorf("create with %+v succeeded", o)
 		}
@@ -357,5 +357,35 @@ func TestSmallCache(t *testing.T) {
 	v = openVolume(t, s, OpenOptions{ReadOnly: true, CacheNodes: 2})
 	if !bytes.Equal(readAll(t, v), model) {
 		t.Fatal("content differs after reopening with a small node cache")
+	}
+}
+
+// TestFlushWritesWhatChanged counts the store calls of commits on a large volume: one changed
+// block costs one node per tree level and one header, whatever the volume size, and a flush
+// with nothing changed costs nothing.
+func TestFlushWritesWhatChanged(t *testing.T) {
+	s, v := newVolume(t, 1<<40) // 2^28 blocks: 4 tree levels
+	if v.geo.levels != 4 {
+		t.Fatalf("%d levels", v.geo.levels)
+	}
+	for i, off := range []int64{0, 1 << 39, 12345 * BlockSize} {
+		if err := v.WriteAt(ctx, []byte("x"), off); err != nil {
+			t.Fatal(err)
+		}
+		before := s.ops
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// 4 nodes, a store flush, the header, a store flush.
+		if got := s.ops - before; got != 4+3 {
+			t.Errorf("commit %d of one changed block made %d store calls, want 7", i, got)
+		}
+		before = s.ops
+		if err := v.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if s.ops != before {
+			t.Errorf("a flush with nothing changed made %d store calls", s.ops-before)
+		}
 	}
 }
