@@ -111,6 +111,16 @@ func expectIntegrity(t *testing.T, s *faultStore, key byte, b int, level int, in
 	if v.Stats().IntegrityFailures != 1 {
 		t.Errorf("integrity failures counted: %d, want 1", v.Stats().IntegrityFailures)
 	}
+	// The kernel reads a bad block several times: every read fails and is counted, but the
+	// unit is logged once.
+	for range 3 {
+		if err := v.ReadAt(ctx, p[:BlockSize], int64(b)*BlockSize); !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("reading block %d again: %v, want an integrity error", b, err)
+		}
+	}
+	if got := v.Stats().IntegrityFailures; got != 4 {
+		t.Errorf("integrity failures counted after four reads: %d, want 4", got)
+	}
 	if l := logs.lines(); len(l) != 1 || !strings.Contains(l[0], "integrity check failed") || !strings.Contains(l[0], ie.Error()[:30]) {
 		t.Errorf("log lines: %q, want one naming the unit", l)
 	}

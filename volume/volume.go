@@ -70,7 +70,12 @@ type Info struct {
 type Stats struct {
 	BlocksRead, BlocksWritten uint64
 	Commits                   uint64 // header commits by Flush, Grow and nonce reservations
-	IntegrityFailures         uint64
+	// Flushes counts the Flush calls that committed something, FlushTime their total duration
+	// (writes wait while a commit runs), FlushFailures those that failed (the volume then
+	// refuses writes until it is opened again).
+	Flushes, FlushFailures uint64
+	FlushTime              time.Duration
+	IntegrityFailures      uint64
 }
 
 // Volume is an opened volume: a block device of Size bytes whose every block is encrypted and
@@ -116,7 +121,13 @@ type Volume struct {
 
 	failed atomic.Pointer[error]
 
+	// reported holds the units whose integrity failure was logged, so each is logged once.
+	reportedMu   sync.Mutex
+	reported     map[reportedUnit]struct{}
+	reportedFull bool
+
 	blocksRead, blocksWritten, commits, integrityFailures atomic.Uint64
+	flushes, flushFailures, flushNanos                    atomic.Uint64
 	scratch                                               chan *scratch // free list, see getScratch
 }
 
@@ -328,7 +339,7 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 	}
 	v := &Volume{s: s, readOnly: o.ReadOnly, log: log, aead: k.aead, macKey: k.macKey, uuid: h.UUID, hdr: *h,
 		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes,
-		scratch: make(chan *scratch, maxSpareScratch)}
+		scratch: make(chan *scratch, maxSpareScratch), reported: make(map[reportedUnit]struct{})}
 	if v.cacheNodes <= 0 {
 		v.cacheNodes = DefaultCacheNodes
 	}
@@ -359,6 +370,7 @@ func (v *Volume) Info() Info {
 // Stats returns a snapshot of the counters.
 func (v *Volume) Stats() Stats {
 	return Stats{BlocksRead: v.blocksRead.Load(), BlocksWritten: v.blocksWritten.Load(), Commits: v.commits.Load(),
+		Flushes: v.flushes.Load(), FlushFailures: v.flushFailures.Load(), FlushTime: time.Duration(v.flushNanos.Load()),
 		IntegrityFailures: v.integrityFailures.Load()}
 }
 
@@ -540,15 +552,47 @@ func (v *Volume) openUnit(sc *scratch, out, ct []byte, level int, index uint64, 
 	if _, err := v.aead.Open(out[:0], sc.nonce[:], sc.unit, sc.aad[:]); err != nil {
 		clear(out)
 		return v.integrityFailure(&IntegrityError{Level: level, Index: index, Offset: off,
-			Detail: "authentication failed: the block was modified, moved, replaced by an older version, or comes from another volume"})
+			Detail: "authentication failed: the block was modified, moved, replaced by an older version, or comes from another volume"}, e.counter)
 	}
 	return nil
 }
 
-func (v *Volume) integrityFailure(e *IntegrityError) error {
+// integrityFailure counts a unit that failed to authenticate and logs it the first time: the
+// kernel reads a bad block several times (readahead, then page by page, then the
+// filesystem's retries), and each read fails with EIO, but the log gets one line per unit
+// (per sealed version of it: a unit written again and failing again is logged again). The set
+// of reported units is bounded; past it, one line says that further units are not logged.
+func (v *Volume) integrityFailure(e *IntegrityError, counter uint64) error {
 	v.integrityFailures.Add(1)
-	v.log.Error("volume integrity check failed", "volume", uuidString(v.uuid), "error", e.Error())
+	e.logged = true
+	key := reportedUnit{level: e.Level, index: e.Index, counter: counter}
+	v.reportedMu.Lock()
+	_, seen := v.reported[key]
+	full := !seen && len(v.reported) >= maxReported
+	if !seen && !full {
+		v.reported[key] = struct{}{}
+	}
+	first := full && !v.reportedFull
+	v.reportedFull = v.reportedFull || full
+	v.reportedMu.Unlock()
+	switch {
+	case !seen && !full:
+		v.log.Error("volume integrity check failed", "volume", uuidString(v.uuid), "error", e.Error())
+	case first:
+		v.log.Error("volume integrity check failed in more units than are logged; the metrics count every failure",
+			"volume", uuidString(v.uuid), "logged_units", maxReported, "error", e.Error())
+	}
 	return e
+}
+
+// maxReported bounds the units whose integrity failure has been logged (about 40 bytes each).
+const maxReported = 4096
+
+// reportedUnit names one sealed version of a unit: its level, index and write counter.
+type reportedUnit struct {
+	level   int
+	index   uint64
+	counter uint64
 }
 
 // sealUnit encrypts plain (BlockSize bytes) into dst[:BlockSize+tagSize] with a fresh counter
@@ -669,7 +713,7 @@ func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, er
 	}
 	if err := parseNode(nd, sc.plain); err != nil {
 		return nil, v.integrityFailure(&IntegrityError{Level: key.level, Index: key.index, Offset: off,
-			Detail: "authenticated but malformed (written by a holder of the key, not by encfs): " + err.Error()})
+			Detail: "authenticated but malformed (written by a holder of the key, not by encfs): " + err.Error()}, e.counter)
 	}
 	return nd, nil
 }
@@ -852,7 +896,14 @@ func (v *Volume) Flush(ctx context.Context) error {
 	if len(v.dirty) == 0 && !v.rootChanged {
 		return nil
 	}
-	return v.commit(ctx)
+	start := time.Now()
+	err := v.commit(ctx)
+	v.flushNanos.Add(uint64(time.Since(start)))
+	v.flushes.Add(1)
+	if err != nil {
+		v.flushFailures.Add(1)
+	}
+	return err
 }
 
 // commit is Flush's work; the caller holds flushMu exclusively. Any storage error fails the
