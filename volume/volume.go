@@ -1,12 +1,14 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,16 @@ const (
 
 // now is the clock of new headers; the vector test fixes it.
 var now = time.Now
+
+// storeCtx is the context of the store writes of a write or commit: once started, they run to
+// their end or a storage error (a torn shadow slot or commit would fail the volume, see fail),
+// whatever happens to the request. A fixed context, not context.WithoutCancel of the request's:
+// that allocates on every call, and the write path allocates nothing.
+var storeCtx = context.Background()
+
+// presyncBlocks is how many blocks written since the last store flush make Flush flush the
+// store before its commit starts (see Flush).
+const presyncBlocks = 256
 
 // CreateOptions describe a new volume.
 type CreateOptions struct {
@@ -101,22 +113,28 @@ type Volume struct {
 	stripes [nStripes]sync.RWMutex // per block: a write excludes reads and writes of its block
 	closed  atomic.Bool
 
-	// hdrMu serialises header writes and guards hdr, the last committed header.
-	hdrMu sync.Mutex
-	hdr   header
-	next  atomic.Uint64 // next write counter
-	limit atomic.Uint64 // counters below limit are reserved by a durable header
-	size  atomic.Int64
+	// hdrMu serialises header writes and guards hdr, the last committed header, and sealer.
+	hdrMu  sync.Mutex
+	hdr    header
+	sealer *headerSealer
+	next   atomic.Uint64 // next write counter
+	limit  atomic.Uint64 // counters below limit are reserved by a durable header
+	size   atomic.Int64
 
 	// metaMu guards the tree nodes in memory, root and rootChanged. geo changes only in Grow,
 	// under flushMu and readMu held exclusively.
-	metaMu      sync.Mutex
-	geo         geometry
-	nodes       map[nodeKey]*node
-	dirty       map[nodeKey]*node // nodes changed since the last commit
-	cacheNodes  int               // bound on len(nodes) past which reads do not cache
-	spareNodes  []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
-	root        entry             // the root node's current entry (committed one in hdr)
+	metaMu     sync.Mutex
+	geo        geometry
+	nodes      map[nodeKey]*node
+	dirty      map[nodeKey]*node // nodes changed since the last commit
+	cacheNodes int               // bound on len(nodes) past which reads do not cache
+	spareNodes []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
+	// todo and sealed are commit's lists, kept so that a commit allocates nothing once they
+	// have grown (flushMu held exclusively guards them).
+	todo, sealed []*node
+	// unsynced counts blocks written since the last store flush began (see Flush).
+	unsynced    atomic.Uint64
+	root        entry // the root node's current entry (committed one in hdr)
 	rootChanged bool
 
 	failed atomic.Pointer[error]
@@ -339,7 +357,7 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 	}
 	v := &Volume{s: s, readOnly: o.ReadOnly, log: log, aead: k.aead, macKey: k.macKey, uuid: h.UUID, hdr: *h,
 		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes,
-		scratch: make(chan *scratch, maxSpareScratch), reported: make(map[reportedUnit]struct{})}
+		scratch: make(chan *scratch, maxSpareScratch), reported: make(map[reportedUnit]struct{}), sealer: newHeaderSealer(k.macKey)}
 	if v.cacheNodes <= 0 {
 		v.cacheNodes = DefaultCacheNodes
 	}
@@ -774,7 +792,7 @@ func (v *Volume) reserve(ctx context.Context, need uint64) error {
 // writeHeader writes h (sealed) into the copy its generation names and makes it durable.
 // The caller holds hdrMu.
 func (v *Volume) writeHeader(ctx context.Context, h *header) error {
-	if err := v.s.WriteAt(ctx, h.seal(v.macKey), int64(h.Generation%2)*headerCopySize); err != nil {
+	if err := v.s.WriteAt(ctx, v.sealer.seal(h), int64(h.Generation%2)*headerCopySize); err != nil {
 		return fmt.Errorf("write header copy %d to %s: %w", h.Generation%2, v.s, err)
 	}
 	if err := v.s.Flush(ctx); err != nil {
@@ -862,7 +880,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 			j++
 		}
 		// Not cancelled half way: a torn shadow slot would fail the volume (see fail).
-		if err := v.s.WriteAt(context.WithoutCancel(ctx), sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
+		if err := v.s.WriteAt(storeCtx, sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
 			return v.fail(fmt.Sprintf("write data blocks %d..%d to %s", b0+k, b0+j-1, v.s), err)
 		}
 		k = j
@@ -877,6 +895,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 	}
 	v.metaMu.Unlock()
 	v.blocksWritten.Add(n)
+	v.unsynced.Add(n)
 	return nil
 }
 
@@ -888,10 +907,25 @@ func (v *Volume) Flush(ctx context.Context) error {
 	if v.readOnly {
 		return nil
 	}
+	// Writes wait while a commit runs, and most of a commit's time is the store flush that
+	// makes the blocks written since the last commit durable. When there are many, the store
+	// is flushed first, while writes go on, so that the commit's own flush has little left.
+	var presyncErr error
+	if v.unsynced.Load() >= presyncBlocks && v.usable() == nil {
+		v.unsynced.Store(0)
+		presyncErr = v.s.Flush(storeCtx)
+	}
 	v.flushMu.Lock()
 	defer v.flushMu.Unlock()
 	if err := v.usable(); err != nil {
 		return err
+	}
+	if presyncErr != nil {
+		// Written blocks may be lost (a file's failed fdatasync may drop its dirty pages), and
+		// a later store flush that succeeds would not say so: no commit may reference them.
+		v.flushes.Add(1)
+		v.flushFailures.Add(1)
+		return v.fail("flush "+v.s.String(), presyncErr)
 	}
 	if len(v.dirty) == 0 && !v.rootChanged {
 		return nil
@@ -912,18 +946,25 @@ func (v *Volume) Flush(ctx context.Context) error {
 func (v *Volume) commit(ctx context.Context) error {
 	// A commit, once started, runs to its end or to a storage error: a cancelled FUSE request
 	// must not fail the volume.
-	ctx = context.WithoutCancel(ctx)
+	ctx = storeCtx
+	v.unsynced.Store(0)
 	sc := v.getScratch()
 	defer v.putScratch(sc)
-	var sealed []*node
+	sealed := v.sealed[:0]
+	defer func() {
+		clear(sealed) // hold no node past the commit
+		clear(v.todo[:cap(v.todo)])
+		v.sealed = sealed[:0]
+	}()
 	for level := 1; level <= v.geo.levels; level++ {
-		var todo []*node
+		todo := v.todo[:0]
 		for key, nd := range v.dirty {
 			if key.level == level {
 				todo = append(todo, nd)
 			}
 		}
-		sort.Slice(todo, func(i, j int) bool { return todo[i].key.index < todo[j].key.index })
+		slices.SortFunc(todo, func(a, b *node) int { return cmp.Compare(a.key.index, b.key.index) })
+		v.todo = todo[:0] // reused by the next level; todo stays valid until then
 		if len(todo) == 0 {
 			continue
 		}
