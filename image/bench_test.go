@@ -2,6 +2,7 @@ package image
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"testing"
 )
 
@@ -168,5 +169,34 @@ func BenchmarkVerifyDecryptCold(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkUnitSizes compares the candidate verification unit sizes (docs/FORMAT.md, "Why
+// BLAKE3 leaves") on the work of the read path, built from the same parts as verifyDecrypt:
+// "whole" hashes one unit and decrypts all its blocks (MB/s of the unit, what
+// BenchmarkDecryptVerify4K measures for the chosen size); "4K" hashes one unit and decrypts
+// one block (MB/s of the 4 KiB returned, a small random read).
+func BenchmarkUnitSizes(b *testing.B) {
+	k, lh, _, _ := benchSetup(b)
+	ct := make([]byte, 16<<10)
+	ls := lh.get()
+	for _, size := range []int{4 << 10, 8 << 10, 16 << 10} {
+		for _, whole := range []bool{true, false} {
+			name, n := fmt.Sprintf("unit=%dK/read=4K", size>>10), BlockSize
+			if whole {
+				name, n = fmt.Sprintf("unit=%dK/read=unit", size>>10), size
+			}
+			b.Run(name, func(b *testing.B) {
+				dst := make([]byte, size)
+				b.SetBytes(int64(n))
+				for b.Loop() {
+					ls.leafOf(ct[:size])
+					for i := 0; i < n; i += BlockSize {
+						k.xts.Decrypt(dst[i:i+BlockSize], ct[i:i+BlockSize], uint64(i/BlockSize))
+					}
+				}
+			})
+		}
 	}
 }

@@ -11,9 +11,9 @@ import (
 
 // Format constants of version 2. See docs/FORMAT.md, "Header".
 const (
-	Magic       = "ENCFSIMG"
-	Version     = 2
-	BlockSize   = 4096 // the XTS data unit: content is encrypted block by block
+	Magic     = "ENCFSIMG"
+	Version   = 2
+	BlockSize = 4096 // the XTS data unit: content is encrypted block by block
 	// UnitSize is the verification unit: one leaf hash covers the ciphertext of BlocksPerUnit
 	// consecutive content blocks, so a read verifies whole units. 16 KiB by measurement
 	// (docs/FORMAT.md, "Why BLAKE3 leaves"); fixed by the integrity id.
@@ -31,20 +31,20 @@ const (
 	// leaf per 4 KiB block, from before any deployment; it is no longer read.
 	IntegrityBLAKE3Units16K = 3
 	integrityBlockLeaves    = 2
-	SeriesSize                = 16
-	SignerKeySize             = 32 // Ed25519 public key
-	SignatureSize             = 64 // Ed25519 signature
-	offSeries                 = 160
-	offSigner                 = offSeries + SeriesSize    // 176
-	offSignature              = offSigner + SignerKeySize // 208
-	keyslotSize               = 80
-	offKeyslots               = offSignature + SignatureSize          // 272
-	offMAC                    = offKeyslots + MaxKeyslots*keyslotSize // 912
-	headerUsed                = offMAC + sha256.Size                  // 944
-	contentOffset             = HeaderSize
-	fingerprintSize           = 8
-	wrappedKeySize            = MasterKeySize + 16 // AES-GCM ciphertext + tag
-	keyslotNonceSize          = 12
+	SeriesSize              = 16
+	SignerKeySize           = 32 // Ed25519 public key
+	SignatureSize           = 64 // Ed25519 signature
+	offSeries               = 160
+	offSigner               = offSeries + SeriesSize    // 176
+	offSignature            = offSigner + SignerKeySize // 208
+	keyslotSize             = 80
+	offKeyslots             = offSignature + SignatureSize          // 272
+	offMAC                  = offKeyslots + MaxKeyslots*keyslotSize // 912
+	headerUsed              = offMAC + sha256.Size                  // 944
+	contentOffset           = HeaderSize
+	fingerprintSize         = 8
+	wrappedKeySize          = MasterKeySize + 16 // AES-GCM ciphertext + tag
+	keyslotNonceSize        = 12
 )
 
 // Header is the decoded fixed-size header at offset 0 of every image.
