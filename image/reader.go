@@ -117,7 +117,7 @@ func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (
 		workers:      opts.Workers,
 	}
 	sbBlock := make([]byte, BlockSize)
-	if err := im.readContent(ctx, sbBlock, h.IndexBlock*BlockSize, true); err != nil {
+	if err := im.readContent(ctx, sbBlock, h.IndexBlock*BlockSize, cacheIndex); err != nil {
 		return nil, err
 	}
 	if im.sb, err = parseSuperblock(sbBlock, im.contentBytes); err != nil {
@@ -164,23 +164,35 @@ func (im *Image) Prefetch(off, n uint64) {
 // unitOffset is where verification unit u starts in the image file.
 func unitOffset(u uint64) int64 { return int64(contentOffset + u*UnitSize) }
 
+// cachePolicy says which units a read keeps in the unit cache.
+type cachePolicy struct {
+	// all keeps every unit read, whole ones included: index data, read again and again.
+	all bool
+	// Otherwise a unit that the read covers in part is kept when the read spans more than
+	// that unit and the unit holds bytes of [lo, hi) (the file being read) that the read did
+	// not take: what a sequential reader of the file asks for next. The edges of a read that
+	// end where the file ends, and reads inside one unit (small random reads), are not kept.
+	lo, hi uint64
+}
+
+var cacheIndex = cachePolicy{all: true}
+
 // readContent fills p with verified plaintext from content offset off. Whole units are read,
 // verified and decrypted in place in p. A unit that p covers only in part (at either edge) is
-// verified whole and only the blocks p needs are decrypted; it comes from the unit cache when
-// there, and is kept in it when the read spans more than that unit (the next read of a
-// sequential reader starts in it) or with cacheAll (index data, read again and again). A read
-// inside one unit, typically a small random read, is not cached and allocates nothing.
-func (im *Image) readContent(ctx context.Context, p []byte, off uint64, cacheAll bool) error {
+// verified whole and only the blocks p needs are decrypted, allocating nothing; it comes from
+// the unit cache when there, and is decrypted whole into the cache when the policy keeps it.
+func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy cachePolicy) error {
 	if !within(off, uint64(len(p)), im.contentBytes) {
 		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
 	}
 	if len(p) == 0 {
 		return nil
 	}
-	keep := cacheAll || off/UnitSize != (off+uint64(len(p))-1)/UnitSize
+	start, end := off, off+uint64(len(p))
+	spans := start/UnitSize != (end-1)/UnitSize
 	for len(p) > 0 {
 		u, inUnit := off/UnitSize, int(off%UnitSize)
-		if !cacheAll && inUnit == 0 && len(p) >= UnitSize {
+		if !policy.all && inUnit == 0 && len(p) >= UnitSize {
 			n := len(p) / UnitSize * UnitSize
 			if err := im.readUnits(ctx, p[:n], u); err != nil {
 				return err
@@ -189,6 +201,8 @@ func (im *Image) readContent(ctx context.Context, p []byte, off uint64, cacheAll
 			continue
 		}
 		n := min(len(p), UnitSize-inUnit)
+		us, ue := u*UnitSize, (u+1)*UnitSize
+		keep := policy.all || spans && (max(us, policy.lo) < start || min(ue, policy.hi) > end)
 		if err := im.readPartial(ctx, p[:n], u, inUnit, keep); err != nil {
 			return err
 		}

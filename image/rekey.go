@@ -33,7 +33,7 @@ func Rekey(ctx context.Context, im *Image, f *os.File, opts WriterOptions) (*Hea
 			return nil, err
 		}
 		n := min(rekeyBatch, end-off)
-		if err := im.readContent(ctx, buf[:n], off, false); err != nil {
+		if err := im.readContent(ctx, buf[:n], off, cachePolicy{hi: end}); err != nil {
 			return nil, fmt.Errorf("read the image to rekey: %w", err)
 		}
 		if _, err := w.Write(buf[:n]); err != nil {
