@@ -18,7 +18,7 @@ import (
 )
 
 // TestTamperedBlock flips one byte in one data block of one file. Exactly the reads that need
-// the verification unit holding it (16 KiB, image.UnitSize) fail with EIO, with one log line
+// the verification unit holding it (8 KiB, image.UnitSize) fail with EIO, with one log line
 // naming the inode and the unit's first block (not the path, file offset or size), and are
 // counted; every other read of that file, the neighbouring units included, and of every other
 // file returns the right bytes, never different ones. With LogPaths the line also names the

@@ -15,9 +15,9 @@ const (
 	Version   = 2
 	BlockSize = 4096 // the XTS data unit: content is encrypted block by block
 	// UnitSize is the verification unit: one leaf hash covers the ciphertext of BlocksPerUnit
-	// consecutive content blocks, so a read verifies whole units. 16 KiB by measurement
+	// consecutive content blocks, so a read verifies whole units. 8 KiB by measurement
 	// (docs/FORMAT.md, "Why BLAKE3 leaves"); fixed by the integrity id.
-	UnitSize      = 16384
+	UnitSize      = 8192
 	BlocksPerUnit = UnitSize / BlockSize
 	// HeaderSize is the header region: the header fields, then zero bytes up to the content,
 	// which starts at HeaderSize so that units are aligned in the image file and never
@@ -26,25 +26,25 @@ const (
 	MaxKeyslots = 8
 
 	CipherAES256XTS = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
-	// IntegrityBLAKE3Units16K is the integrity construction: BLAKE3 keyed-hash leaves, one per
-	// 16 KiB verification unit, under a salted SHA-256 tree. Id 2 was the same tree with one
+	// IntegrityBLAKE3Units8K is the integrity construction: BLAKE3 keyed-hash leaves, one per
+	// 8 KiB verification unit, under a salted SHA-256 tree. Id 2 was the same tree with one
 	// leaf per 4 KiB block, from before any deployment; it is no longer read.
-	IntegrityBLAKE3Units16K = 3
-	integrityBlockLeaves    = 2
-	SeriesSize              = 16
-	SignerKeySize           = 32 // Ed25519 public key
-	SignatureSize           = 64 // Ed25519 signature
-	offSeries               = 160
-	offSigner               = offSeries + SeriesSize    // 176
-	offSignature            = offSigner + SignerKeySize // 208
-	keyslotSize             = 80
-	offKeyslots             = offSignature + SignatureSize          // 272
-	offMAC                  = offKeyslots + MaxKeyslots*keyslotSize // 912
-	headerUsed              = offMAC + sha256.Size                  // 944
-	contentOffset           = HeaderSize
-	fingerprintSize         = 8
-	wrappedKeySize          = MasterKeySize + 16 // AES-GCM ciphertext + tag
-	keyslotNonceSize        = 12
+	IntegrityBLAKE3Units8K = 3
+	integrityBlockLeaves   = 2
+	SeriesSize             = 16
+	SignerKeySize          = 32 // Ed25519 public key
+	SignatureSize          = 64 // Ed25519 signature
+	offSeries              = 160
+	offSigner              = offSeries + SeriesSize    // 176
+	offSignature           = offSigner + SignerKeySize // 208
+	keyslotSize            = 80
+	offKeyslots            = offSignature + SignatureSize          // 272
+	offMAC                 = offKeyslots + MaxKeyslots*keyslotSize // 912
+	headerUsed             = offMAC + sha256.Size                  // 944
+	contentOffset          = HeaderSize
+	fingerprintSize        = 8
+	wrappedKeySize         = MasterKeySize + 16 // AES-GCM ciphertext + tag
+	keyslotNonceSize       = 12
 )
 
 // Header is the decoded fixed-size header at offset 0 of every image.
@@ -106,7 +106,7 @@ func (h *Header) Marshal() []byte {
 	copy(b[0:8], Magic)
 	le.PutUint16(b[8:], Version)
 	le.PutUint16(b[10:], CipherAES256XTS)
-	le.PutUint16(b[12:], IntegrityBLAKE3Units16K)
+	le.PutUint16(b[12:], IntegrityBLAKE3Units8K)
 	le.PutUint16(b[14:], uint16(len(h.Keyslots)))
 	le.PutUint32(b[16:], BlockSize)
 	le.PutUint32(b[20:], HeaderSize)
@@ -175,11 +175,11 @@ func ParseHeader(b []byte) (*Header, error) {
 		return nil, formatErr(ErrUnsupportedVersion, "cipher id %d is not supported (want %d, AES-256-XTS)", c, CipherAES256XTS)
 	}
 	switch c := le.Uint16(b[12:]); c {
-	case IntegrityBLAKE3Units16K:
+	case IntegrityBLAKE3Units8K:
 	case integrityBlockLeaves:
 		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d (one leaf per 4 KiB block, a pre-release form of version 2) is no longer read: pack the source directory again", c)
 	default:
-		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityBLAKE3Units16K)
+		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityBLAKE3Units8K)
 	}
 	if len(b) < HeaderSize {
 		return nil, formatErr(ErrTruncated, "header is %d bytes, want %d", len(b), HeaderSize)

@@ -17,7 +17,7 @@ type Options struct {
 	// edges of reads that cover them in part). Default 64 MiB.
 	CacheBytes int64
 	// TreeCacheBytes bounds the cache of verified integrity-tree blocks. Each 4 KiB of level 0
-	// covers 2 MiB of content. Default 16 MiB.
+	// covers 1 MiB of content. Default 16 MiB.
 	TreeCacheBytes int64
 	// Workers is how many goroutines verify and decrypt one large read. Default GOMAXPROCS.
 	Workers int
@@ -309,7 +309,7 @@ func (im *Image) readUnitsOnce(ctx context.Context, dst []byte, first uint64) er
 		return fmt.Errorf("read content blocks %d..%d: %w", first*BlocksPerUnit, (first+n)*BlocksPerUnit-1, err) // the source's error names the source
 	}
 	defer release()
-	// The leaf blocks are few (one per 128 units, 2 MiB); fetch them before fanning out.
+	// The leaf blocks are few (one per 128 units, 1 MiB); fetch them before fanning out.
 	leaves := make([][]byte, (first+n-1)/leavesPerBlock-first/leavesPerBlock+1)
 	for i := range leaves {
 		l, err := im.treeBlock(ctx, 0, first/leavesPerBlock+uint64(i))

@@ -19,7 +19,7 @@ import (
 const (
 	leafSize       = 32
 	hashSize       = sha256.Size
-	leavesPerBlock = BlockSize / leafSize // 128, so 2 MiB of content per level-0 block
+	leavesPerBlock = BlockSize / leafSize // 128, so 1 MiB of content per level-0 block
 	hashesPerBlock = BlockSize / hashSize // 128
 )
 

@@ -18,8 +18,12 @@ import (
 func TestUnitCachePolicy(t *testing.T) {
 	src := t.TempDir()
 	want := testtree.Content("mid", 600<<10)
-	os.WriteFile(filepath.Join(src, "a-small"), testtree.Content("small", 5000), 0o644)
+	// One unit and a bit: the next file starts one block into a unit.
+	os.WriteFile(filepath.Join(src, "a-small"), testtree.Content("small", image.UnitSize+100), 0o644)
 	os.WriteFile(filepath.Join(src, "mid"), want, 0o644)
+	// A file after it, so that mid's last unit holds file data, not the index (whose units
+	// the reader caches as it opens the image).
+	os.WriteFile(filepath.Join(src, "z-after"), testtree.Content("after", 20000), 0o644)
 	key := newKey(t)
 	im := openImage(t, packTree(t, src, key), key)
 	ctx := context.Background()
@@ -61,8 +65,8 @@ func TestUnitCachePolicy(t *testing.T) {
 			t.Fatalf("small read %d: %d hits, %d misses; want 0 and 1", i, h, m)
 		}
 	}
-	// The whole file, twice: its first and last units hold other bytes (the small file, the
-	// index), which a reader of this file never asks for, so neither is kept.
+	// The whole file, twice: its first and last units hold bytes of the files around it, which
+	// a reader of this file never asks for, so neither is kept.
 	edges := uint64(1) // the first unit; the last too unless the file ends on a unit boundary
 	if (in.DataOffset+in.Size)%image.UnitSize != 0 {
 		edges++

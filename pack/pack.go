@@ -408,7 +408,7 @@ func (t *tree) packSymlink(path string, in *image.Inode) error {
 
 // unitAlignMin is the size from which a file starts on a verification unit boundary: reads of
 // a large file (the mount's are 1 MiB) then cover whole units, with no unit at their edges to
-// verify twice or to cache, for at most 12 KiB of padding (1.2% of such a file).
+// verify twice or to cache, for at most 4 KiB of padding (0.4% of such a file).
 const unitAlignMin = 1 << 20
 
 // packFile streams one regular file into the content space. Files of 1 MiB or more start on a
