@@ -57,7 +57,7 @@ func BenchmarkDecryptVerify4KRandomRead(b *testing.B) {
 	b.SetBytes(BlockSize)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := im.verifyDecryptPart(dst, ct, 7, UnitSize-BlockSize, leaves[0], &tmp); err != nil {
+		if err := im.verifyDecryptSpan(dst, ct, 7, UnitSize-BlockSize, leaves, &tmp); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -24,6 +24,13 @@ func (c *blockCache) get(key uint64) ([]byte, bool) {
 	return c.lru.Get(key)
 }
 
+// has reports whether key is cached, without making it the most recently used.
+func (c *blockCache) has(key uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Has(key)
+}
+
 // put caches an entry; one already cached keeps its first copy (they are equal: both were
 // verified) and becomes the most recently used.
 func (c *blockCache) put(key uint64, data []byte) {

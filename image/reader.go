@@ -181,6 +181,8 @@ var cacheIndex = cachePolicy{all: true}
 // verified and decrypted in place in p. A unit that p covers only in part (at either edge) is
 // verified whole and only the blocks p needs are decrypted, allocating nothing; it comes from
 // the unit cache when there, and is decrypted whole into the cache when the policy keeps it.
+// A read of up to spanMax bytes of units whose edges need neither is served by one read of
+// the source (readSpan): a small file read whole, a small random read.
 func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy cachePolicy) error {
 	if !within(off, uint64(len(p)), im.contentBytes) {
 		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
@@ -189,7 +191,23 @@ func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy c
 		return nil
 	}
 	start, end := off, off+uint64(len(p))
-	spans := start/UnitSize != (end-1)/UnitSize
+	first, last := start/UnitSize, (end-1)/UnitSize
+	// keep reports whether the policy keeps unit u, which the read covers in part.
+	keep := func(u uint64) bool {
+		us, ue := u*UnitSize, (u+1)*UnitSize
+		return policy.all || first != last && (max(us, policy.lo) < start || min(ue, policy.hi) > end)
+	}
+	// partialEdge reports whether unit u, first or last, is covered in part and wanted in the
+	// unit cache: to be kept, or already there.
+	partialEdge := func(u uint64) bool {
+		whole := start <= u*UnitSize && (u+1)*UnitSize <= end
+		return !whole && (keep(u) || im.units.has(u))
+	}
+	if !policy.all && (last-first+1)*UnitSize <= spanMax && (start%UnitSize != 0 || end%UnitSize != 0) &&
+		!partialEdge(first) && !partialEdge(last) {
+		im.cacheMisses.Add(1)
+		return im.checked(first, last-first+1, func() error { return im.readSpanOnce(ctx, p, off) })
+	}
 	for len(p) > 0 {
 		u, inUnit := off/UnitSize, int(off%UnitSize)
 		if !policy.all && inUnit == 0 && len(p) >= UnitSize {
@@ -201,9 +219,7 @@ func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy c
 			continue
 		}
 		n := min(len(p), UnitSize-inUnit)
-		us, ue := u*UnitSize, (u+1)*UnitSize
-		keep := policy.all || spans && (max(us, policy.lo) < start || min(ue, policy.hi) > end)
-		if err := im.readPartial(ctx, p[:n], u, inUnit, keep); err != nil {
+		if err := im.readPartial(ctx, p[:n], off, keep(u)); err != nil {
 			return err
 		}
 		p, off = p[n:], off+uint64(n)
@@ -211,8 +227,10 @@ func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy c
 	return nil
 }
 
-// readPartial fills dst with the plaintext of unit u from byte inUnit of the unit.
-func (im *Image) readPartial(ctx context.Context, dst []byte, u uint64, inUnit int, keep bool) error {
+// readPartial fills dst with plaintext from content offset off, inside one unit: from the
+// unit cache, else from the unit verified whole, then kept in the cache or not.
+func (im *Image) readPartial(ctx context.Context, dst []byte, off uint64, keep bool) error {
+	u, inUnit := off/UnitSize, off%UnitSize
 	if pt, ok := im.units.get(u); ok {
 		im.cacheHits.Add(1)
 		copy(dst, pt[inUnit:])
@@ -220,7 +238,7 @@ func (im *Image) readPartial(ctx context.Context, dst []byte, u uint64, inUnit i
 	}
 	im.cacheMisses.Add(1)
 	if !keep {
-		return im.checked(u, 1, func() error { return im.readUnitPartOnce(ctx, dst, u, inUnit) })
+		return im.checked(u, 1, func() error { return im.readSpanOnce(ctx, dst, off) })
 	}
 	pt := make([]byte, UnitSize)
 	if err := im.readUnits(ctx, pt, u); err != nil {
@@ -391,54 +409,68 @@ func (im *Image) verifyUnit(ls *leafState, ciphertext []byte, u uint64, leafBloc
 	return nil
 }
 
-// unitScratch holds the ciphertext of one unit and one decrypted block, for reads of part of
-// a unit; pooled, so that small reads allocate nothing.
-type unitScratch struct {
-	ct    [UnitSize]byte
+// spanMax bounds the reads that readSpanOnce serves: 128 KiB of units, which holds a small
+// file of up to 112 KiB wherever it starts.
+const spanMax = 128 << 10
+
+// spanScratch holds the ciphertext of the units of one span and one decrypted block; pooled,
+// so that small reads allocate nothing.
+type spanScratch struct {
+	ct    [spanMax]byte
 	block [BlockSize]byte
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(unitScratch) }}
+var spanPool = sync.Pool{New: func() any { return new(spanScratch) }}
 
-// readUnitPartOnce verifies unit u whole and decrypts into dst only the blocks that hold its
-// bytes [inUnit, inUnit+len(dst)): straight into dst where a block is wholly wanted, through
-// scratch where dst begins or ends inside one.
-func (im *Image) readUnitPartOnce(ctx context.Context, dst []byte, u uint64, inUnit int) error {
-	s := scratchPool.Get().(*unitScratch)
-	defer scratchPool.Put(s)
-	ct, release, err := im.ciphertext(ctx, s.ct[:], unitOffset(u))
+// readSpanOnce fills dst with the plaintext of content bytes [off, off+len(dst)), which lie in
+// at most spanMax bytes of units: it reads the ciphertext of those units with one read of the
+// source, verifies each whole, and decrypts only the blocks dst needs. On failure nothing is
+// written to dst.
+func (im *Image) readSpanOnce(ctx context.Context, dst []byte, off uint64) error {
+	first, last := off/UnitSize, (off+uint64(len(dst))-1)/UnitSize
+	s := spanPool.Get().(*spanScratch)
+	defer spanPool.Put(s)
+	ct, release, err := im.ciphertext(ctx, s.ct[:(last-first+1)*UnitSize], unitOffset(first))
 	if err != nil {
-		return fmt.Errorf("read content blocks %d..%d: %w", u*BlocksPerUnit, (u+1)*BlocksPerUnit-1, err)
+		return fmt.Errorf("read content blocks %d..%d: %w", first*BlocksPerUnit, (last+1)*BlocksPerUnit-1, err)
 	}
 	defer release()
-	leafBlock, err := im.treeBlock(ctx, 0, u/leavesPerBlock)
-	if err != nil {
-		return err
+	// A span touches at most two level-0 tree blocks (128 units each).
+	var leafBlocks [2][]byte
+	for i := range last/leavesPerBlock - first/leavesPerBlock + 1 {
+		if leafBlocks[i], err = im.treeBlock(ctx, 0, first/leavesPerBlock+i); err != nil {
+			return err
+		}
 	}
-	return im.verifyDecryptPart(dst, ct, u, inUnit, leafBlock, &s.block)
+	return im.verifyDecryptSpan(dst, ct, first, int(off-first*UnitSize), leafBlocks[:], &s.block)
 }
 
-// verifyDecryptPart is the CPU work of a read of part of a unit: verify the unit's ciphertext
-// ct, then decrypt the blocks dst needs.
-func (im *Image) verifyDecryptPart(dst, ct []byte, u uint64, inUnit int, leafBlock []byte, tmp *[BlockSize]byte) error {
+// verifyDecryptSpan is the CPU work of readSpanOnce: verify every unit of ct (units from
+// first; leaves[i] is level-0 tree block first/128+i), then decrypt its plaintext bytes
+// [from, from+len(dst)) into dst: straight into dst where a block is wholly wanted, through
+// tmp where dst begins or ends inside one.
+func (im *Image) verifyDecryptSpan(dst, ct []byte, first uint64, from int, leaves [][]byte, tmp *[BlockSize]byte) error {
 	ls := im.leaves.get()
-	err := im.verifyUnit(ls, ct, u, leafBlock)
-	im.leaves.put(ls)
-	if err != nil {
-		return err
+	for i := 0; i < len(ct); i += UnitSize {
+		u := first + uint64(i/UnitSize)
+		if err := im.verifyUnit(ls, ct[i:i+UnitSize], u, leaves[u/leavesPerBlock-first/leavesPerBlock]); err != nil {
+			im.leaves.put(ls)
+			return err
+		}
 	}
-	im.verified.Add(BlocksPerUnit)
-	end := inUnit + len(dst)
-	for lo := inUnit; lo < end; {
+	im.leaves.put(ls)
+	im.verified.Add(uint64(len(ct) / BlockSize))
+	end := from + len(dst)
+	for lo := from; lo < end; {
 		j := lo / BlockSize
 		blockStart, blockEnd := j*BlockSize, (j+1)*BlockSize
 		hi := min(end, blockEnd)
-		b := u*BlocksPerUnit + uint64(j)
+		b := first*BlocksPerUnit + uint64(j)
 		if lo == blockStart && hi == blockEnd {
-			im.keys.xts.Decrypt(dst[lo-inUnit:hi-inUnit], ct[blockStart:blockEnd], b)
+			im.keys.xts.Decrypt(dst[lo-from:hi-from], ct[blockStart:blockEnd], b)
 		} else {
 			im.keys.xts.Decrypt(tmp[:], ct[blockStart:blockEnd], b)
-			copy(dst[lo-inUnit:hi-inUnit], tmp[lo-blockStart:hi-blockStart])
+			copy(dst[lo-from:hi-from], tmp[lo-blockStart:hi-blockStart])
 		}
 		lo = hi
 	}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
+	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/internal/testtree"
 )
@@ -75,5 +77,56 @@ func TestUnitCachePolicy(t *testing.T) {
 		if h, m := read(0, len(want)); h != 0 || m != edges {
 			t.Fatalf("whole-file read %d: %d hits, %d misses; want 0 and %d", i, h, m, edges)
 		}
+	}
+}
+
+// countingSource counts the reads of the source that overlap [lo, hi).
+type countingSource struct {
+	image.Source
+	lo, hi int64
+	reads  atomic.Int64
+}
+
+func (c *countingSource) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < c.hi && off+int64(len(p)) > c.lo {
+		c.reads.Add(1)
+	}
+	return c.Source.ReadAt(ctx, p, off)
+}
+
+// TestSmallFileOneRead checks that a small file read whole, whose first and last units it
+// shares with other files, costs one read of the source, however many units it touches.
+func TestSmallFileOneRead(t *testing.T) {
+	src := t.TempDir()
+	os.WriteFile(filepath.Join(src, "a"), testtree.Content("a", image.UnitSize+100), 0o644)
+	want := testtree.Content("b", 100<<10+1000)
+	os.WriteFile(filepath.Join(src, "b"), want, 0o644)
+	os.WriteFile(filepath.Join(src, "c"), testtree.Content("c", 5000), 0o644)
+	key := newKey(t)
+	path := packTree(t, src, key)
+	in, err := openImage(t, path, key).LookupPath(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsrc, err := blobio.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting := &countingSource{Source: image.Plain(fsrc), lo: int64(image.HeaderSize + in.DataOffset), hi: int64(image.HeaderSize + in.DataOffset + in.Size)}
+	im, err := image.Open(context.Background(), counting, [][]byte{key}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if in.DataOffset%image.UnitSize == 0 || (in.DataOffset+in.Size)%image.UnitSize == 0 {
+		t.Fatalf("b (content offset %d, %d bytes) does not share its first and last units", in.DataOffset, in.Size)
+	}
+	counting.reads.Store(0)
+	buf := make([]byte, in.Size)
+	if n, err := im.ReadFile(context.Background(), &in, buf, 0); err != nil || n != len(want) || !bytes.Equal(buf, want) {
+		t.Fatalf("read: %d bytes, %v", n, err)
+	}
+	if got := counting.reads.Load(); got != 1 {
+		t.Errorf("reading a %d-byte file whole took %d reads of the source, want 1", in.Size, got)
 	}
 }
