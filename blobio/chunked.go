@@ -536,7 +536,7 @@ func (c *Chunked) leave(first int64, calls []*call, why error) {
 	// once, even while readers that came earlier still wait for a fetch in flight: the kernel
 	// retries a failed read page by page, and each retry would otherwise wait its own deadline.
 	err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-		Err: errors.New("no answer within the reader's deadline"), Hint: Hint(ErrUnreachable, false)}
+		Err: errors.New("no answer within the reader's deadline")}
 	for _, idx := range late {
 		c.rememberFailure(idx, err)
 	}

@@ -100,7 +100,7 @@ func (fs *FileSystem) validate() []*PathError {
 	}
 	if fs.PinnedSigner != "" {
 		if b, err := hex.DecodeString(fs.PinnedSigner); err != nil || len(b) != 32 {
-			add("pinned_signer", "want the publisher's 64-hex-character Ed25519 public key (printed by `encfs keygen --signing-key`)")
+			add("pinned_signer", "want the publisher's 64-hex-character Ed25519 public key, as `encfs keygen` printed it with the signing key")
 		}
 	}
 	if fs.Series == "" && fs.MinGeneration > 0 {

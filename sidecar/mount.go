@@ -104,7 +104,7 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
 	case "all":
 	default: // auto
 		if size > room {
-			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (--prefetch all to fetch it anyway)",
+			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (prefetch all fetches it anyway)",
 				"image_bytes", size, "cache_bytes", room)
 			return
 		}

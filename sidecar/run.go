@@ -24,6 +24,16 @@ type RunOptions struct {
 	// ReadyFile, when set, is written with the mount paths (one a line) once every filesystem is
 	// mounted, and removed at the end.
 	ReadyFile string
+	// Advice, when set, says what the user can do about an error (the command line's advice,
+	// in terms of its flags); it is logged with a filesystem that failed to mount.
+	Advice func(error) string
+}
+
+func (o RunOptions) advise(err error) string {
+	if o.Advice == nil {
+		return ""
+	}
+	return o.Advice(err)
 }
 
 // Run mounts every spec independently and concurrently (key release included), serves
@@ -71,7 +81,11 @@ func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) er
 				errs[i] = err
 				if len(specs) > 1 {
 					errs[i] = fmt.Errorf("%s: %w", spec.Name, err)
-					spec.Log.Error("filesystem not mounted; the others keep serving", "err", err)
+					attrs := []any{"err", err}
+					if a := o.advise(err); a != "" {
+						attrs = append(attrs, "hint", a)
+					}
+					spec.Log.Error("filesystem not mounted; the others keep serving", attrs...)
 				}
 				return
 			}

@@ -166,7 +166,7 @@ func diagnoseAuth(status int, code, detail string, r requestFacts, now time.Time
 }
 
 func noCredentialHint(r requestFacts) string {
-	return fmt.Sprintf("no credential was sent and the blob is not public: add a SAS with sp=%s to the URL (see --url-file), set AZURE_STORAGE_CONNECTION_STRING, or use an identity", r.needs())
+	return fmt.Sprintf("no credential was sent and the blob is not public: add a SAS with sp=%s to the URL, set AZURE_STORAGE_CONNECTION_STRING, or use an identity", r.needs())
 }
 
 func diagnoseNotFound(code string, r requestFacts) string {
@@ -217,7 +217,7 @@ func authDetail(re *azcore.ResponseError) string {
 	return redact.String(d)
 }
 
-// explain replaces the hint of a failed Azure operation with the diagnosis of its cause, when
+// explain sets the Cause of a failed Azure operation to the diagnosis of its cause, when
 // there is one. err is returned unchanged unless it is an *blobio.Error.
 func explain(err error, r requestFacts) error {
 	var e *blobio.Error
@@ -228,8 +228,8 @@ func explain(err error, r requestFacts) error {
 	if e.Err != nil {
 		detail = e.Err.Error()
 	}
-	if h := diagnose(e.Kind, e.Status, e.Code, detail, r, time.Now()); h != "" {
-		e.Hint = h
+	if c := diagnose(e.Kind, e.Status, e.Code, detail, r, time.Now()); c != "" {
+		e.Cause = c
 	}
 	return err
 }

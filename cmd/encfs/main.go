@@ -187,6 +187,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "encfs:", err)
+		if a := advice(err); a != "" {
+			fmt.Fprintln(os.Stderr, "encfs: hint:", a)
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(os.Stderr, "\n%s", ue.cmd.UsageString())
