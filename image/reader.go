@@ -182,7 +182,7 @@ var cacheIndex = cachePolicy{all: true}
 // verified whole and only the blocks p needs are decrypted, allocating nothing; it comes from
 // the unit cache when there, and is decrypted whole into the cache when the policy keeps it.
 // A read of up to spanMax bytes of units whose edges need neither is served by one read of
-// the source (readSpan): a small file read whole, a small random read.
+// the source (readSpanOnce): a small file read whole, a small random read.
 func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy cachePolicy) error {
 	if !within(off, uint64(len(p)), im.contentBytes) {
 		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
@@ -251,7 +251,7 @@ func (im *Image) readPartial(ctx context.Context, dst []byte, off uint64, keep b
 
 // minUnitsPerWorker keeps small reads on one goroutine, where a hand-off costs more than it
 // saves: 128 KiB.
-const minUnitsPerWorker = 8
+const minUnitsPerWorker = 128 << 10 / UnitSize
 
 // readUnits reads whole units starting at unit first into dst, verifies and decrypts them in
 // place. On failure dst is cleared, so no unverified byte escapes. A source with a cache gets
@@ -409,8 +409,8 @@ func (im *Image) verifyUnit(ls *leafState, ciphertext []byte, u uint64, leafBloc
 	return nil
 }
 
-// spanMax bounds the reads that readSpanOnce serves: 128 KiB of units, which holds a small
-// file of up to 112 KiB wherever it starts.
+// spanMax bounds the reads that readSpanOnce serves: 128 KiB of units, which hold a file of
+// up to 120 KiB wherever it starts (the 100 KiB files of the shuffled benchmark).
 const spanMax = 128 << 10
 
 // spanScratch holds the ciphertext of the units of one span and one decrypted block; pooled,
