@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 )
 
 // Walk visits every inode reachable from the root, depth first in name order, calling fn with
@@ -147,8 +148,5 @@ func (im *Image) describeUnit(ctx context.Context, u uint64) string {
 		}
 		return "padding between files"
 	}
-	if len(found) == 1 {
-		return found[0]
-	}
-	return fmt.Sprint(found)
+	return strings.Join(found, "; ")
 }
