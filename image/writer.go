@@ -42,7 +42,7 @@ type batch struct {
 
 // Writer streams content into a new image: callers Write file data and index bytes into the
 // content space, and Finish writes the index superblock, the integrity tree and the header.
-// Encryption and tagging run on Workers goroutines; memory is bounded by a few batches per
+// Encryption and leaf hashing run on Workers goroutines; memory is bounded by a few batches per
 // worker, whatever the image size.
 type Writer struct {
 	f       *os.File
