@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/encfs/encfs/internal/keyslot"
 )
 
 // Format constants of version 2. See docs/FORMAT.md, "Header".
@@ -37,14 +39,12 @@ const (
 	offSeries              = 160
 	offSigner              = offSeries + SeriesSize    // 176
 	offSignature           = offSigner + SignerKeySize // 208
-	keyslotSize            = 80
+	keyslotSize            = keyslot.Size
 	offKeyslots            = offSignature + SignatureSize          // 272
 	offMAC                 = offKeyslots + MaxKeyslots*keyslotSize // 912
 	headerUsed             = offMAC + sha256.Size                  // 944
 	contentOffset          = HeaderSize
-	fingerprintSize        = 8
-	wrappedKeySize         = MasterKeySize + 16 // AES-GCM ciphertext + tag
-	keyslotNonceSize       = 12
+	fingerprintSize        = keyslot.FingerprintSize
 )
 
 // Header is the decoded fixed-size header at offset 0 of every image.
@@ -71,11 +71,7 @@ type Header struct {
 }
 
 // Keyslot holds the image's master key wrapped by one release key.
-type Keyslot struct {
-	Fingerprint [fingerprintSize]byte
-	Nonce       [keyslotNonceSize]byte
-	Wrapped     [wrappedKeySize]byte
-}
+type Keyslot = keyslot.Slot
 
 // ContentUnits is the number of verification units of the content space.
 func (h *Header) ContentUnits() uint64 { return h.ContentBlocks / BlocksPerUnit }
@@ -124,10 +120,7 @@ func (h *Header) Marshal() []byte {
 	copy(b[offSigner:offSignature], h.Signer[:])
 	copy(b[offSignature:offKeyslots], h.Signature[:])
 	for i, ks := range h.Keyslots {
-		s := b[offKeyslots+i*keyslotSize:]
-		copy(s[0:8], ks.Fingerprint[:])
-		copy(s[8:20], ks.Nonce[:])
-		copy(s[20:20+wrappedKeySize], ks.Wrapped[:])
+		ks.Marshal(b[offKeyslots+i*keyslotSize:])
 	}
 	copy(b[offMAC:headerUsed], h.MAC[:])
 	return b
@@ -239,11 +232,8 @@ func ParseHeader(b []byte) (*Header, error) {
 			}
 			continue
 		}
-		var ks Keyslot
-		copy(ks.Fingerprint[:], s[0:8])
-		copy(ks.Nonce[:], s[8:20])
-		copy(ks.Wrapped[:], s[20:20+wrappedKeySize])
-		if !allZero(s[20+wrappedKeySize:]) {
+		ks, err := keyslot.Parse(s)
+		if err != nil {
 			return nil, formatErr(ErrCorrupt, "reserved bytes of keyslot %d are not zero", i)
 		}
 		h.Keyslots = append(h.Keyslots, ks)

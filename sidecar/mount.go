@@ -26,6 +26,40 @@ type Mounted struct {
 	Health func() blobio.Health
 	// stopBackground ends the background fetch, if one runs.
 	stopBackground context.CancelFunc
+	// vol is set for a read-write volume (Spec.Volume), instead of Image, FS and Point.
+	vol *volumeMount
+}
+
+// Target is the path consumers use.
+func (m *Mounted) Target() string {
+	if m.vol != nil {
+		return m.Spec.Mountpoint
+	}
+	return m.Point.Target
+}
+
+// Done is closed when the filesystem stops being served.
+func (m *Mounted) Done() <-chan struct{} {
+	if m.vol != nil {
+		return m.vol.block.Done()
+	}
+	return m.Point.Done()
+}
+
+// Describe is the line that reports the mount: identity, no counts or sizes (they are part of
+// what an image encrypts, and this line leaves the TEE with the container's logs).
+func (m *Mounted) Describe() string {
+	if m.vol != nil {
+		in := m.vol.vol.Info()
+		mode := "read-write"
+		if m.Spec.Volume.ReadOnly {
+			mode = "read-only"
+		}
+		return fmt.Sprintf("volume %s at %s (%s, uuid %s, generation %d)", blobio.Display(m.Spec.Image), m.Target(), mode, in.UUID, in.Generation)
+	}
+	h := m.Image.Header()
+	return fmt.Sprintf("%s at %s (uuid %s, series %s, generation %d)", blobio.Display(m.Spec.Image), m.Target(),
+		h.UUIDString(), h.SeriesHex(), h.Generation)
 }
 
 // Mount opens and authenticates the image (a wrong key fails here, before anything is
@@ -33,6 +67,9 @@ type Mounted struct {
 func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if spec.Log == nil {
 		spec.Log = slog.Default()
+	}
+	if spec.Volume != nil {
+		return mountVolume(ctx, spec)
 	}
 	// A mount point in use fails now, not after a key release and the image's download.
 	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
@@ -137,6 +174,9 @@ func (m *Mounted) Unmount() error {
 	if m.Spec.ReadyFile != "" {
 		os.Remove(m.Spec.ReadyFile)
 	}
+	if m.vol != nil {
+		return m.vol.unmount(m.Spec.Mountpoint)
+	}
 	err := m.Point.Unmount()
 	if cerr := m.Image.Close(); err == nil {
 		err = cerr
@@ -147,7 +187,7 @@ func (m *Mounted) Unmount() error {
 // unmounted reports whether the filesystem is gone (unmounted by Unmount or from outside).
 func (m *Mounted) unmounted() bool {
 	select {
-	case <-m.Point.Done():
+	case <-m.Done():
 		return true
 	default:
 		return false

@@ -158,7 +158,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
-	if up.cred, err = writeCredential(ctx, u, up.name, o.Open); err != nil {
+	if up.cred, err = writeCredential(ctx, u, up.name, "upload to", o.Open); err != nil {
 		return nil, err
 	}
 	up.result = &UploadResult{URL: up.name, Size: up.size, ID: up.id, BlobType: "BlockBlob"}
@@ -177,12 +177,12 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	return up.result, nil
 }
 
-// writeCredential picks the credential an upload writes with: any but anonymous access. An
-// identity must be able to get a token.
-func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (azureCred, error) {
+// writeCredential picks the credential an upload (or a volume) writes with: any but anonymous
+// access. An identity must be able to get a token. op names the operation in errors.
+func writeCredential(ctx context.Context, u *url.URL, name, op string, o Options) (azureCred, error) {
 	creds, err := resolveAuth(u, o)
 	if err != nil {
-		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth, Err: err}
+		return azureCred{}, &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: err}
 	}
 	var cred azureCred
 	for _, c := range creds {
@@ -192,9 +192,13 @@ func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (a
 		}
 	}
 	if cred.mode == "" {
-		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth, Err: ErrNoWriteCredential, Azure: true}
+		e := &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: ErrNoWriteCredential, Azure: true}
+		if op != "upload to" { // a volume's writes need other permissions than an upload's
+			e.Cause = fmt.Sprintf("a SAS for this needs sp=%s", newRequestFacts(op, u, azureCred{}).needs())
+		}
+		return azureCred{}, e
 	}
-	if err := checkToken(ctx, cred, o.Retry.WithDefaults().TryTimeout, "upload to", name); err != nil {
+	if err := checkToken(ctx, cred, o.Retry.WithDefaults().TryTimeout, op, name); err != nil {
 		return azureCred{}, err
 	}
 	return cred, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/sidecar"
+	"github.com/encfs/encfs/volume/writeback"
 )
 
 // Library errors say what went wrong and, when they can find out, why (blobio.Error.Cause);
@@ -31,6 +32,11 @@ var adviceRules = []adviceRule{
 	{azure.ErrExists, "pass --overwrite to replace it, or choose another blob name"},
 	{azure.ErrIncomplete, "run the same `encfs upload` again to finish it"},
 	{azure.ErrTooManyBlocks, "raise --block-size"},
+	{azure.ErrVolumeExists, "choose another blob name, or delete the old blob first if it holds nothing you need"},
+	{azure.ErrNotPageBlob, "a volume lives in a page blob: create one with `encfs volume create`"},
+	{azure.ErrLeased, "stop the other mount first, or mount this one read-only"},
+	{azure.ErrLeaseLost, "mount the volume again: it continues from its last successful flush"},
+	{writeback.ErrLost, "mount the volume again: it continues from its last successful flush"},
 	{blobio.ErrDiskCache, "choose a writable directory with room for the cache: --disk-cache DIR (or ENCFS_CACHE_DIR for the automatic one), or --disk-cache none"},
 	{blobio.ErrChanged, "the blob was replaced after it was opened: restart the mount to serve the new image"},
 	{blobio.ErrUnreachable, "check network access to the storage endpoint (firewall, private endpoint DNS, proxy); --read-timeout bounds how long a read waits"},

@@ -20,6 +20,7 @@ import (
 	"github.com/encfs/encfs/blobio/azure"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/sidecar"
+	"github.com/encfs/encfs/volume/writeback"
 )
 
 // TestAdvice checks that each library error the command line knows about gets its advice
@@ -37,6 +38,10 @@ func TestAdvice(t *testing.T) {
 		{&blobio.Error{Op: "upload to", Kind: azure.ErrExists, Azure: true}, "--overwrite"},
 		{fmt.Errorf("upload: %w: 60000 blocks", azure.ErrTooManyBlocks), "--block-size"},
 		{fmt.Errorf("%w: /c has 3 MiB free", blobio.ErrDiskCache), "--disk-cache"},
+		{&blobio.Error{Op: "create", Kind: azure.ErrVolumeExists, Azure: true}, "another blob name"},
+		{&blobio.Error{Op: "open", Kind: azure.ErrLeased, Azure: true, Cause: "a volume has one writer at a time"}, "stop the other mount"},
+		{&writeback.WriteError{Off: 0, Len: 4096, Err: &blobio.Error{Op: "write", Kind: azure.ErrLeaseLost}}, "mount the volume again"},
+		{&writeback.WriteError{Off: 0, Len: 4096, Err: &blobio.Error{Op: "write", Kind: blobio.ErrUnreachable}}, "mount the volume again"},
 		{&blobio.Error{Op: "read", Kind: blobio.ErrUnreachable}, "network access"},
 		{&blobio.Error{Op: "open", Kind: blobio.ErrNotFound, Azure: true}, "Storage Blob Data Reader"},
 		{&blobio.Error{Op: "open", Kind: blobio.ErrNotFound}, "check the URL"},

@@ -63,6 +63,7 @@ func newRootCommand() *cobra.Command {
 		newSKRCommand(gopts),
 		newUploadCommand(),
 		newVerifyCommand(),
+		newVolumeCommand(),
 	)
 	withUsage(root)
 	return root
