@@ -603,8 +603,9 @@ func (v *Volume) integrityFailure(e *IntegrityError, counter uint64) error {
 	return e
 }
 
-// maxReported bounds the units whose integrity failure has been logged (about 40 bytes each).
-const maxReported = 4096
+// maxReported bounds the units whose integrity failure has been logged (about 40 bytes each);
+// a variable so that a test can lower it.
+var maxReported = 4096
 
 // reportedUnit names one sealed version of a unit: its level, index and write counter.
 type reportedUnit struct {
