@@ -22,7 +22,7 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 	c.background.Store(true)
 	defer c.background.Store(false)
 	limit := max(1, c.workers/2)
-	var mine []*call // the background's fetches, until they end
+	var mine []<-chan struct{} // the background's fetches, until they end
 	last := (c.size - 1) / c.chunk
 	for idx := int64(0); idx <= last; {
 		if err := ctx.Err(); err != nil {
@@ -31,7 +31,8 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
-		if c.cachedOrDue(idx) {
+		gaps, whole := c.missing(idx)
+		if len(gaps) == 0 {
 			idx++
 			continue
 		}
@@ -40,21 +41,32 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 			c.pause(ctx)
 			continue
 		}
-		cl, dropped := c.start(idx, true)
-		if dropped {
-			c.pause(ctx) // every worker the background may take is busy
-			continue
-		}
-		if cl != nil {
-			mine = append(mine, cl)
+		if whole {
+			cl, dropped := c.start(idx, true)
+			if dropped {
+				c.pause(ctx) // every worker the background may take is busy
+				continue
+			}
+			if cl != nil {
+				mine = append(mine, cl.done)
+				c.backgroundFetches.Add(1)
+			}
+		} else {
+			// Readers fetched ranges of this chunk already: fetch only what lies between them,
+			// so that no byte is fetched twice.
+			for _, g := range gaps {
+				for _, s := range c.prefetchRange(g[0], g[1]-g[0], true) {
+					mine = append(mine, s.done)
+				}
+			}
 			c.backgroundFetches.Add(1)
 		}
 		idx++
 	}
 	// Wait for the last fetches, so that a caller sees the image wholly cached on return.
-	for _, cl := range mine {
+	for _, done := range mine {
 		select {
-		case <-cl.done:
+		case <-done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -62,14 +74,14 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 	return nil
 }
 
-// running keeps the calls that have not ended.
-func running(calls []*call) []*call {
-	keep := calls[:0]
-	for _, cl := range calls {
+// running keeps the fetches that have not ended.
+func running(fetches []<-chan struct{}) []<-chan struct{} {
+	keep := fetches[:0]
+	for _, done := range fetches {
 		select {
-		case <-cl.done:
+		case <-done:
 		default:
-			keep = append(keep, cl)
+			keep = append(keep, done)
 		}
 	}
 	return keep
@@ -95,12 +107,18 @@ func (c *Chunked) pause(ctx context.Context) {
 	}
 }
 
-// cachedOrDue reports whether chunk idx is in memory, being fetched, or whole in the disk
-// cache: the background fetch then has nothing to do for it.
-func (c *Chunked) cachedOrDue(idx int64) bool {
+// missing returns the parts of chunk idx that no cache holds and no fetch brings: none when
+// it is in memory, being fetched, or whole in the disk cache; whole when nothing of it is
+// anywhere; else the gaps between the ranges readers fetched.
+func (c *Chunked) missing(idx int64) (gaps [][2]int64, whole bool) {
 	c.mu.Lock()
 	_, inflight := c.inflight[idx]
 	held := inflight || c.mem.Has(idx)
 	c.mu.Unlock()
-	return held || (c.disk != nil && c.disk.has(idx, c.chunkLen(idx)))
+	if held || (c.disk != nil && c.disk.has(idx, c.chunkLen(idx))) {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gapsLocked(idx)
 }
