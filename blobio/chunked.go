@@ -184,17 +184,17 @@ type failure struct {
 // bytes, an optional disk cache, and asynchronous prefetch. It holds ciphertext only; the image
 // layer verifies every block it takes from here.
 type Chunked struct {
-	src       Source
-	size      int64
-	chunk     int64
-	workers   int
-	through   bool // ChunkOptions.ReadThrough
+	src     Source
+	size    int64
+	chunk   int64
+	workers int
+	through bool // ChunkOptions.ReadThrough
 	// wholeChunks is ChunkOptions.WholeChunks.
 	wholeChunks bool
-	sem       chan struct{}
-	prefetchN atomic.Int64 // prefetch fetches in flight
-	ctx       context.Context
-	cancel    context.CancelFunc
+	sem         chan struct{}
+	prefetchN   atomic.Int64 // prefetch fetches in flight
+	ctx         context.Context
+	cancel      context.CancelFunc
 
 	mu       sync.Mutex
 	mem      memLRU
@@ -233,11 +233,11 @@ type Chunked struct {
 	// Range fetches (spans.go), guarded by mu: the spans cached or in flight, the memory cache
 	// of finished ones (a quarter of CacheBytes), those waiting to go out (for coalescing), and
 	// the chunks a sequential reader's readahead named recently (Unix nanoseconds).
-	coalesce               time.Duration
-	spans                  spanIndex
-	spanLRU                *lru.Cache[int64, *span]
-	pending                map[*span]struct{}
-	hinted                 map[int64]int64
+	coalesce                time.Duration
+	spans                   spanIndex
+	spanLRU                 *lru.Cache[int64, *span]
+	pending                 map[*span]struct{}
+	hinted                  map[int64]int64
 	rangeFetches, coalesced atomic.Int64
 }
 
