@@ -156,8 +156,9 @@ func (im *Image) Close() error { return im.src.Close() }
 
 // Prefetch hints that content bytes [off, off+n) will be read soon.
 func (im *Image) Prefetch(off, n uint64) {
-	if within(off, n, im.contentBytes) {
+	if n > 0 && within(off, n, im.contentBytes) {
 		im.src.Prefetch(int64(contentOffset+off), int64(n))
+		im.prefetchLeaves(off, n)
 	}
 }
 
@@ -257,6 +258,7 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 	var err error
 	var view []byte
 	var release func()
+	im.fetchLeaves(first, n) // fetched alongside the content, not after it
 	if view, release, viewed, err = im.src.View(ctx, off, len(dst)); viewed && err == nil {
 		defer release()
 		src = view

@@ -1,0 +1,75 @@
+package image
+
+// Fetching ahead for readers that know what they will read: a small file being opened, the
+// next files of an access profile. The content range is rounded out to the verification unit
+// and asked for exactly (Source.PrefetchRange), together with the leaf blocks of the integrity
+// tree that verify it, so that neither waits for the other.
+
+// unit is the verification unit: the granule every read of the source is aligned to.
+func (im *Image) unit() uint64 { return BlockSize }
+
+// FetchFile asks the source to fetch a regular file's whole extent now (files are contiguous
+// in the content space), with its leaf tree blocks. It never blocks.
+func (im *Image) FetchFile(in *Inode) {
+	if !in.IsRegular() || in.Size == 0 {
+		return
+	}
+	im.fetchContent(in.DataOffset, in.Size)
+}
+
+// FileExtent is where a regular file's bytes lie in the image (offset and length, rounded out
+// to the verification unit), for a fetch order; ok is false for anything else.
+func (im *Image) FileExtent(in *Inode) (off, n int64, ok bool) {
+	if !in.IsRegular() || in.Size == 0 || !within(in.DataOffset, in.Size, im.contentBytes) {
+		return 0, 0, false
+	}
+	u := im.unit()
+	lo, hi := in.DataOffset/u*u, min((in.DataOffset+in.Size+u-1)/u*u, im.contentBytes)
+	return int64(contentOffset + lo), int64(hi - lo), true
+}
+
+// fetchContent asks for content bytes [off, off+n) and their leaf blocks.
+func (im *Image) fetchContent(off, n uint64) {
+	if n == 0 || !within(off, n, im.contentBytes) {
+		return
+	}
+	u := im.unit()
+	lo, hi := off/u*u, min((off+n+u-1)/u*u, im.contentBytes)
+	im.src.PrefetchRange(int64(contentOffset+lo), int64(hi-lo))
+	im.fetchLeaves(lo/BlockSize, (hi-lo)/BlockSize)
+}
+
+// fetchLeaves asks for the level-0 tree blocks of content blocks first..first+n-1 that the
+// tree cache does not hold, as exact ranges. A cold random read then fetches its tree blocks
+// alongside its content instead of after it.
+func (im *Image) fetchLeaves(first, n uint64) {
+	if n == 0 {
+		return
+	}
+	a, b := first/leavesPerBlock, (first+n-1)/leavesPerBlock
+	for t := a; t <= b; t++ {
+		if _, ok := im.tree.get(im.geo.levels[0].first + t); ok {
+			continue
+		}
+		run := t
+		for run+1 <= b {
+			if _, ok := im.tree.get(im.geo.levels[0].first + run + 1); ok {
+				break
+			}
+			run++
+		}
+		im.src.PrefetchRange(int64(im.hdr.TreeOffset+(im.geo.levels[0].first+t)*BlockSize), int64((run-t+1)*BlockSize))
+		t = run
+	}
+}
+
+// prefetchLeaves hints the tree blocks of content bytes [off, off+n) the way Prefetch hints
+// content: as part of a sequential stream, which the source serves in whole chunks.
+func (im *Image) prefetchLeaves(off, n uint64) {
+	a, b := off/BlockSize/leavesPerBlock, (off+n-1)/BlockSize/leavesPerBlock
+	if _, ok := im.tree.get(im.geo.levels[0].first + b); ok {
+		return // a stream's leaves are fetched in order: the last one cached means all are
+	}
+	first := im.hdr.TreeOffset + (im.geo.levels[0].first+a)*BlockSize
+	im.src.Prefetch(int64(first), int64((b-a+1)*BlockSize))
+}
