@@ -759,3 +759,40 @@ func TestChunkedAutoDiskCache(t *testing.T) {
 		t.Fatalf("left behind after Close: %v", entries)
 	}
 }
+
+// TestRangeReadsStayInTheMemoryBound: many random small reads from concurrent readers fetch
+// about what they read, not whole chunks, and the caches stay within CacheBytes.
+func TestRangeReadsStayInTheMemoryBound(t *testing.T) {
+	m := newMem(t, 64<<20)
+	const cache = 4 << 20
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 8, CacheBytes: cache})
+	defer c.Close()
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	for r := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			p := make([]byte, 4096)
+			for range 200 {
+				off := rng.Int64N(int64(len(m.data))/4096) * 4096
+				if _, err := c.ReadAt(context.Background(), p, off); err != nil || !bytes.Equal(p, m.data[off:off+4096]) {
+					t.Errorf("read at %d: %v", off, err)
+					return
+				}
+				if b := c.Stats().CachedBytes; b > peak.Load() {
+					peak.Store(b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := c.Stats()
+	if peak.Load() > cache || st.CachedBytes > cache {
+		t.Fatalf("cached %d bytes at most, %d now; the bound is %d", peak.Load(), st.CachedBytes, cache)
+	}
+	if st.BytesFetched > 1600*4096 || st.RangeFetches == 0 {
+		t.Fatalf("1600 reads of 4 KiB fetched %d bytes in %d range fetches", st.BytesFetched, st.RangeFetches)
+	}
+}
