@@ -2,6 +2,7 @@ package blobio
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -21,14 +22,10 @@ import (
 func (c *Chunked) FetchAll(ctx context.Context) error {
 	c.background.Store(true)
 	defer c.background.Store(false)
-	limit := max(1, c.workers/2)
-	var mine []<-chan struct{} // the background's fetches, until they end
+	bg := c.newBackground()
 	last := (c.size - 1) / c.chunk
 	for idx := int64(0); idx <= last; {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := c.ctx.Err(); err != nil {
+		if err := bg.alive(ctx); err != nil {
 			return err
 		}
 		gaps, whole := c.missing(idx)
@@ -36,8 +33,7 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 			idx++
 			continue
 		}
-		mine = running(mine)
-		if len(mine) >= limit || c.demandWaiting.Load() > 0 || c.readerStarved() || !c.health.prefetchAllowed() {
+		if !bg.mayStart() {
 			c.pause(ctx)
 			continue
 		}
@@ -48,7 +44,7 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 				continue
 			}
 			if cl != nil {
-				mine = append(mine, cl.done)
+				bg.mine = append(bg.mine, cl.done)
 				c.backgroundFetches.Add(1)
 			}
 		} else {
@@ -56,15 +52,92 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 			// so that no byte is fetched twice.
 			for _, g := range gaps {
 				for _, s := range c.prefetchRange(g[0], g[1]-g[0], true) {
-					mine = append(mine, s.done)
+					bg.mine = append(bg.mine, s.done)
 				}
 			}
 			c.backgroundFetches.Add(1)
 		}
 		idx++
 	}
-	// Wait for the last fetches, so that a caller sees the image wholly cached on return.
-	for _, done := range mine {
+	return bg.finish(ctx)
+}
+
+// FetchRanges fetches the given ranges of the image (offset, length), in order, into the
+// caches, the way FetchAll fetches the whole image: demand reads first, at most half the
+// workers. Ranges are fetched exactly (whole chunks where a range covers one), and what the
+// caches hold already is skipped. It is the replay of an access profile: each range is one
+// file's extent, in the order a workload first read them.
+func (c *Chunked) FetchRanges(ctx context.Context, ranges iter.Seq2[int64, int64]) error {
+	c.background.Store(true)
+	defer c.background.Store(false)
+	bg := c.newBackground()
+	for off, n := range ranges {
+		if off < 0 || n <= 0 || off >= c.size {
+			continue
+		}
+		end := min(off+n, c.size)
+		for pos := off; pos < end; {
+			if err := bg.alive(ctx); err != nil {
+				return err
+			}
+			if !bg.mayStart() {
+				c.pause(ctx)
+				continue
+			}
+			idx := pos / c.chunk
+			stop := min(end, idx*c.chunk+int64(c.chunkLen(idx)))
+			if _, whole := c.missing(idx); whole && pos == idx*c.chunk && stop == idx*c.chunk+int64(c.chunkLen(idx)) {
+				cl, dropped := c.start(idx, true)
+				if dropped {
+					c.pause(ctx)
+					continue
+				}
+				if cl != nil {
+					bg.mine = append(bg.mine, cl.done)
+				}
+			} else {
+				for _, s := range c.prefetchRange(pos, stop-pos, true) {
+					bg.mine = append(bg.mine, s.done)
+				}
+			}
+			c.backgroundFetches.Add(1)
+			pos = stop
+		}
+	}
+	return bg.finish(ctx)
+}
+
+// background is the bookkeeping of one background pass: the fetches it started, until they
+// end, and how many it may have in flight.
+type background struct {
+	c     *Chunked
+	limit int
+	mine  []<-chan struct{}
+}
+
+func (c *Chunked) newBackground() *background {
+	return &background{c: c, limit: max(1, c.workers/2)}
+}
+
+// alive reports why the pass must stop: its context ended or the layer closed.
+func (b *background) alive(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.c.ctx.Err()
+}
+
+// mayStart reports whether the pass may start a fetch now: fewer than its limit in flight, no
+// demand read waiting for a worker or turned away lately, the storage serving.
+func (b *background) mayStart() bool {
+	b.mine = running(b.mine)
+	c := b.c
+	return len(b.mine) < b.limit && c.demandWaiting.Load() == 0 && !c.readerStarved() && c.health.prefetchAllowed()
+}
+
+// finish waits for the pass's last fetches, so that a caller sees them cached on return.
+func (b *background) finish(ctx context.Context) error {
+	for _, done := range b.mine {
 		select {
 		case <-done:
 		case <-ctx.Done():

@@ -1,5 +1,11 @@
 package image
 
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
 // Fetching ahead for readers that know what they will read: a small file being opened, the
 // next files of an access profile. The content range is rounded out to the verification unit
 // and asked for exactly (Source.PrefetchRange), together with the leaf blocks of the integrity
@@ -72,4 +78,27 @@ func (im *Image) prefetchLeaves(off, n uint64) {
 	}
 	first := im.hdr.TreeOffset + (im.geo.levels[0].first+a)*BlockSize
 	im.src.Prefetch(int64(first), int64((b-a+1)*BlockSize))
+}
+
+// Profile returns the access profile stored in the image (encfs pack --profile): inode
+// numbers in the order a workload first read them; none when the image has no profile. An
+// entry outside the inode table is an error (the profile is authenticated with the rest of the
+// index, so it is what the packer wrote); one that is not a regular file is the caller's to skip.
+func (im *Image) Profile(ctx context.Context) ([]uint64, error) {
+	n := im.sb.ProfileCount
+	if n == 0 {
+		return nil, nil
+	}
+	buf := make([]byte, n*8)
+	if err := im.readContent(ctx, buf, im.sb.ProfileOffset, false); err != nil {
+		return nil, fmt.Errorf("read the access profile: %w", err)
+	}
+	out := make([]uint64, n)
+	for i := range out {
+		out[i] = binary.LittleEndian.Uint64(buf[8*i:])
+		if out[i] >= im.sb.InodeCount {
+			return nil, formatErr(ErrCorrupt, "access profile entry %d names inode %d of %d", i, out[i], im.sb.InodeCount)
+		}
+	}
+	return out, nil
 }
