@@ -84,8 +84,10 @@ func (c *Chunked) FetchRanges(ctx context.Context, ranges iter.Seq2[int64, int64
 				c.pause(ctx)
 				continue
 			}
+			// A piece of up to a chunk's length at a time: a small file that straddles two chunks
+			// goes out as one request (its two spans are coalesced), a large one chunk by chunk.
 			idx := pos / c.chunk
-			stop := min(end, idx*c.chunk+int64(c.chunkLen(idx)))
+			stop := min(end, pos+c.chunk)
 			if _, whole := c.missing(idx); whole && pos == idx*c.chunk && stop == idx*c.chunk+int64(c.chunkLen(idx)) {
 				cl, dropped := c.start(idx, true)
 				if dropped {
@@ -96,8 +98,18 @@ func (c *Chunked) FetchRanges(ctx context.Context, ranges iter.Seq2[int64, int64
 					bg.mine = append(bg.mine, cl.done)
 				}
 			} else {
-				for _, s := range c.prefetchRange(pos, stop-pos, true) {
+				spans := c.prefetchRange(pos, stop-pos, true)
+				for _, s := range spans {
 					bg.mine = append(bg.mine, s.done)
+				}
+				// The next piece waits until this one's request is out, so that requests go out
+				// in the order given, not in the order their goroutines happen to run.
+				for _, s := range spans {
+					select {
+					case <-s.sent:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
 				}
 			}
 			c.backgroundFetches.Add(1)

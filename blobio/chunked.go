@@ -86,7 +86,8 @@ func (o ChunkOptions) withDefaults() ChunkOptions {
 }
 
 // MemoryBound is the most memory a Chunked layer with these options holds in chunk buffers:
-// the memory cache, one chunk per worker in flight, and the buffers kept for reuse (Workers+2,
+// the memory cache (chunks and spans together), one chunk per worker in flight (a range fetch
+// takes a worker too, and is at most a chunk long), and the buffers kept for reuse (Workers+2,
 // see recycleLocked). A chunk that a reader is still copying or verifying when the cache drops
 // it lives on until the reader lets go; that is transient and not counted.
 func (o ChunkOptions) MemoryBound() int64 {
@@ -96,13 +97,21 @@ func (o ChunkOptions) MemoryBound() int64 {
 
 // HeapBound is the part of MemoryBound on the Go heap. Whole chunks of a multiple of 2 MiB
 // live in mappings of their own (chunkmem.go), outside it; then only a short last chunk of the
-// image is on the heap.
+// image, the spans (range fetches) cached and those in flight are on the heap.
 func (o ChunkOptions) HeapBound() int64 {
 	o = o.withDefaults()
 	if o.ChunkSize%hugePageSize == 0 {
-		return o.ChunkSize
+		return o.ChunkSize + o.spanCacheBytes() + int64(o.Workers)*o.ChunkSize
 	}
 	return o.MemoryBound()
+}
+
+// spanCacheBytes is the part of CacheBytes that holds spans (spans.go).
+func (o ChunkOptions) spanCacheBytes() int64 {
+	if o.WholeChunks || o.ReadThrough {
+		return 0
+	}
+	return o.CacheBytes / 4
 }
 
 // Identifier is implemented by sources that can name the exact version they read (location
@@ -254,10 +263,7 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 		health: newHealthTracker(o.Log, src.String()), log: o.Log,
 		coalesce: o.CoalesceWindow, spans: spanIndex{}, pending: map[*span]struct{}{}, hinted: map[int64]int64{},
 	}
-	spanBytes := o.CacheBytes / 4
-	if o.WholeChunks || o.ReadThrough {
-		spanBytes = 0
-	}
+	spanBytes := o.spanCacheBytes()
 	c.spanLRU = lru.New(spanBytes, c.dropSpanLocked)
 	c.wholeChunks = o.WholeChunks
 	c.mem = newMemLRU(o.CacheBytes-spanBytes, c.unrefLocked)
@@ -611,8 +617,7 @@ func (c *Chunked) gaveUp(late []int64, why error) error {
 	if !errors.Is(why, context.DeadlineExceeded) || len(late) == 0 {
 		return why
 	}
-	err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-		Err: errors.New("no answer within the reader's deadline"), Hint: Hint(ErrUnreachable, false)}
+	err := c.unreachable()
 	for _, idx := range late {
 		c.rememberFailure(idx, err)
 	}
@@ -620,6 +625,12 @@ func (c *Chunked) gaveUp(late []int64, why error) error {
 	c.errorsByCause[causeIndex(why)].Add(1)
 	c.health.failed(err)
 	return err
+}
+
+// unreachable is the error of a fetch that did not deliver within its readers' deadline.
+func (c *Chunked) unreachable() error {
+	return &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
+		Err: errors.New("no answer within the reader's deadline"), Hint: Hint(ErrUnreachable, false)}
 }
 
 // rememberFailure records that chunk idx failed, for FailedChunkTTL.

@@ -2,6 +2,8 @@ package blobio
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"time"
 )
@@ -43,6 +45,7 @@ type span struct {
 	deadline   time.Time // the latest deadline of the readers that asked for it (zero: none)
 	background bool      // asked for by the background fetch, not by a reader
 	done       chan struct{}
+	sent       chan struct{} // closed when its GET goes out (or it fails before)
 	data       []byte
 	err        error
 	finished   bool // guarded by Chunked.mu
@@ -178,7 +181,7 @@ func (c *Chunked) diskExtentAt(idx, pos int64) (diskExtent, bool) {
 
 // startRangeLocked registers a fetch of [off, end), which no span covers, and starts it.
 func (c *Chunked) startRangeLocked(idx, off, end int64, deadline time.Time, background bool) *span {
-	s := &span{off: off, end: end, deadline: deadline, background: background, done: make(chan struct{})}
+	s := &span{off: off, end: end, deadline: deadline, background: background, done: make(chan struct{}), sent: make(chan struct{})}
 	c.spans.insert(idx, s)
 	c.pending[s] = struct{}{}
 	c.fetchWG.Add(1)
@@ -219,23 +222,26 @@ func (c *Chunked) fetchRange(s *span) {
 		return
 	}
 	group := c.takeNeighboursLocked(s)
+	var deadline time.Time // the latest of the readers' deadlines; none if any has none
+	for i, g := range group {
+		if g.deadline.IsZero() || g.background {
+			deadline = time.Time{}
+			break
+		}
+		if i == 0 || g.deadline.After(deadline) {
+			deadline = g.deadline
+		}
+	}
 	c.mu.Unlock()
+	for _, g := range group {
+		close(g.sent)
+	}
 	if !acquired {
 		c.finishRange(group, nil, 0, errClosed)
 		return
 	}
 	lo, hi := group[0].off, group[len(group)-1].end
 	ctx, cancel := c.ctx, context.CancelFunc(func() {})
-	var deadline time.Time
-	for _, g := range group {
-		if g.deadline.IsZero() || g.background {
-			deadline = time.Time{}
-			break
-		}
-		if g.deadline.After(deadline) {
-			deadline = g.deadline
-		}
-	}
 	if !deadline.IsZero() {
 		ctx, cancel = context.WithDeadline(c.ctx, deadline)
 	}
@@ -247,9 +253,10 @@ func (c *Chunked) fetchRange(s *span) {
 		c.rangeFetches.Add(1)
 		err = c.readSource(ctx, buf, lo)
 	}
+	late := ctx.Err() != nil // the readers' deadline came (before cancel below)
 	cancel()
 	<-c.sem
-	if err != nil && refused == nil && c.ctx.Err() == nil && ctx.Err() == nil {
+	if err != nil && refused == nil && c.ctx.Err() == nil && !late {
 		c.countFailure(err)
 		for idx := lo / c.chunk; idx <= (hi-1)/c.chunk; idx++ {
 			if !s.background { // a failure readers saw; see FailedChunkTTL
@@ -258,13 +265,11 @@ func (c *Chunked) fetchRange(s *span) {
 		}
 	} else if err == nil {
 		c.health.succeeded()
-	} else if !deadline.IsZero() && ctx.Err() != nil && c.ctx.Err() == nil {
-		// The readers' deadline came first: remembered as a failure (see Chunked.gaveUp).
-		var late []int64
-		for idx := lo / c.chunk; idx <= (hi-1)/c.chunk; idx++ {
-			late = append(late, idx)
-		}
-		err = c.gaveUp(late, ctx.Err())
+	} else if err != nil && late && c.ctx.Err() == nil {
+		// The readers' deadline came first; they counted it and remembered the chunks as
+		// failed as they left (see Chunked.gaveUp). Readers that joined since get the same
+		// verdict, not a cancellation of their own.
+		err = fmt.Errorf("%w (%w)", c.unreachable(), context.DeadlineExceeded)
 	}
 	c.finishRange(group, buf, lo, err)
 	if err == nil && c.disk != nil {
@@ -349,9 +354,14 @@ func (c *Chunked) readPieces(ctx context.Context, p []byte, off int64, pieces []
 		select {
 		case <-pc.s.done:
 		case <-ctx.Done():
+			c.gaveUp([]int64{pc.off / c.chunk}, ctx.Err())
 			return false, ctx.Err()
 		}
 		if pc.s.err != nil {
+			if errors.Is(pc.s.err, context.DeadlineExceeded) { // a reader's deadline ended the fetch
+				c.gaveUp([]int64{pc.off / c.chunk}, context.DeadlineExceeded)
+				return false, pc.s.err
+			}
 			return false, pc.s.err
 		}
 		copy(dst, pc.s.data[pc.off-pc.s.off:])
@@ -408,9 +418,14 @@ func (c *Chunked) viewRange(ctx context.Context, off int64, n int, idx int64) (v
 	select {
 	case <-s.done:
 	case <-ctx.Done():
+		c.gaveUp([]int64{idx}, ctx.Err())
 		return nil, nil, true, ctx.Err()
 	}
 	if s.err != nil {
+		if errors.Is(s.err, context.DeadlineExceeded) { // a reader's deadline ended the fetch
+			c.gaveUp([]int64{idx}, context.DeadlineExceeded)
+			return nil, nil, true, s.err
+		}
 		return nil, nil, true, s.err
 	}
 	return s.data[off-s.off : end-s.off : end-s.off], func() {}, true, nil

@@ -102,3 +102,13 @@ func (im *Image) Profile(ctx context.Context) ([]uint64, error) {
 	}
 	return out, nil
 }
+
+// hintIndex marks content bytes [off, off+n) of the index as read the way a stream is: the
+// source fetches the whole chunks around them. The index is small beside the data and read
+// again and again (every lookup, every listing), so whole chunks of it pay for themselves,
+// where a random read of file data should fetch just its range.
+func (im *Image) hintIndex(off, n uint64) {
+	if n > 0 && within(off, n, im.contentBytes) {
+		im.src.Prefetch(int64(contentOffset+off), int64(n))
+	}
+}
