@@ -630,7 +630,7 @@ func (c *Chunked) gaveUp(late []int64, why error) error {
 // unreachable is the error of a fetch that did not deliver within its readers' deadline.
 func (c *Chunked) unreachable() error {
 	return &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-		Err: errors.New("no answer within the reader's deadline"), Hint: Hint(ErrUnreachable, false)}
+		Err: errors.New("no answer within the reader's deadline")}
 }
 
 // rememberFailure records that chunk idx failed, for FailedChunkTTL.

@@ -48,7 +48,7 @@ func newAutoDiskDir(size, chunk, want int64) (dir string, bound int64, err error
 	}
 	bound = min(want, free/2)
 	if bound < 2*chunk {
-		return "", 0, fmt.Errorf("disk cache: %s has %d MiB free; an automatic cache takes at most half of it, too little to hold two chunks (set --disk-cache DIR or ENCFS_CACHE_DIR)", base, free>>20)
+		return "", 0, fmt.Errorf("%w: %s has %d MiB free; an automatic cache takes at most half of it, too little to hold two chunks", ErrDiskCache, base, free>>20)
 	}
 	dir, err = os.MkdirTemp(base, fmt.Sprintf("%s%d-", autoCachePrefix, os.Getpid()))
 	if err != nil {

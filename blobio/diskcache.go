@@ -156,7 +156,7 @@ func openDiskStore(dir string, max int64, log *slog.Logger) (*diskStore, error) 
 		return s, nil
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("disk cache: %w; choose a writable directory for --disk-cache", err)
+		return nil, fmt.Errorf("%w: %w", ErrDiskCache, err)
 	}
 	s := &diskStore{dir: abs, log: log, max: max, ll: list.New(), m: map[string]*list.Element{}, refs: 1}
 	type found struct {

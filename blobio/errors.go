@@ -24,6 +24,8 @@ var (
 	// ErrBadResponse: the server answered something a range source cannot use (no Range
 	// support, a Content-Range that does not match the request).
 	ErrBadResponse = errors.New("unusable response")
+	// ErrDiskCache: the disk cache directory cannot be used (not writable, too little space).
+	ErrDiskCache = errors.New("disk cache")
 )
 
 // Error describes a failed operation on a remote source. It never holds secrets: Source is the
@@ -37,7 +39,12 @@ type Error struct {
 	Tries  int
 	Took   time.Duration
 	Err    error // the last underlying error, already redacted
-	Hint   string
+	// Cause is what the source found out about why, from the answer and the request ("the SAS
+	// expired at ..."), when it knows more than Kind says. What the user should do about it,
+	// in terms of encfs's flags, is the command line's business (cmd/encfs, advice.go).
+	Cause string
+	// Azure is set when the source is Azure Blob Storage (the advice differs).
+	Azure bool
 }
 
 func (e *Error) Error() string {
@@ -62,9 +69,9 @@ func (e *Error) Error() string {
 	if e.Tries > 1 {
 		fmt.Fprintf(&b, " (after %d tries in %s)", e.Tries, e.Took.Round(time.Millisecond))
 	}
-	if e.Hint != "" {
+	if e.Cause != "" {
 		b.WriteString("; ")
-		b.WriteString(e.Hint)
+		b.WriteString(e.Cause)
 	}
 	return b.String()
 }
@@ -79,26 +86,4 @@ func (e *Error) Unwrap() []error {
 		return []error{e.Kind}
 	}
 	return []error{e.Kind, e.Err}
-}
-
-// Hint says what to do about a kind of failure, for Azure Blob Storage (azure) or any other
-// storage.
-func Hint(kind error, azure bool) string {
-	switch kind {
-	case ErrNotFound:
-		if azure {
-			return "check the account, container and blob names; a private blob also answers 404 to anonymous requests, so give a SAS URL or an identity with the Storage Blob Data Reader role"
-		}
-		return "check the URL"
-	case ErrAuth:
-		if azure {
-			return "the SAS may have expired or lack read permission, or the identity lacks the Storage Blob Data Reader role (or Contributor to upload)"
-		}
-		return "the presigned URL may have expired"
-	case ErrChanged:
-		return "the blob was replaced after it was opened; restart the mount to serve the new image"
-	case ErrUnreachable:
-		return "check network access to the storage endpoint (firewall, private endpoint DNS, proxy)"
-	}
-	return ""
 }

@@ -80,8 +80,7 @@ func (t *healthTracker) gate() error {
 	}
 	t.h.FailedReads++
 	return &Error{Op: "read", Source: t.source, Kind: kindOf(t.h.Cause),
-		Err:  fmt.Errorf("not tried: storage breaker open since %s", t.h.Since.Format(time.TimeOnly)),
-		Hint: Hint(kindOf(t.h.Cause), false)}
+		Err: fmt.Errorf("not tried: storage breaker open since %s", t.h.Since.Format(time.TimeOnly))}
 }
 
 // succeeded records a fetch that worked.

@@ -1,6 +1,3 @@
-// Package blockdev serves a block device as one file through FUSE and mounts a kernel
-// filesystem (ext4 or xfs) on it through a loop device, so that applications get full POSIX
-// semantics from a kernel filesystem while encfs stays a block layer.
 package blockdev
 
 import "context"

@@ -48,7 +48,9 @@ type FileSystem struct {
 	MountPoint      string `json:"mount_point"`
 	AzureURL        string `json:"azure_url"`         // https blob URL, or a local path / file:// URL
 	AzureURLPrivate bool   `json:"azure_url_private"` // fetch with the managed identity's token
-	ReadWrite       bool   `json:"read_write"`        // must be false: images are read-only
+	// ReadWrite makes AzureURL a read-write volume (a page blob or local file made by `encfs
+	// volume create`) rather than an image; MinGeneration then applies to the volume.
+	ReadWrite bool `json:"read_write"`
 
 	Key           *Key           `json:"key,omitempty"`
 	KeyDerivation *KeyDerivation `json:"key_derivation,omitempty"`

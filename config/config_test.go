@@ -118,8 +118,10 @@ func TestValidation(t *testing.T) {
 		{`{"azure_filesystems":[]}`, "azure_filesystems: no filesystems to mount"},
 		{`{"azure_filesystems":[{"azure_url":"/i","key_file":"/k"}]}`, "azure_filesystems[0].mount_point: required"},
 		{`{"azure_filesystems":[{"mount_point":"rel","azure_url":"/i","key_file":"/k"}]}`, "must be an absolute path"},
-		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","read_write":true}]}`,
-			"azure_filesystems[0].read_write: true is not supported: encfs images are read-only"},
+		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","read_write":true,"pinned_root":"00"}]}`,
+			"azure_filesystems[0].pinned_root: applies to read-only images, not to a read_write volume"},
+		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","read_write":true,"publish_symlink":true}]}`,
+			"azure_filesystems[0].publish_symlink: applies to read-only images"},
 		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i"}]}`, "azure_filesystems[0].key: required"},
 		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"ftp://x/i","key_file":"/k"}]}`, "azure_filesystems[0].azure_url"},
 		{`{"azure_filesystems":[{"mount_point":"/m","azure_url":"/i","key_file":"/k","pinned_root":"abc"}]}`, "azure_filesystems[0].pinned_root"},
@@ -140,8 +142,8 @@ func TestValidation(t *testing.T) {
 		}
 	}
 	// Every problem is reported, not just the first.
-	_, err := Parse([]byte(`{"azure_filesystems":[{"read_write":true}]}`))
-	for _, want := range []string{"mount_point", "azure_url", "read_write", "key"} {
+	_, err := Parse([]byte(`{"azure_filesystems":[{"read_write":true,"series":"00"}]}`))
+	for _, want := range []string{"mount_point", "azure_url", "series", "key"} {
 		if err == nil || !strings.Contains(err.Error(), "azure_filesystems[0]."+want) {
 			t.Errorf("combined error %v lacks %s", err, want)
 		}

@@ -70,7 +70,20 @@ func (fs *FileSystem) validate() []*PathError {
 		add("azure_url", "%s", msg)
 	}
 	if fs.ReadWrite {
-		add("read_write", "true is not supported: encfs images are read-only and integrity-protected; set read_write to false")
+		// A read-write volume (docs/VOLUME.md), made with `encfs volume create`. The image
+		// fields mean nothing for it: refused rather than silently ignored.
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"pinned_root", fs.PinnedRoot != ""}, {"series", fs.Series != ""}, {"pinned_signer", fs.PinnedSigner != ""},
+			{"cache_size", fs.CacheSize != 0}, {"disk_cache_dir", fs.DiskCacheDir != ""}, {"disk_cache_size", fs.DiskCacheSize != 0},
+			{"prefetch", fs.Prefetch != ""}, {"publish_symlink", fs.PublishSymlink},
+		} {
+			if f.set {
+				add(f.name, "applies to read-only images, not to a read_write volume; remove it")
+			}
+		}
 	}
 	switch {
 	case fs.KeyFile != "" && fs.Key != nil:
@@ -100,10 +113,10 @@ func (fs *FileSystem) validate() []*PathError {
 	}
 	if fs.PinnedSigner != "" {
 		if b, err := hex.DecodeString(fs.PinnedSigner); err != nil || len(b) != 32 {
-			add("pinned_signer", "want the publisher's 64-hex-character Ed25519 public key (printed by `encfs keygen --signing-key`)")
+			add("pinned_signer", "want the publisher's 64-hex-character Ed25519 public key, as `encfs keygen` printed it with the signing key")
 		}
 	}
-	if fs.Series == "" && fs.MinGeneration > 0 {
+	if fs.Series == "" && fs.MinGeneration > 0 && !fs.ReadWrite {
 		add("series", "required with min_generation: a generation counts within one image series, and without it an image of another dataset with a higher generation would mount")
 	}
 	if fs.Series == "" && fs.PinnedSigner != "" {

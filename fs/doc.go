@@ -6,9 +6,9 @@
 // fails with EROFS.
 //
 // Reads go straight from the image's verifying reader into the buffer go-fuse hands to the
-// read, so plaintext is copied once and only after it has been verified. A block that fails
-// verification fails the reads that need it with EIO, is logged once with the file path, and
-// counted; the rest of the image keeps serving. Each open file detects sequential reading and
+// read, so plaintext is copied once and only after it has been verified. A unit of the image
+// that fails verification fails the reads that need any of it with EIO, is logged once (with
+// the file path only under LogPaths), and counted; the rest of the image keeps serving. Each open file detects sequential reading and
 // asks the image to prefetch ahead of the reader, and stops as soon as the reads turn random.
 //
 // Mounting (mount points, read_ahead_kb, unmount) is package mount's job.

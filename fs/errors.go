@@ -41,7 +41,8 @@ func (f *FS) ioError(ctx context.Context, op string, n *node, off int64, length 
 	}
 	attrs = append(attrs, "region", string(ie.Region), "block", ie.Block)
 	if f.opts.LogPaths && ie.Region == image.RegionContent && n.in.IsRegular() {
-		// Where in the file the bad block starts (0 if the file starts inside it).
+		// Where in the file the bad unit starts (0 if the file starts inside it); ie.Block is
+		// the unit's first block.
 		blockStart := ie.Block * image.BlockSize
 		attrs = append(attrs, "file_offset", max(blockStart, n.in.DataOffset)-n.in.DataOffset)
 	}

@@ -115,11 +115,11 @@ func TestColdRandomReadFetchesItsRange(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 	ext := s.extent(t, "big")
-	block := ext.Off + off/image.BlockSize*image.BlockSize
+	unit := ext.Off + off/image.UnitSize*image.UnitSize // the extent starts on a unit
 	gets := s.px.Ranges()[before:]
 	content := s.contentGets(gets)
-	if len(content) != 1 || content[0] != (faultproxy.Range{Off: block, End: block + image.BlockSize}) {
-		t.Fatalf("content GETs %v, want one of the block [%d, %d)", content, block, block+image.BlockSize)
+	if len(content) != 1 || content[0] != (faultproxy.Range{Off: unit, End: unit + image.UnitSize}) {
+		t.Fatalf("content GETs %v, want one of the unit [%d, %d)", content, unit, unit+image.UnitSize)
 	}
 	if got := s.ch.Stats().BytesFetched - fetched; got > 64<<10 {
 		t.Fatalf("a 4 KiB read fetched %d bytes in %v", got, gets)

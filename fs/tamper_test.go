@@ -18,9 +18,11 @@ import (
 )
 
 // TestTamperedBlock flips one byte in one data block of one file. Exactly the reads that need
-// that block fail with EIO, with one log line naming the inode and block (not the path, file
-// offset or size), and are counted; every other read of that file and of every other file
-// returns the right bytes, never different ones. With LogPaths the line also names the file.
+// the verification unit holding it (8 KiB, image.UnitSize) fail with EIO, with one log line
+// naming the inode and the unit's first block (not the path, file offset or size), and are
+// counted; every other read of that file, the neighbouring units included, and of every other
+// file returns the right bytes, never different ones. With LogPaths the line also names the
+// file.
 func TestTamperedBlock(t *testing.T) {
 	for _, logPaths := range []bool{false, true} {
 		t.Run(fmt.Sprintf("LogPaths=%v", logPaths), func(t *testing.T) { testTamperedBlock(t, logPaths) })
@@ -41,8 +43,10 @@ func testTamperedBlock(t *testing.T, logPaths bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	badBlock := (in.DataOffset + target) / image.BlockSize
-	badStart := int64(badBlock*image.BlockSize) - int64(in.DataOffset) // file offset where it starts
+	badUnit := (in.DataOffset + target) / image.UnitSize
+	badBlock := badUnit * image.BlocksPerUnit                        // the first block of the unit, which the log names
+	badStart := int64(badUnit*image.UnitSize) - int64(in.DataOffset) // file offset where the unit starts
+	badEnd := badStart + image.UnitSize
 	b, err := os.ReadFile(img)
 	if err != nil {
 		t.Fatal(err)
@@ -67,25 +71,28 @@ func testTamperedBlock(t *testing.T, logPaths bool) {
 		}
 		return err
 	}
-	// Reads that need the block fail, however they overlap it.
+	// Reads that need the unit fail, however they overlap it, even where the flipped byte is
+	// in another of its blocks.
 	for _, c := range []struct {
 		off int64
 		n   int
-	}{{badStart, 1}, {badStart + 4095, 1}, {badStart - 10, 20}, {badStart - 1<<19, 1 << 20}} {
+	}{{badStart, 1}, {badStart + 4095, 1}, {badEnd - 1, 1}, {badStart + 4096, 4096}, {badEnd - 4096, 4096},
+		{badStart - 10, 20}, {badEnd - 10, 20}, {badStart - 1<<19, 1 << 20}} {
 		if err := read(c.off, c.n); !errors.Is(err, syscall.EIO) {
-			t.Errorf("read %d at %d (needs the bad block): %v, want EIO", c.n, c.off, err)
+			t.Errorf("read %d at %d (needs the bad unit): %v, want EIO", c.n, c.off, err)
 		}
 	}
 	if _, err := os.ReadFile(filepath.Join(m.Dir, "victim")); !errors.Is(err, syscall.EIO) {
 		t.Errorf("reading the whole file: %v, want EIO", err)
 	}
-	// Reads that do not need it succeed, including the blocks on either side.
+	// Reads that do not need it succeed, including the blocks and units on either side.
 	for _, c := range []struct {
 		off int64
 		n   int
-	}{{0, 4096}, {badStart - 4096, 4096}, {badStart + 4096, 4096}, {3 << 20, 1 << 20}} {
+	}{{0, 4096}, {badStart - 4096, 4096}, {badEnd, 4096}, {badStart - image.UnitSize, image.UnitSize},
+		{badEnd, image.UnitSize}, {badStart - 1, 1}, {badEnd, 1}, {3 << 20, 1 << 20}} {
 		if err := read(c.off, c.n); err != nil {
-			t.Errorf("read %d at %d (does not need the bad block): %v", c.n, c.off, err)
+			t.Errorf("read %d at %d (does not need the bad unit): %v", c.n, c.off, err)
 		}
 	}
 	// Other files are untouched.
@@ -99,7 +106,7 @@ func testTamperedBlock(t *testing.T, logPaths bool) {
 	logs := m.Logs()
 	lines := strings.Count(logs, "msg=\"integrity check failed")
 	if lines != 1 {
-		t.Errorf("%d integrity log lines, want exactly 1 for one bad block:\n%s", lines, logs)
+		t.Errorf("%d integrity log lines, want exactly 1 for one bad unit:\n%s", lines, logs)
 	}
 	for _, s := range []string{fmt.Sprintf("inode=%d", in.Ino), fmt.Sprintf("block=%d", badBlock)} {
 		if !strings.Contains(logs, s) {

@@ -53,20 +53,25 @@ const (
 	RegionIndex   Region = "index"
 )
 
-// IntegrityError reports a block that failed verification: modified, moved, or from another
-// image. Block is a content block number for RegionContent, else a tree block number. The
-// message names the region and block only: it may be logged outside the TEE, and nothing in
-// it says which file the block belongs to (encfs verify adds that for the operator).
+// IntegrityError reports content or a tree block that failed verification: modified, moved,
+// or from another image. For RegionContent, Block is the first content block of the
+// verification unit that failed (its BlocksPerUnit blocks fail together); else it is a tree
+// block number. The message names the region and blocks only: it may be logged outside the
+// TEE, and nothing in it says which file the blocks belong to (encfs verify adds that for the
+// operator).
 type IntegrityError struct {
 	Region Region
 	Block  uint64
-	Offset int64 // byte offset of the block in the image file; not in the message
+	Offset int64 // byte offset of the unit or block in the image file; not in the message
 	Detail string
 }
 
 func (e *IntegrityError) Error() string {
-	if e.Region == RegionHeader {
+	switch e.Region {
+	case RegionHeader:
 		return fmt.Sprintf("integrity check failed: header: %s", e.Detail)
+	case RegionContent:
+		return fmt.Sprintf("integrity check failed: content blocks %d..%d: %s", e.Block, e.Block+BlocksPerUnit-1, e.Detail)
 	}
 	return fmt.Sprintf("integrity check failed: %s block %d: %s", e.Region, e.Block, e.Detail)
 }

@@ -12,7 +12,7 @@ import (
 // tree that verify it, so that neither waits for the other.
 
 // unit is the verification unit: the granule every read of the source is aligned to.
-func (im *Image) unit() uint64 { return BlockSize }
+func (im *Image) unit() uint64 { return UnitSize }
 
 // FetchFile asks the source to fetch a regular file's whole extent now (files are contiguous
 // in the content space), with its leaf tree blocks. It never blocks.
@@ -42,11 +42,11 @@ func (im *Image) fetchContent(off, n uint64) {
 	u := im.unit()
 	lo, hi := off/u*u, min((off+n+u-1)/u*u, im.contentBytes)
 	im.src.PrefetchRange(int64(contentOffset+lo), int64(hi-lo))
-	im.fetchLeaves(lo/BlockSize, (hi-lo)/BlockSize)
+	im.fetchLeaves(lo/u, (hi-lo)/u)
 }
 
-// fetchLeaves asks for the level-0 tree blocks of content blocks first..first+n-1 that the
-// tree cache does not hold, as exact ranges. A cold random read then fetches its tree blocks
+// fetchLeaves asks for the level-0 tree blocks of units first..first+n-1 that the tree cache
+// does not hold, as exact ranges. A cold random read then fetches its tree blocks
 // alongside its content instead of after it.
 func (im *Image) fetchLeaves(first, n uint64) {
 	if n == 0 {
@@ -72,7 +72,7 @@ func (im *Image) fetchLeaves(first, n uint64) {
 // prefetchLeaves hints the tree blocks of content bytes [off, off+n) the way Prefetch hints
 // content: as part of a sequential stream, which the source serves in whole chunks.
 func (im *Image) prefetchLeaves(off, n uint64) {
-	a, b := off/BlockSize/leavesPerBlock, (off+n-1)/BlockSize/leavesPerBlock
+	a, b := off/im.unit()/leavesPerBlock, (off+n-1)/im.unit()/leavesPerBlock
 	if _, ok := im.tree.get(im.geo.levels[0].first + b); ok {
 		return // a stream's leaves are fetched in order: the last one cached means all are
 	}
@@ -90,7 +90,7 @@ func (im *Image) Profile(ctx context.Context) ([]uint64, error) {
 		return nil, nil
 	}
 	buf := make([]byte, n*8)
-	if err := im.readContent(ctx, buf, im.sb.ProfileOffset, false); err != nil {
+	if err := im.readContent(ctx, buf, im.sb.ProfileOffset, cachePolicy{}); err != nil {
 		return nil, fmt.Errorf("read the access profile: %w", err)
 	}
 	out := make([]uint64, n)

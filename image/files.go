@@ -14,7 +14,7 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 	}
 	var rec [InodeSize]byte
 	im.hintIndex(im.sb.InodeTableOffset+ino*InodeSize, InodeSize)
-	if err := im.readContent(ctx, rec[:], im.sb.InodeTableOffset+ino*InodeSize, true); err != nil {
+	if err := im.readContent(ctx, rec[:], im.sb.InodeTableOffset+ino*InodeSize, cacheIndex); err != nil {
 		return Inode{}, err
 	}
 	return parseInode(ino, rec[:], im.sb, im.contentBytes)
@@ -24,8 +24,12 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 func (im *Image) readMeta(ctx context.Context, off, n uint64) ([]byte, error) {
 	buf := make([]byte, n)
 	im.hintIndex(im.sb.MetaOffset+off, n)
-	// Large lists (big directories) bypass the block cache so they do not flush it.
-	err := im.readContent(ctx, buf, im.sb.MetaOffset+off, n < 16*BlockSize)
+	// Large lists (big directories) bypass the unit cache so they do not flush it.
+	policy := cacheIndex
+	if n >= 16*BlockSize {
+		policy = cachePolicy{lo: im.sb.MetaOffset + off, hi: im.sb.MetaOffset + off + n}
+	}
+	err := im.readContent(ctx, buf, im.sb.MetaOffset+off, policy)
 	return buf, err
 }
 
@@ -78,7 +82,7 @@ func (im *Image) ReadFile(ctx context.Context, in *Inode, p []byte, off int64) (
 		return 0, nil
 	}
 	n := min(uint64(len(p)), in.Size-uint64(off))
-	if err := im.readContent(ctx, p[:n], in.DataOffset+uint64(off), false); err != nil {
+	if err := im.readContent(ctx, p[:n], in.DataOffset+uint64(off), cachePolicy{lo: in.DataOffset, hi: in.DataOffset + in.Size}); err != nil {
 		return 0, err
 	}
 	return int(n), nil

@@ -10,10 +10,10 @@ import (
 // a buggy or hostile key holder must give an error, not crash the sidecar.
 
 func FuzzParseHeader(f *testing.F) {
-	h := &Header{ContentBlocks: 3, IndexBlock: 2, Series: [SeriesSize]byte{1}, Keyslots: []Keyslot{{}}}
-	h.TreeOffset = contentOffset + 3*BlockSize
-	h.TreeBlocks = newTreeGeometry(3).totalBlocks
-	// The fuzzer works on the used part of the header (944 bytes) and the rest is zero: a 4 KiB
+	h := &Header{ContentBlocks: 2 * BlocksPerUnit, IndexBlock: 5, Series: [SeriesSize]byte{1}, Keyslots: []Keyslot{{}}}
+	h.TreeOffset = contentOffset + h.ContentBlocks*BlockSize
+	h.TreeBlocks = newTreeGeometry(h.ContentUnits()).totalBlocks
+	// The fuzzer works on the used part of the header (944 bytes) and the rest is zero: an 8 KiB
 	// input makes minimisation so slow that the fuzzer stalls. The zero check of the reserved
 	// tail is covered by TestTamper.
 	f.Add(h.Marshal()[:headerUsed])

@@ -7,32 +7,44 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+
+	"github.com/encfs/encfs/internal/keyslot"
 )
 
 // Format constants of version 2. See docs/FORMAT.md, "Header".
 const (
-	Magic       = "ENCFSIMG"
-	Version     = 2
-	BlockSize   = 4096
-	HeaderSize  = 4096
+	Magic     = "ENCFSIMG"
+	Version   = 2
+	BlockSize = 4096 // the XTS data unit: content is encrypted block by block
+	// UnitSize is the verification unit: one leaf hash covers the ciphertext of BlocksPerUnit
+	// consecutive content blocks, so a read verifies whole units. 8 KiB by measurement
+	// (docs/FORMAT.md, "Why BLAKE3 leaves"); fixed by the integrity id.
+	UnitSize      = 8192
+	BlocksPerUnit = UnitSize / BlockSize
+	// HeaderSize is the header region: the header fields, then zero bytes up to the content,
+	// which starts at HeaderSize so that units are aligned in the image file and never
+	// straddle the aligned chunks a remote source fetches.
+	HeaderSize  = UnitSize
 	MaxKeyslots = 8
 
-	CipherAES256XTS           = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
-	IntegrityBLAKE3SHA256Tree = 2 // BLAKE3 keyed-hash leaves under a salted SHA-256 tree
-	SeriesSize                = 16
-	SignerKeySize             = 32 // Ed25519 public key
-	SignatureSize             = 64 // Ed25519 signature
-	offSeries                 = 160
-	offSigner                 = offSeries + SeriesSize    // 176
-	offSignature              = offSigner + SignerKeySize // 208
-	keyslotSize               = 80
-	offKeyslots               = offSignature + SignatureSize          // 272
-	offMAC                    = offKeyslots + MaxKeyslots*keyslotSize // 912
-	headerUsed                = offMAC + sha256.Size                  // 944
-	contentOffset             = HeaderSize
-	fingerprintSize           = 8
-	wrappedKeySize            = MasterKeySize + 16 // AES-GCM ciphertext + tag
-	keyslotNonceSize          = 12
+	CipherAES256XTS = 1 // AES-256-XTS, 4 KiB data units, tweak = content block number
+	// IntegrityBLAKE3Units8K is the integrity construction: BLAKE3 keyed-hash leaves, one per
+	// 8 KiB verification unit, under a salted SHA-256 tree. Id 2 was the same tree with one
+	// leaf per 4 KiB block, from before any deployment; it is no longer read.
+	IntegrityBLAKE3Units8K = 3
+	integrityBlockLeaves   = 2
+	SeriesSize             = 16
+	SignerKeySize          = 32 // Ed25519 public key
+	SignatureSize          = 64 // Ed25519 signature
+	offSeries              = 160
+	offSigner              = offSeries + SeriesSize    // 176
+	offSignature           = offSigner + SignerKeySize // 208
+	keyslotSize            = keyslot.Size
+	offKeyslots            = offSignature + SignatureSize          // 272
+	offMAC                 = offKeyslots + MaxKeyslots*keyslotSize // 912
+	headerUsed             = offMAC + sha256.Size                  // 944
+	contentOffset          = HeaderSize
+	fingerprintSize        = keyslot.FingerprintSize
 )
 
 // Header is the decoded fixed-size header at offset 0 of every image.
@@ -59,11 +71,10 @@ type Header struct {
 }
 
 // Keyslot holds the image's master key wrapped by one release key.
-type Keyslot struct {
-	Fingerprint [fingerprintSize]byte
-	Nonce       [keyslotNonceSize]byte
-	Wrapped     [wrappedKeySize]byte
-}
+type Keyslot = keyslot.Slot
+
+// ContentUnits is the number of verification units of the content space.
+func (h *Header) ContentUnits() uint64 { return h.ContentBlocks / BlocksPerUnit }
 
 // ImageSize is the exact length of a well-formed image with this header.
 func (h *Header) ImageSize() int64 { return int64(h.TreeOffset + h.TreeBlocks*BlockSize) }
@@ -91,7 +102,7 @@ func (h *Header) Marshal() []byte {
 	copy(b[0:8], Magic)
 	le.PutUint16(b[8:], Version)
 	le.PutUint16(b[10:], CipherAES256XTS)
-	le.PutUint16(b[12:], IntegrityBLAKE3SHA256Tree)
+	le.PutUint16(b[12:], IntegrityBLAKE3Units8K)
 	le.PutUint16(b[14:], uint16(len(h.Keyslots)))
 	le.PutUint32(b[16:], BlockSize)
 	le.PutUint32(b[20:], HeaderSize)
@@ -109,10 +120,7 @@ func (h *Header) Marshal() []byte {
 	copy(b[offSigner:offSignature], h.Signer[:])
 	copy(b[offSignature:offKeyslots], h.Signature[:])
 	for i, ks := range h.Keyslots {
-		s := b[offKeyslots+i*keyslotSize:]
-		copy(s[0:8], ks.Fingerprint[:])
-		copy(s[8:20], ks.Nonce[:])
-		copy(s[20:20+wrappedKeySize], ks.Wrapped[:])
+		ks.Marshal(b[offKeyslots+i*keyslotSize:])
 	}
 	copy(b[offMAC:headerUsed], h.MAC[:])
 	return b
@@ -144,7 +152,9 @@ func ParseHeader(b []byte) (*Header, error) {
 	if len(b) < len(Magic) || !bytes.Equal(b[:len(Magic)], []byte(Magic)) {
 		return nil, formatErr(ErrNotImage, "no encfs magic at offset 0 (this is not an encfs image)")
 	}
-	if len(b) < HeaderSize {
+	// The version and the ids come first, so that an image of another format is named as such
+	// even when it is shorter than this format's header region.
+	if len(b) < 14 {
 		return nil, formatErr(ErrTruncated, "header is %d bytes, want %d", len(b), HeaderSize)
 	}
 	le := binary.LittleEndian
@@ -157,8 +167,15 @@ func ParseHeader(b []byte) (*Header, error) {
 	if c := le.Uint16(b[10:]); c != CipherAES256XTS {
 		return nil, formatErr(ErrUnsupportedVersion, "cipher id %d is not supported (want %d, AES-256-XTS)", c, CipherAES256XTS)
 	}
-	if c := le.Uint16(b[12:]); c != IntegrityBLAKE3SHA256Tree {
-		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityBLAKE3SHA256Tree)
+	switch c := le.Uint16(b[12:]); c {
+	case IntegrityBLAKE3Units8K:
+	case integrityBlockLeaves:
+		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d (one leaf per 4 KiB block, a pre-release form of version 2) is no longer read: pack the source directory again", c)
+	default:
+		return nil, formatErr(ErrUnsupportedVersion, "integrity id %d is not supported (want %d)", c, IntegrityBLAKE3Units8K)
+	}
+	if len(b) < HeaderSize {
+		return nil, formatErr(ErrTruncated, "header is %d bytes, want %d", len(b), HeaderSize)
 	}
 	if bs, hs := le.Uint32(b[16:]), le.Uint32(b[20:]); bs != BlockSize || hs != HeaderSize {
 		return nil, formatErr(ErrCorrupt, "block size %d / header size %d, want %d / %d", bs, hs, BlockSize, HeaderSize)
@@ -189,10 +206,13 @@ func ParseHeader(b []byte) (*Header, error) {
 	if h.ContentBlocks == 0 || h.ContentBlocks > 1<<40 {
 		return nil, formatErr(ErrCorrupt, "content block count %d out of range", h.ContentBlocks)
 	}
+	if h.ContentBlocks%BlocksPerUnit != 0 {
+		return nil, formatErr(ErrCorrupt, "content block count %d is not a whole number of %d-block verification units", h.ContentBlocks, BlocksPerUnit)
+	}
 	if h.TreeOffset != contentOffset+h.ContentBlocks*BlockSize {
 		return nil, formatErr(ErrCorrupt, "tree offset %d does not follow %d content blocks", h.TreeOffset, h.ContentBlocks)
 	}
-	if want := newTreeGeometry(h.ContentBlocks).totalBlocks; h.TreeBlocks != want {
+	if want := newTreeGeometry(h.ContentUnits()).totalBlocks; h.TreeBlocks != want {
 		return nil, formatErr(ErrCorrupt, "tree holds %d blocks, want %d for %d content blocks", h.TreeBlocks, want, h.ContentBlocks)
 	}
 	if allZero(h.Series[:]) {
@@ -212,11 +232,8 @@ func ParseHeader(b []byte) (*Header, error) {
 			}
 			continue
 		}
-		var ks Keyslot
-		copy(ks.Fingerprint[:], s[0:8])
-		copy(ks.Nonce[:], s[8:20])
-		copy(ks.Wrapped[:], s[20:20+wrappedKeySize])
-		if !allZero(s[20+wrappedKeySize:]) {
+		ks, err := keyslot.Parse(s)
+		if err != nil {
 			return nil, formatErr(ErrCorrupt, "reserved bytes of keyslot %d are not zero", i)
 		}
 		h.Keyslots = append(h.Keyslots, ks)

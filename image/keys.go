@@ -1,22 +1,17 @@
 package image
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/hkdf"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 
+	"github.com/encfs/encfs/internal/keyslot"
 	"github.com/encfs/encfs/internal/xts"
 )
 
 // Key sizes.
 const (
-	ReleaseKeySize = 32
-	MasterKeySize  = 32
+	ReleaseKeySize = keyslot.ReleaseKeySize
+	MasterKeySize  = keyslot.MasterKeySize
 )
 
 // HKDF labels of version 2; docs/FORMAT.md, "Keys". The fingerprint label keeps its v1 name
@@ -31,47 +26,16 @@ const (
 
 // Fingerprint names a release key without revealing it: the first 8 bytes of
 // SHA-256(label || key), in lowercase hex.
-func Fingerprint(releaseKey []byte) string {
-	f := fingerprint(releaseKey)
-	return hex.EncodeToString(f[:])
-}
+func Fingerprint(releaseKey []byte) string { return keyslot.FingerprintHex(releaseKey) }
 
-func fingerprint(releaseKey []byte) [fingerprintSize]byte {
-	h := sha256.New()
-	h.Write([]byte(labelFingerprint))
-	h.Write(releaseKey)
-	var f [fingerprintSize]byte
-	copy(f[:], h.Sum(nil))
-	return f
-}
+func fingerprint(releaseKey []byte) [fingerprintSize]byte { return keyslot.Fingerprint(releaseKey) }
 
 func hkdfKey(secret []byte, salt []byte, label string, n int) []byte {
-	k, err := hkdf.Key(sha256.New, secret, salt, label, n)
-	if err != nil {
-		panic(err) // only for lengths HKDF cannot produce, a programming error
-	}
-	return k
+	return keyslot.HKDF(secret, salt, label, n)
 }
 
-// keyslotAEAD is AES-256-GCM under the key-encryption key derived from a release key and the
-// image salt, so a keyslot cannot be moved to another image.
-func keyslotAEAD(releaseKey []byte, salt []byte) cipher.AEAD {
-	kek := hkdfKey(releaseKey, salt, labelKeyslot, 32)
-	defer clear(kek)
-	return newGCM(kek)
-}
-
-func newGCM(key []byte) cipher.AEAD {
-	blk, err := aes.NewCipher(key)
-	if err != nil {
-		panic(err)
-	}
-	g, err := cipher.NewGCM(blk)
-	if err != nil {
-		panic(err)
-	}
-	return g
-}
+// keyslotLabels are the HKDF labels of image keyslots.
+var keyslotLabels = keyslot.Labels{KEK: labelKeyslot, Nonce: labelKeyslotNonce}
 
 // keyslotAD binds a keyslot to the image UUID, the series and the generation as well as the
 // key's fingerprint: a keyslot copied into a forged header of another generation or series
@@ -87,22 +51,10 @@ func keyslotAD(h *Header, fp [fingerprintSize]byte) []byte {
 	return append(ad, fp[:]...)
 }
 
-// wrapMasterKey makes the keyslot for releaseKey. The nonce is synthetic, an HMAC of the master
-// key and the associated data under a key of its own: it repeats only with the very same
-// plaintext and associated data, and needs no random source.
+// wrapMasterKey makes the keyslot for releaseKey (internal/keyslot: synthetic nonce, AES-256-GCM
+// under a key-encryption key derived from the release key and the image salt).
 func wrapMasterKey(h *Header, releaseKey, masterKey []byte) Keyslot {
-	var ks Keyslot
-	ks.Fingerprint = fingerprint(releaseKey)
-	ad := keyslotAD(h, ks.Fingerprint)
-	nk := hkdfKey(releaseKey, h.Salt[:], labelKeyslotNonce, 32)
-	defer clear(nk)
-	m := hmac.New(sha256.New, nk)
-	m.Write(masterKey)
-	m.Write(ad)
-	copy(ks.Nonce[:], m.Sum(nil))
-	sealed := keyslotAEAD(releaseKey, h.Salt[:]).Seal(nil, ks.Nonce[:], masterKey, ad)
-	copy(ks.Wrapped[:], sealed)
-	return ks
+	return keyslot.Wrap(keyslotLabels, releaseKey, h.Salt[:], masterKey, keyslotAD(h, fingerprint(releaseKey)))
 }
 
 // unwrapMasterKey opens the keyslot that matches releaseKey. ok is false when no slot has the
@@ -113,7 +65,7 @@ func unwrapMasterKey(h *Header, releaseKey []byte) (master []byte, ok bool, err 
 		if ks.Fingerprint != fp {
 			continue
 		}
-		master, err := keyslotAEAD(releaseKey, h.Salt[:]).Open(nil, ks.Nonce[:], ks.Wrapped[:], keyslotAD(h, fp))
+		master, err := ks.Open(keyslotLabels, releaseKey, h.Salt[:], keyslotAD(h, fp))
 		if err != nil {
 			return nil, true, &IntegrityError{Region: RegionHeader,
 				Detail: fmt.Sprintf("keyslot %d has this key's fingerprint but does not open: the keyslot, or the UUID, series or generation it is bound to, was modified", i)}

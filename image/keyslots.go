@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"github.com/encfs/encfs/internal/keyslot"
 )
 
 // EditKeyslots rewrites the header of the image file f (opened for reading and writing) in
@@ -47,48 +49,21 @@ func (h headerFile) Size() int64    { return h.size }
 func (h headerFile) String() string { return h.f.Name() }
 func (h headerFile) Close() error   { return nil } // the caller's file
 
-func slotFingerprints(h *Header) []string {
-	var out []string
-	for _, ks := range h.Keyslots {
-		out = append(out, fmt.Sprintf("%x", ks.Fingerprint))
-	}
-	return out
-}
+func slotFingerprints(h *Header) []string { return keyslot.Fingerprints(h.Keyslots) }
 
 // AddKeyslot adds a keyslot for newKey to the image file f, authorised by currentKey.
 func AddKeyslot(ctx context.Context, f *os.File, currentKey, newKey []byte) error {
-	if len(newKey) != ReleaseKeySize {
-		return fmt.Errorf("new key is %d bytes, want %d", len(newKey), ReleaseKeySize)
-	}
-	return EditKeyslots(ctx, f, currentKey, func(h *Header, master []byte) error {
-		fp := fingerprint(newKey)
-		for _, ks := range h.Keyslots {
-			if ks.Fingerprint == fp {
-				return fmt.Errorf("the image already has a keyslot for key fingerprint %x", fp)
-			}
-		}
-		if len(h.Keyslots) >= MaxKeyslots {
-			return fmt.Errorf("the image already has the maximum of %d keyslots: remove one first", MaxKeyslots)
-		}
-		h.Keyslots = append(h.Keyslots, wrapMasterKey(h, newKey, master))
-		return nil
+	return EditKeyslots(ctx, f, currentKey, func(h *Header, master []byte) (err error) {
+		h.Keyslots, err = keyslot.Add(h.Keyslots, MaxKeyslots, "image", newKey, func() Keyslot { return wrapMasterKey(h, newKey, master) })
+		return err
 	})
 }
 
 // RemoveKeyslot removes the keyslot with the given fingerprint (hex) from the image file f,
 // authorised by currentKey. The last keyslot cannot be removed.
 func RemoveKeyslot(ctx context.Context, f *os.File, currentKey []byte, fp string) error {
-	return EditKeyslots(ctx, f, currentKey, func(h *Header, _ []byte) error {
-		for i, ks := range h.Keyslots {
-			if fmt.Sprintf("%x", ks.Fingerprint) != fp {
-				continue
-			}
-			if len(h.Keyslots) == 1 {
-				return fmt.Errorf("keyslot %s is the image's only keyslot: add another before removing it", fp)
-			}
-			h.Keyslots = append(h.Keyslots[:i], h.Keyslots[i+1:]...)
-			return nil
-		}
-		return fmt.Errorf("the image has no keyslot with fingerprint %s (it has %v)", fp, slotFingerprints(h))
+	return EditKeyslots(ctx, f, currentKey, func(h *Header, _ []byte) (err error) {
+		h.Keyslots, err = keyslot.Remove(h.Keyslots, "image", fp)
+		return err
 	})
 }

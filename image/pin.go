@@ -36,7 +36,7 @@ func (p Pin) Validate() error {
 	}
 	if p.Signer != "" {
 		if b, err := hex.DecodeString(strings.TrimSpace(p.Signer)); err != nil || len(b) != ed25519.PublicKeySize {
-			return fmt.Errorf("pinned signer %q: want the 64-hex-digit public key that `encfs keygen --signing-key` printed", p.Signer)
+			return fmt.Errorf("pinned signer %q: want the publisher's Ed25519 public key, 64 hex digits, as `encfs keygen` printed it with the signing key", p.Signer)
 		}
 	}
 	if p.Series == "" && p.MinGeneration > 0 {

@@ -13,8 +13,8 @@ import (
 
 // Options tune a reader. The zero value is usable.
 type Options struct {
-	// CacheBytes bounds the cache of verified plaintext blocks (index blocks and the partial
-	// blocks at the edges of reads). Default 64 MiB.
+	// CacheBytes bounds the cache of verified plaintext units (the index, and the units at the
+	// edges of reads that cover them in part). Default 64 MiB.
 	CacheBytes int64
 	// TreeCacheBytes bounds the cache of verified integrity-tree blocks. Each 4 KiB of level 0
 	// covers 1 MiB of content. Default 16 MiB.
@@ -55,7 +55,7 @@ type Image struct {
 	geo          treeGeometry
 	sb           *Superblock
 	contentBytes uint64
-	blocks       *blockCache // verified plaintext content blocks
+	units        *blockCache // verified plaintext content units
 	tree         *blockCache // verified tree blocks, by index in the tree region
 	workers      int
 
@@ -110,14 +110,14 @@ func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (
 	im := &Image{
 		src: src, hdr: h, keys: k,
 		leaves:       newLeafHasher(&h.Salt),
-		geo:          newTreeGeometry(h.ContentBlocks),
+		geo:          newTreeGeometry(h.ContentUnits()),
 		contentBytes: h.ContentBlocks * BlockSize,
-		blocks:       newBlockCache(opts.CacheBytes),
-		tree:         newBlockCache(opts.TreeCacheBytes),
+		units:        newBlockCache(opts.CacheBytes, UnitSize),
+		tree:         newBlockCache(opts.TreeCacheBytes, BlockSize),
 		workers:      opts.Workers,
 	}
-	sbBlock, err := im.block(ctx, h.IndexBlock)
-	if err != nil {
+	sbBlock := make([]byte, BlockSize)
+	if err := im.readContent(ctx, sbBlock, h.IndexBlock*BlockSize, cacheIndex); err != nil {
 		return nil, err
 	}
 	if im.sb, err = parseSuperblock(sbBlock, im.contentBytes); err != nil {
@@ -162,87 +162,139 @@ func (im *Image) Prefetch(off, n uint64) {
 	}
 }
 
-// readContent fills p with verified plaintext from content offset off. Whole blocks are read,
-// verified and decrypted in place in p; partial blocks at either edge come through the cache.
-// With cacheAll, whole blocks are cached too (for index data that is read again and again).
-func (im *Image) readContent(ctx context.Context, p []byte, off uint64, cacheAll bool) error {
+// unitOffset is where verification unit u starts in the image file.
+func unitOffset(u uint64) int64 { return int64(contentOffset + u*UnitSize) }
+
+// cachePolicy says which units a read keeps in the unit cache.
+type cachePolicy struct {
+	// all keeps every unit read, whole ones included: index data, read again and again.
+	all bool
+	// Otherwise a unit that the read covers in part is kept when the read spans more than
+	// that unit and the unit holds bytes of [lo, hi) (the file being read) that the read did
+	// not take: what a sequential reader of the file asks for next. The edges of a read that
+	// end where the file ends, and reads inside one unit (small random reads), are not kept.
+	lo, hi uint64
+}
+
+var cacheIndex = cachePolicy{all: true}
+
+// readContent fills p with verified plaintext from content offset off. Whole units are read,
+// verified and decrypted in place in p. A unit that p covers only in part (at either edge) is
+// verified whole and only the blocks p needs are decrypted, allocating nothing; it comes from
+// the unit cache when there, and is decrypted whole into the cache when the policy keeps it.
+// A read of up to spanMax bytes of units whose edges need neither is served by one read of
+// the source (readSpanOnce): a small file read whole, a small random read.
+func (im *Image) readContent(ctx context.Context, p []byte, off uint64, policy cachePolicy) error {
 	if !within(off, uint64(len(p)), im.contentBytes) {
 		return formatErr(ErrCorrupt, "read of %d bytes at content offset %d past the content (%d bytes)", len(p), off, im.contentBytes)
 	}
+	if len(p) == 0 {
+		return nil
+	}
+	start, end := off, off+uint64(len(p))
+	first, last := start/UnitSize, (end-1)/UnitSize
+	// keep reports whether the policy keeps unit u, which the read covers in part.
+	keep := func(u uint64) bool {
+		us, ue := u*UnitSize, (u+1)*UnitSize
+		return policy.all || first != last && (max(us, policy.lo) < start || min(ue, policy.hi) > end)
+	}
+	// partialEdge reports whether unit u, first or last, is covered in part and wanted in the
+	// unit cache: to be kept, or already there.
+	partialEdge := func(u uint64) bool {
+		whole := start <= u*UnitSize && (u+1)*UnitSize <= end
+		return !whole && (keep(u) || im.units.has(u))
+	}
+	if !policy.all && (last-first+1)*UnitSize <= spanMax && (start%UnitSize != 0 || end%UnitSize != 0) &&
+		!partialEdge(first) && !partialEdge(last) {
+		im.cacheMisses.Add(1)
+		return im.checked(first, last-first+1, func() error { return im.readSpanOnce(ctx, p, off) })
+	}
 	for len(p) > 0 {
-		b, inBlock := off/BlockSize, off%BlockSize
-		if !cacheAll && inBlock == 0 && len(p) >= BlockSize {
-			n := len(p) / BlockSize * BlockSize
-			if err := im.readBlocks(ctx, p[:n], b); err != nil {
+		u, inUnit := off/UnitSize, int(off%UnitSize)
+		if !policy.all && inUnit == 0 && len(p) >= UnitSize {
+			n := len(p) / UnitSize * UnitSize
+			if err := im.readUnits(ctx, p[:n], u); err != nil {
 				return err
 			}
 			p, off = p[n:], off+uint64(n)
 			continue
 		}
-		blk, err := im.block(ctx, b)
-		if err != nil {
+		n := min(len(p), UnitSize-inUnit)
+		if err := im.readPartial(ctx, p[:n], off, keep(u)); err != nil {
 			return err
 		}
-		n := copy(p, blk[inBlock:])
 		p, off = p[n:], off+uint64(n)
 	}
 	return nil
 }
 
-// block returns one verified plaintext block from the cache, reading it on a miss.
-func (im *Image) block(ctx context.Context, b uint64) ([]byte, error) {
-	if blk, ok := im.blocks.get(b); ok {
+// readPartial fills dst with plaintext from content offset off, inside one unit: from the
+// unit cache, else from the unit verified whole, then kept in the cache or not.
+func (im *Image) readPartial(ctx context.Context, dst []byte, off uint64, keep bool) error {
+	u, inUnit := off/UnitSize, off%UnitSize
+	if pt, ok := im.units.get(u); ok {
 		im.cacheHits.Add(1)
-		return blk, nil
+		copy(dst, pt[inUnit:])
+		return nil
 	}
 	im.cacheMisses.Add(1)
-	blk := make([]byte, BlockSize)
-	if err := im.readBlocks(ctx, blk, b); err != nil {
-		return nil, err
+	if !keep {
+		return im.checked(u, 1, func() error { return im.readSpanOnce(ctx, dst, off) })
 	}
-	im.blocks.put(b, blk)
-	return blk, nil
+	pt := make([]byte, UnitSize)
+	if err := im.readUnits(ctx, pt, u); err != nil {
+		return err
+	}
+	im.units.put(u, pt)
+	copy(dst, pt[inUnit:])
+	return nil
 }
 
-// minBlocksPerWorker keeps small reads on one goroutine, where a hand-off costs more than it saves.
-const minBlocksPerWorker = 32
+// minUnitsPerWorker keeps small reads on one goroutine, where a hand-off costs more than it
+// saves: 128 KiB.
+const minUnitsPerWorker = 128 << 10 / UnitSize
 
-// readBlocks reads whole content blocks starting at block first into dst, verifies and
-// decrypts them in place. On failure dst is cleared, so no unverified byte escapes. A source
-// with a cache gets one more chance: the cached copy (in memory or on disk) may be what went
-// bad, so it is dropped and the blocks fetched again.
-func (im *Image) readBlocks(ctx context.Context, dst []byte, first uint64) error {
+// readUnits reads whole units starting at unit first into dst, verifies and decrypts them in
+// place. On failure dst is cleared, so no unverified byte escapes. A source with a cache gets
+// one more chance: the cached copy (in memory or on disk) may be what went bad, so it is
+// dropped and the units fetched again.
+func (im *Image) readUnits(ctx context.Context, dst []byte, first uint64) error {
 	cs := im.src.ChunkSize()
 	if cs <= 0 {
-		return im.readBlocksChecked(ctx, dst, first)
+		return im.checked(first, uint64(len(dst)/UnitSize), func() error { return im.readUnitsOnce(ctx, dst, first) })
 	}
 	// One piece per chunk of the source, so that each can be verified in the chunk and
-	// decrypted straight into dst (see Source.View).
+	// decrypted straight into dst (see Source.View). Units are aligned in the file, so with a
+	// chunk size that is a multiple of the unit (every chunk size in use) none straddles two
+	// chunks.
 	chunk := uint64(cs)
 	for rest := dst; len(rest) > 0; {
-		off := contentOffset + first*BlockSize
-		n := min(uint64(len(rest)), chunk-off%chunk) / BlockSize * BlockSize
-		if n == 0 { // a chunk size that is not a multiple of the block size
+		off := uint64(unitOffset(first))
+		n := min(uint64(len(rest)), chunk-off%chunk) / UnitSize * UnitSize
+		if n == 0 { // a chunk size that is not a multiple of the unit
 			n = uint64(len(rest))
 		}
-		if err := im.readBlocksChecked(ctx, rest[:n], first); err != nil {
+		piece, at := rest[:n], first
+		if err := im.checked(at, n/UnitSize, func() error { return im.readUnitsOnce(ctx, piece, at) }); err != nil {
 			clear(dst)
 			return err
 		}
-		rest, first = rest[n:], first+n/BlockSize
+		rest, first = rest[n:], first+n/UnitSize
 	}
 	return nil
 }
 
-// readBlocksChecked is readBlocks for blocks that lie in one chunk of the source.
-func (im *Image) readBlocksChecked(ctx context.Context, dst []byte, first uint64) error {
-	err := im.readBlocksOnce(ctx, dst, first)
-	if errors.Is(err, ErrIntegrity) && im.src.Invalidate(int64(contentOffset+first*BlockSize), int64(len(dst))) {
+// checked runs one read of units [first, first+n) and, if it fails verification over a
+// source that keeps copies, drops those copies and runs it once more. It counts what still
+// fails.
+func (im *Image) checked(first, n uint64, once func() error) error {
+	err := once()
+	if errors.Is(err, ErrIntegrity) && im.src.Invalidate(unitOffset(first), int64(n*UnitSize)) {
 		var ie *IntegrityError
 		if errors.As(err, &ie) && ie.Region == RegionTree {
 			im.src.Invalidate(ie.Offset, BlockSize)
 		}
-		err = im.readBlocksOnce(ctx, dst, first)
+		err = once()
 	}
 	if errors.Is(err, ErrIntegrity) {
 		im.failures.Add(1)
@@ -250,27 +302,34 @@ func (im *Image) readBlocksChecked(ctx context.Context, dst []byte, first uint64
 	return err
 }
 
-func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) error {
-	n := uint64(len(dst) / BlockSize)
-	src := dst // where the ciphertext is: read into dst, or a view lent by the source
-	off := int64(contentOffset + first*BlockSize)
-	viewed := false
-	var err error
-	var view []byte
-	var release func()
+// ciphertext returns the ciphertext of [off, off+len(buf)): a view lent by the source, or buf
+// filled by reading. release is never nil.
+func (im *Image) ciphertext(ctx context.Context, buf []byte, off int64) (ct []byte, release func(), err error) {
+	view, rel, viewed, err := im.src.View(ctx, off, len(buf))
+	if viewed {
+		if err != nil {
+			return nil, noRelease, err
+		}
+		return view, rel, nil
+	}
+	if _, err := im.src.ReadAt(ctx, buf, off); err != nil {
+		return nil, noRelease, err
+	}
+	return buf, noRelease, nil
+}
+
+func noRelease() {}
+
+func (im *Image) readUnitsOnce(ctx context.Context, dst []byte, first uint64) error {
+	n := uint64(len(dst) / UnitSize)
 	im.fetchLeaves(first, n) // fetched alongside the content, not after it
-	if view, release, viewed, err = im.src.View(ctx, off, len(dst)); viewed && err == nil {
-		defer release()
-		src = view
-	}
-	if !viewed {
-		_, err = im.src.ReadAt(ctx, dst, off)
-	}
+	src, release, err := im.ciphertext(ctx, dst, unitOffset(first))
 	if err != nil {
 		clear(dst)
-		return fmt.Errorf("read content blocks %d..%d: %w", first, first+n-1, err) // the source's error names the source
+		return fmt.Errorf("read content blocks %d..%d: %w", first*BlocksPerUnit, (first+n)*BlocksPerUnit-1, err) // the source's error names the source
 	}
-	// The leaf blocks are few (one per 256 content blocks); fetch them before fanning out.
+	defer release()
+	// The leaf blocks are few (one per 128 units, 1 MiB); fetch them before fanning out.
 	leaves := make([][]byte, (first+n-1)/leavesPerBlock-first/leavesPerBlock+1)
 	for i := range leaves {
 		l, err := im.treeBlock(ctx, 0, first/leavesPerBlock+uint64(i))
@@ -280,7 +339,7 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 		}
 		leaves[i] = l
 	}
-	workers := int(n / minBlocksPerWorker)
+	workers := int(n / minUnitsPerWorker)
 	if workers > im.workers {
 		workers = im.workers
 	}
@@ -296,7 +355,7 @@ func (im *Image) readBlocksOnce(ctx context.Context, dst []byte, first uint64) e
 }
 
 func (im *Image) verifyDecryptParallel(dst, src []byte, first uint64, leaves [][]byte, workers int) error {
-	n := uint64(len(dst) / BlockSize)
+	n := uint64(len(dst) / UnitSize)
 	per := ceilDiv(n, uint64(workers))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
@@ -305,7 +364,7 @@ func (im *Image) verifyDecryptParallel(dst, src []byte, first uint64, leaves [][
 		if lo >= hi {
 			break
 		}
-		part, partSrc := dst[lo*BlockSize:hi*BlockSize], src[lo*BlockSize:hi*BlockSize]
+		part, partSrc := dst[lo*UnitSize:hi*UnitSize], src[lo*UnitSize:hi*UnitSize]
 		if w == workers-1 { // the caller's goroutine does the last share
 			errs[w] = im.verifyDecrypt(part, partSrc, first+lo, first, leaves)
 			break
@@ -320,25 +379,103 @@ func (im *Image) verifyDecryptParallel(dst, src []byte, first uint64, leaves [][
 	return errors.Join(errs...)
 }
 
-// verifyDecrypt checks each ciphertext block of src (content blocks from start) against its
-// leaf hash and decrypts it into dst, which may be src itself. leaves[i] is level-0 tree block
+// verifyDecrypt checks each ciphertext unit of src (units from start) against its leaf hash
+// and decrypts it into dst, which may be src itself. leaves[i] is level-0 tree block
 // first/128+i.
 func (im *Image) verifyDecrypt(dst, src []byte, start, first uint64, leaves [][]byte) error {
 	ls := im.leaves.get()
 	defer im.leaves.put(ls)
 	base := first / leavesPerBlock
-	for i := 0; i < len(src); i += BlockSize {
-		b := start + uint64(i/BlockSize)
-		blk := src[i : i+BlockSize]
-		leaf := leaves[b/leavesPerBlock-base]
-		want := leaf[(b%leavesPerBlock)*leafSize:][:leafSize]
-		if subtle.ConstantTimeCompare(ls.leafOf(blk), want) != 1 {
-			return &IntegrityError{Region: RegionContent, Block: b, Offset: int64(contentOffset + b*BlockSize),
-				Detail: "block does not hash to its entry in the integrity tree: the block was modified, moved or comes from another image"}
+	for i := 0; i < len(src); i += UnitSize {
+		u := start + uint64(i/UnitSize)
+		unit := src[i : i+UnitSize]
+		if err := im.verifyUnit(ls, unit, u, leaves[u/leavesPerBlock-base]); err != nil {
+			return err
 		}
-		im.keys.xts.Decrypt(dst[i:i+BlockSize], blk, b)
+		for j := 0; j < UnitSize; j += BlockSize {
+			im.keys.xts.Decrypt(dst[i+j:i+j+BlockSize], unit[j:j+BlockSize], u*BlocksPerUnit+uint64(j/BlockSize))
+		}
 	}
 	im.verified.Add(uint64(len(src) / BlockSize))
+	return nil
+}
+
+// verifyUnit checks the ciphertext of unit u against its entry in its (verified) level-0 tree
+// block.
+func (im *Image) verifyUnit(ls *leafState, ciphertext []byte, u uint64, leafBlock []byte) error {
+	want := leafBlock[(u%leavesPerBlock)*leafSize:][:leafSize]
+	if subtle.ConstantTimeCompare(ls.leafOf(ciphertext), want) != 1 {
+		return &IntegrityError{Region: RegionContent, Block: u * BlocksPerUnit, Offset: unitOffset(u),
+			Detail: "unit does not hash to its entry in the integrity tree: it was modified, moved or comes from another image"}
+	}
+	return nil
+}
+
+// spanMax bounds the reads that readSpanOnce serves: 128 KiB of units, which hold a file of
+// up to 120 KiB wherever it starts (the 100 KiB files of the shuffled benchmark).
+const spanMax = 128 << 10
+
+// spanScratch holds the ciphertext of the units of one span and one decrypted block; pooled,
+// so that small reads allocate nothing.
+type spanScratch struct {
+	ct    [spanMax]byte
+	block [BlockSize]byte
+}
+
+var spanPool = sync.Pool{New: func() any { return new(spanScratch) }}
+
+// readSpanOnce fills dst with the plaintext of content bytes [off, off+len(dst)), which lie in
+// at most spanMax bytes of units: it reads the ciphertext of those units with one read of the
+// source, verifies each whole, and decrypts only the blocks dst needs. On failure nothing is
+// written to dst.
+func (im *Image) readSpanOnce(ctx context.Context, dst []byte, off uint64) error {
+	first, last := off/UnitSize, (off+uint64(len(dst))-1)/UnitSize
+	s := spanPool.Get().(*spanScratch)
+	defer spanPool.Put(s)
+	ct, release, err := im.ciphertext(ctx, s.ct[:(last-first+1)*UnitSize], unitOffset(first))
+	if err != nil {
+		return fmt.Errorf("read content blocks %d..%d: %w", first*BlocksPerUnit, (last+1)*BlocksPerUnit-1, err)
+	}
+	defer release()
+	// A span touches at most two level-0 tree blocks (128 units each).
+	var leafBlocks [2][]byte
+	for i := range last/leavesPerBlock - first/leavesPerBlock + 1 {
+		if leafBlocks[i], err = im.treeBlock(ctx, 0, first/leavesPerBlock+i); err != nil {
+			return err
+		}
+	}
+	return im.verifyDecryptSpan(dst, ct, first, int(off-first*UnitSize), leafBlocks[:], &s.block)
+}
+
+// verifyDecryptSpan is the CPU work of readSpanOnce: verify every unit of ct (units from
+// first; leaves[i] is level-0 tree block first/128+i), then decrypt its plaintext bytes
+// [from, from+len(dst)) into dst: straight into dst where a block is wholly wanted, through
+// tmp where dst begins or ends inside one.
+func (im *Image) verifyDecryptSpan(dst, ct []byte, first uint64, from int, leaves [][]byte, tmp *[BlockSize]byte) error {
+	ls := im.leaves.get()
+	for i := 0; i < len(ct); i += UnitSize {
+		u := first + uint64(i/UnitSize)
+		if err := im.verifyUnit(ls, ct[i:i+UnitSize], u, leaves[u/leavesPerBlock-first/leavesPerBlock]); err != nil {
+			im.leaves.put(ls)
+			return err
+		}
+	}
+	im.leaves.put(ls)
+	im.verified.Add(uint64(len(ct) / BlockSize))
+	end := from + len(dst)
+	for lo := from; lo < end; {
+		j := lo / BlockSize
+		blockStart, blockEnd := j*BlockSize, (j+1)*BlockSize
+		hi := min(end, blockEnd)
+		b := first*BlocksPerUnit + uint64(j)
+		if lo == blockStart && hi == blockEnd {
+			im.keys.xts.Decrypt(dst[lo-from:hi-from], ct[blockStart:blockEnd], b)
+		} else {
+			im.keys.xts.Decrypt(tmp[:], ct[blockStart:blockEnd], b)
+			copy(dst[lo-from:hi-from], tmp[lo-blockStart:hi-blockStart])
+		}
+		lo = hi
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -163,31 +164,87 @@ func TestTamper(t *testing.T) {
 	}
 }
 
-// TestTamperedFileOnlyFailsItsReads checks that a bad data block fails exactly the reads that
-// need it: other files, and other ranges of the same file, still read.
+// TestTamperedFileOnlyFailsItsReads flips one byte of file data: every read that touches the
+// verification unit holding it fails with an integrity error naming the unit, returns no byte
+// of that unit (verified or not), and every read that does not touch it, the neighbouring
+// units included, returns the right bytes. Both a unit-aligned file (multi/mib3) and one that
+// starts inside a unit and shares it with other files (b4097) are hit, in several places.
 func TestTamperedFileOnlyFailsItsReads(t *testing.T) {
 	f := newTamperFixture(t)
-	path := filepath.Join(t.TempDir(), "t.img")
-	os.WriteFile(path, flip(f.img, image.HeaderSize+f.fileOff+3*image.BlockSize+7), 0o600)
-	im := openImage(t, path, f.key)
 	ctx := context.Background()
-	in, _ := im.LookupPath(ctx, "multi/mib3")
-	buf := make([]byte, image.BlockSize)
-	_, err := im.ReadFile(ctx, &in, buf, 3*image.BlockSize)
-	var ie *image.IntegrityError
-	if !errors.As(err, &ie) || ie.Region != image.RegionContent || ie.Block != f.fileOff/image.BlockSize+3 {
-		t.Fatalf("read of the bad block: %v", err)
+	for _, c := range []struct {
+		file string
+		at   uint64 // file offset of the flipped byte
+	}{{"multi/mib3", 3*image.BlockSize + 7}, {"multi/mib3", 1<<20 + image.UnitSize + 5000}, {"multi/mib3", 3<<20 - 1}, {"b4097", 4096}, {"b4097", 10}} {
+		t.Run(fmt.Sprintf("%s@%d", c.file, c.at), func(t *testing.T) {
+			pristine := openImage(t, writeTemp(t, f.img), f.key)
+			in, err := pristine.LookupPath(ctx, c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			im := openImage(t, writeTemp(t, flip(f.img, image.HeaderSize+in.DataOffset+c.at)), f.key)
+			want := f.snapshot[c.file].Content
+			unit := (in.DataOffset + c.at) / image.UnitSize
+			// The bad unit in file offsets, clipped to the file.
+			badLo := int64(max(unit*image.UnitSize, in.DataOffset) - in.DataOffset)
+			badHi := int64(min((unit+1)*image.UnitSize-in.DataOffset, in.Size))
+			size := int64(in.Size)
+			type rng struct{ off, n int64 }
+			reads := []rng{{badLo, 1}, {badHi - 1, 1}, {badLo - 1, 2}, {badHi - 1, 2}, {badLo - 100, badHi - badLo + 200},
+				{0, size}, {badLo + 5000, 10}, {badLo - 1, 1}, {badHi, 1}, {badLo - image.UnitSize, image.UnitSize}, {badHi, image.UnitSize}}
+			for off := (badLo - 2*image.UnitSize) / image.BlockSize * image.BlockSize; off < badHi+2*image.UnitSize; off += image.BlockSize {
+				reads = append(reads, rng{off, image.BlockSize})
+			}
+			failed := 0
+			for _, r := range reads {
+				r.off = max(r.off, 0)
+				r.n = min(r.n, size-r.off)
+				if r.n <= 0 {
+					continue
+				}
+				buf := bytes.Repeat([]byte{0xa5}, int(r.n))
+				n, err := im.ReadFile(ctx, &in, buf, r.off)
+				touches := r.off < badHi && r.off+r.n > badLo
+				if !touches {
+					if err != nil || !bytes.Equal(buf[:n], want[r.off:r.off+int64(n)]) || int64(n) != r.n {
+						t.Errorf("read %d at %d (outside the bad unit [%d, %d)): %d bytes, %v", r.n, r.off, badLo, badHi, n, err)
+					}
+					continue
+				}
+				failed++
+				var ie *image.IntegrityError
+				if !errors.As(err, &ie) || ie.Region != image.RegionContent || ie.Block != unit*image.BlocksPerUnit {
+					t.Errorf("read %d at %d (touches the bad unit): %v, want an integrity error for content block %d", r.n, r.off, err, unit*image.BlocksPerUnit)
+				}
+				// Nothing of the bad unit reached the buffer: it holds the fill or zeros.
+				for i := max(badLo, r.off); i < min(badHi, r.off+r.n); i++ {
+					if b := buf[i-r.off]; b != 0xa5 && b != 0 {
+						t.Fatalf("read %d at %d failed but left byte %#x of the bad unit at file offset %d", r.n, r.off, b, i)
+					}
+				}
+			}
+			if failed == 0 {
+				t.Fatal("no read touched the bad unit")
+			}
+			other, _ := im.LookupPath(ctx, "b4095")
+			if c.file == "multi/mib3" {
+				if n, err := im.ReadFile(ctx, &other, make([]byte, 4095), 0); err != nil || n != 4095 {
+					t.Errorf("other file: %d bytes, %v", n, err)
+				}
+			}
+			if got := im.Stats().IntegrityFailures; got != uint64(failed) {
+				t.Errorf("%d integrity failures counted, want %d (one per failed read)", got, failed)
+			}
+		})
 	}
-	if n, err := im.ReadFile(ctx, &in, buf, 4*image.BlockSize); err != nil || !bytes.Equal(buf[:n], f.snapshot["multi/mib3"].Content[4*image.BlockSize:5*image.BlockSize]) {
-		t.Fatalf("read of the next block: %v", err)
+}
+
+func writeTemp(t *testing.T, b []byte) string {
+	path := filepath.Join(t.TempDir(), "img")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	other, _ := im.LookupPath(ctx, "b4097")
-	if _, err := im.ReadFile(ctx, &other, make([]byte, 4097), 0); err != nil {
-		t.Fatalf("other file: %v", err)
-	}
-	if im.Stats().IntegrityFailures == 0 {
-		t.Error("integrity failure not counted")
-	}
+	return path
 }
 
 // flakyCache is a source with a cache whose copy of one block went bad: reads return the block
@@ -215,22 +272,29 @@ func (f *flakyCache) Invalidate(off, length int64) bool {
 
 func TestBadCachedCopyIsFetchedAgain(t *testing.T) {
 	f := newTamperFixture(t)
-	path := filepath.Join(t.TempDir(), "img")
-	os.WriteFile(path, f.img, 0o600)
-	src, _ := blobio.OpenFile(path)
-	flaky := &flakyCache{Source: image.Plain(src), badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
-	im, err := image.Open(context.Background(), flaky, [][]byte{f.key}, image.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	in, _ := im.LookupPath(context.Background(), "multi/mib3")
-	buf := make([]byte, 64<<10)
-	if _, err := im.ReadFile(context.Background(), &in, buf, 0); err != nil || !bytes.Equal(buf, f.snapshot["multi/mib3"].Content[:len(buf)]) {
-		t.Fatalf("read: %v", err)
-	}
-	if !flaky.invalidated || im.Stats().IntegrityFailures != 0 {
-		t.Fatalf("invalidated %v, failures %d", flaky.invalidated, im.Stats().IntegrityFailures)
+	path := writeTemp(t, f.img)
+	want := f.snapshot["multi/mib3"].Content
+	// Whole units read in place, part of one unit (a small read), and a unit at the edge of a
+	// larger read (kept in the unit cache) each take their own path to the source.
+	for name, r := range map[string]struct{ off, n int }{"whole units": {0, 64 << 10}, "part of a unit": {2 * image.BlockSize, image.BlockSize},
+		"unit at the edge of a read": {100, 40 << 10}} {
+		t.Run(name, func(t *testing.T) {
+			src, _ := blobio.OpenFile(path)
+			flaky := &flakyCache{Source: image.Plain(src), badOff: int64(image.HeaderSize + f.fileOff + 2*image.BlockSize + 9)}
+			im, err := image.Open(context.Background(), flaky, [][]byte{f.key}, image.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			in, _ := im.LookupPath(context.Background(), "multi/mib3")
+			buf := make([]byte, r.n)
+			if _, err := im.ReadFile(context.Background(), &in, buf, int64(r.off)); err != nil || !bytes.Equal(buf, want[r.off:r.off+r.n]) {
+				t.Fatalf("read: %v", err)
+			}
+			if !flaky.invalidated || im.Stats().IntegrityFailures != 0 {
+				t.Fatalf("invalidated %v, failures %d", flaky.invalidated, im.Stats().IntegrityFailures)
+			}
+		})
 	}
 }
 
@@ -276,7 +340,7 @@ func TestThroughChunkedSource(t *testing.T) {
 			if _, err := im.ReadFile(ctx, &in, got, 0); !errors.Is(err, image.ErrIntegrity) {
 				t.Fatalf("tampered read of the whole file: %v", err)
 			}
-			whole := len(got) / image.BlockSize * image.BlockSize // the blocks read in place
+			whole := len(got) / image.UnitSize * image.UnitSize // the units read in place
 			if !bytes.Equal(got[:whole], make([]byte, whole)) {
 				t.Fatal("a failed read left bytes in the buffer")
 			}

@@ -9,8 +9,9 @@ import (
 
 // Integrity tree geometry; docs/FORMAT.md, "Integrity tree".
 //
-// Level 0 holds one 32-byte leaf hash per content block, 128 per tree block: the BLAKE3 keyed
-// hash of the block's ciphertext with the image salt as key. Every higher level holds the
+// Level 0 holds one 32-byte leaf hash per verification unit (UnitSize bytes, BlocksPerUnit
+// content blocks), 128 per tree block: the BLAKE3 keyed hash of the unit's ciphertext with the
+// image salt as key. Every higher level holds the
 // SHA-256 (salted) of each block of the level below, 128 per tree block, up to a level of one
 // block, whose hash is the root in the header. Levels are stored from level 0 upwards. Both
 // functions are keyless in the cryptographic sense (the salt is public), so the root is a
@@ -18,7 +19,7 @@ import (
 const (
 	leafSize       = 32
 	hashSize       = sha256.Size
-	leavesPerBlock = BlockSize / leafSize // 128
+	leavesPerBlock = BlockSize / leafSize // 128, so 1 MiB of content per level-0 block
 	hashesPerBlock = BlockSize / hashSize // 128
 )
 
@@ -34,9 +35,9 @@ type treeGeometry struct {
 
 func ceilDiv(a, b uint64) uint64 { return (a + b - 1) / b }
 
-func newTreeGeometry(contentBlocks uint64) treeGeometry {
+func newTreeGeometry(contentUnits uint64) treeGeometry {
 	var g treeGeometry
-	n := ceilDiv(contentBlocks, leavesPerBlock)
+	n := ceilDiv(contentUnits, leavesPerBlock)
 	for {
 		g.levels = append(g.levels, treeLevel{first: g.totalBlocks, count: n})
 		g.totalBlocks += n
@@ -49,7 +50,7 @@ func newTreeGeometry(contentBlocks uint64) treeGeometry {
 
 func (g *treeGeometry) top() int { return len(g.levels) - 1 }
 
-// leafHasher computes the leaf hashes of one image's ciphertext blocks. BLAKE3 hashers keyed
+// leafHasher computes the leaf hashes of one image's ciphertext units. BLAKE3 hashers keyed
 // with the salt are pooled: keying one costs more than hashing a block's first chunk.
 type leafHasher struct {
 	salt [32]byte
@@ -77,7 +78,7 @@ type leafState struct {
 func (l *leafHasher) get() *leafState  { return l.pool.Get().(*leafState) }
 func (l *leafHasher) put(s *leafState) { l.pool.Put(s) }
 
-// leafOf returns the leaf hash of one ciphertext block; the slice is valid until the next call.
+// leafOf returns the leaf hash of one ciphertext unit; the slice is valid until the next call.
 func (s *leafState) leafOf(ciphertext []byte) []byte {
 	s.h.Reset()
 	s.h.Write(ciphertext)

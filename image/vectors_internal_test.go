@@ -11,8 +11,8 @@ import (
 )
 
 // TestVectorKeySchedule checks the key schedule values in testdata/vectors/v2-small.json
-// against the committed image: the keyslot keys, the derived keys, the first block's leaf hash
-// and plaintext. With -update it fills them in.
+// against the committed image: the keyslot keys, the derived keys, the first unit's leaf hash
+// and the first block's plaintext. With -update it fills them in.
 func TestVectorKeySchedule(t *testing.T) {
 	jsonPath := filepath.Join("..", "testdata", "vectors", "v2-small.json")
 	b, err := os.ReadFile(jsonPath)
@@ -46,7 +46,7 @@ func TestVectorKeySchedule(t *testing.T) {
 	}
 	k, _ := deriveKeys(master, salt)
 	block0 := raw[contentOffset : contentOffset+BlockSize]
-	leaf := newLeafHasher(&h.Salt).get().leafOf(block0)
+	leaf := newLeafHasher(&h.Salt).get().leafOf(raw[contentOffset : contentOffset+UnitSize])
 	plain := make([]byte, BlockSize)
 	k.xts.Decrypt(plain, block0, 0)
 	computed := map[string]string{
@@ -54,7 +54,7 @@ func TestVectorKeySchedule(t *testing.T) {
 		"keyslot_nonce_key":       hex.EncodeToString(hkdfKey(release, salt, labelKeyslotNonce, 32)),
 		"xts_key":                 hex.EncodeToString(hkdfKey(master, salt, labelXTS, 64)),
 		"header_mac_key":          hex.EncodeToString(k.headerMAC),
-		"block0_leaf":             hex.EncodeToString(leaf),
+		"unit0_leaf":              hex.EncodeToString(leaf),
 		"block0_plaintext_sha256": hex.EncodeToString(sha256Sum(plain)),
 	}
 	if !h.checkMAC(k.headerMAC) {

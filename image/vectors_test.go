@@ -71,7 +71,7 @@ type Vector struct {
 	TreeBlocks      uint64       `json:"tree_blocks"`
 	IndexBlock      uint64       `json:"index_block"`
 	Root            string       `json:"integrity_root"`
-	Block0Leaf      string       `json:"block0_leaf"`
+	Unit0Leaf       string       `json:"unit0_leaf"`
 	Block0Plain     string       `json:"block0_plaintext_sha256"`
 	ImageSHA256     string       `json:"image_sha256"`
 	Files           []VectorFile `json:"files"`
@@ -170,7 +170,7 @@ func TestVectorRead(t *testing.T) {
 	}
 	if *update {
 		// Keep the key-schedule values, which the internal test fills in.
-		v.KeyslotKEK, v.KeyslotNonceKey, v.XTSKey, v.HeaderMACKey, v.Block0Leaf, v.Block0Plain = want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Block0Leaf, want.Block0Plain
+		v.KeyslotKEK, v.KeyslotNonceKey, v.XTSKey, v.HeaderMACKey, v.Unit0Leaf, v.Block0Plain = want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Unit0Leaf, want.Block0Plain
 		rk, mk, salt, _, _, sk := vectorInputs()
 		v.ReleaseKey, v.MasterKey, v.Salt, v.SignKeySeed = hex.EncodeToString(rk), hex.EncodeToString(mk), hex.EncodeToString(salt[:]), hex.EncodeToString(sk.Seed())
 		out, _ := json.MarshalIndent(v, "", "  ")
@@ -184,7 +184,7 @@ func TestVectorRead(t *testing.T) {
 	}
 	gotJSON, _ := json.Marshal(v)
 	want.ReleaseKey, want.MasterKey, want.Salt, want.SignKeySeed = "", "", "", ""
-	want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Block0Leaf, want.Block0Plain = "", "", "", "", "", ""
+	want.KeyslotKEK, want.KeyslotNonceKey, want.XTSKey, want.HeaderMACKey, want.Unit0Leaf, want.Block0Plain = "", "", "", "", "", ""
 	wantJSON, _ := json.Marshal(want)
 	if !bytes.Equal(gotJSON, wantJSON) {
 		t.Fatalf("vector image reads as\n%s\nwant\n%s", gotJSON, wantJSON)

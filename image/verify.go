@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strings"
 )
 
 // Walk visits every inode reachable from the root, depth first in name order, calling fn with
@@ -56,28 +57,30 @@ func (im *Image) Walk(ctx context.Context, fn func(p string, in *Inode) error) e
 	return nil
 }
 
-// verifyBatch is how many content blocks Verify reads at a time.
-const verifyBatch = 1024
+// verifyBatch is how many units Verify reads at a time: 4 MiB.
+const verifyBatch = 256
 
-// Verify checks every content block against the integrity tree (which checks every tree
-// block up to the root) and then the whole index: every directory, inode, symlink and xattr
-// list. It returns the first problem, naming the file a bad data block belongs to.
+// Verify checks every content unit against the integrity tree (which checks every tree block
+// up to the root) and then the whole index: every directory, inode, symlink and xattr list. It
+// returns the first problem, naming the file a bad unit belongs to. progress is told the
+// number of content blocks checked.
 func (im *Image) Verify(ctx context.Context, progress func(blocks uint64)) error {
-	buf := make([]byte, verifyBatch*BlockSize)
-	for b := uint64(0); b < im.hdr.ContentBlocks; b += verifyBatch {
+	buf := make([]byte, verifyBatch*UnitSize)
+	units := im.hdr.ContentUnits()
+	for u := uint64(0); u < units; u += verifyBatch {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := min(verifyBatch, im.hdr.ContentBlocks-b)
-		if err := im.readBlocks(ctx, buf[:n*BlockSize], b); err != nil {
+		n := min(verifyBatch, units-u)
+		if err := im.readUnits(ctx, buf[:n*UnitSize], u); err != nil {
 			var ie *IntegrityError
 			if errors.As(err, &ie) && ie.Region == RegionContent {
-				return fmt.Errorf("%w (%s)", err, im.describeBlock(ctx, ie.Block))
+				return fmt.Errorf("%w (%s)", err, im.describeUnit(ctx, ie.Block/BlocksPerUnit))
 			}
 			return err
 		}
 		if progress != nil {
-			progress(n)
+			progress(n * BlocksPerUnit)
 		}
 	}
 	var files, dirs, links, bytes uint64
@@ -114,24 +117,26 @@ func (im *Image) Verify(ctx context.Context, progress func(blocks uint64)) error
 	return nil
 }
 
-// describeBlock says what a content block holds: which file's data, or which index part.
-func (im *Image) describeBlock(ctx context.Context, b uint64) string {
-	lo, hi := b*BlockSize, (b+1)*BlockSize
+// describeUnit says what a content unit holds: which files' data, and which index parts.
+func (im *Image) describeUnit(ctx context.Context, u uint64) string {
+	lo, hi := u*UnitSize, (u+1)*UnitSize
 	overlaps := func(off, n uint64) bool { return n > 0 && off < hi && off+n > lo }
-	switch {
-	case b == im.hdr.IndexBlock:
-		return "the index superblock"
-	case overlaps(im.sb.InodeTableOffset, im.sb.InodeCount*InodeSize):
-		return "the inode table of the index"
-	case overlaps(im.sb.MetaOffset, im.sb.MetaLength):
-		return "the directory and symlink lists of the index"
-	}
 	var found []string
+	if overlaps(im.sb.MetaOffset, im.sb.MetaLength) {
+		found = append(found, "the directory and symlink lists of the index")
+	}
+	if overlaps(im.sb.InodeTableOffset, im.sb.InodeCount*InodeSize) {
+		found = append(found, "the inode table of the index")
+	}
+	if im.hdr.IndexBlock/BlocksPerUnit == u {
+		found = append(found, "the index superblock")
+	}
+	index := len(found)
 	errStop := errors.New("stop")
 	err := im.Walk(ctx, func(p string, in *Inode) error {
 		if in.IsRegular() && overlaps(in.DataOffset, in.Size) {
 			found = append(found, fmt.Sprintf("data of file %s at offset %d", p, max(lo, in.DataOffset)-in.DataOffset))
-			if len(found) == 4 {
+			if len(found) == index+4 {
 				return errStop
 			}
 		}
@@ -143,5 +148,5 @@ func (im *Image) describeBlock(ctx context.Context, b uint64) string {
 		}
 		return "padding between files"
 	}
-	return fmt.Sprint(found)
+	return strings.Join(found, "; ")
 }

@@ -29,8 +29,9 @@ type WriterOptions struct {
 	TempDir string // for the leaf-hash spool; default: a private temporary directory
 }
 
-// batchBlocks is the unit of work of the encryption pipeline: 1 MiB.
-const batchBlocks = 256
+// batchBytes is the unit of work of the encryption pipeline: 1 MiB, a whole number of
+// verification units.
+const batchBytes = 1 << 20
 
 type batch struct {
 	buf    []byte
@@ -41,7 +42,7 @@ type batch struct {
 
 // Writer streams content into a new image: callers Write file data and index bytes into the
 // content space, and Finish writes the index superblock, the integrity tree and the header.
-// Encryption and tagging run on Workers goroutines; memory is bounded by a few batches per
+// Encryption and leaf hashing run on Workers goroutines; memory is bounded by a few batches per
 // worker, whatever the image size.
 type Writer struct {
 	f       *os.File
@@ -129,7 +130,7 @@ func NewWriter(f *os.File, opts WriterOptions) (*Writer, error) {
 	inflight := 2*workers + 2
 	w.free = make(chan *batch, inflight)
 	for i := 0; i < inflight; i++ {
-		w.free <- &batch{buf: make([]byte, 0, batchBlocks*BlockSize), leaves: make([]byte, 0, batchBlocks*leafSize)}
+		w.free <- &batch{buf: make([]byte, 0, batchBytes), leaves: make([]byte, 0, batchBytes/UnitSize*leafSize)}
 	}
 	w.work = make(chan *batch, inflight)
 	w.order = make(chan *batch, inflight)
@@ -188,9 +189,14 @@ func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // PadToBlock writes zeros up to the next block boundary.
-func (w *Writer) PadToBlock() error {
-	if r := w.offset % BlockSize; r != 0 {
-		_, err := w.Write(make([]byte, BlockSize-r))
+func (w *Writer) PadToBlock() error { return w.padTo(BlockSize) }
+
+// PadToUnit writes zeros up to the next verification unit boundary.
+func (w *Writer) PadToUnit() error { return w.padTo(UnitSize) }
+
+func (w *Writer) padTo(size uint64) error {
+	if r := w.offset % size; r != 0 {
+		_, err := w.Write(make([]byte, size-r))
 		return err
 	}
 	return nil
@@ -218,12 +224,15 @@ func (w *Writer) encryptLoop() {
 	ls := w.hasher.get()
 	defer w.hasher.put(ls)
 	for b := range w.work {
-		n := len(b.buf) / BlockSize
-		b.leaves = b.leaves[:n*leafSize]
-		for i := 0; i < n; i++ {
+		// Every batch is whole units: full batches are, and Finish pads the last one.
+		for i := 0; i < len(b.buf)/BlockSize; i++ {
 			blk := b.buf[i*BlockSize : (i+1)*BlockSize]
 			w.keys.xts.Encrypt(blk, blk, b.first+uint64(i))
-			copy(b.leaves[i*leafSize:], ls.leafOf(blk))
+		}
+		n := len(b.buf) / UnitSize
+		b.leaves = b.leaves[:n*leafSize]
+		for i := 0; i < n; i++ {
+			copy(b.leaves[i*leafSize:], ls.leafOf(b.buf[i*UnitSize:(i+1)*UnitSize]))
 		}
 		close(b.done)
 	}
@@ -281,8 +290,9 @@ func (w *Writer) Abort() {
 	w.leaves.Close()
 }
 
-// Finish writes the index superblock sb (its locations filled in by the caller), the
-// integrity tree and the authenticated header, and syncs the file. It returns the header.
+// Finish writes the index superblock sb (its locations filled in by the caller) and zeros up
+// to a whole unit, the integrity tree and the authenticated header, and syncs the file. It
+// returns the header.
 func (w *Writer) Finish(sb *Superblock) (*Header, error) {
 	defer w.Abort()
 	if err := w.PadToBlock(); err != nil {
@@ -290,6 +300,9 @@ func (w *Writer) Finish(sb *Superblock) (*Header, error) {
 	}
 	w.hdr.IndexBlock = w.offset / BlockSize
 	if _, err := w.Write(sb.marshal()); err != nil {
+		return nil, err
+	}
+	if err := w.PadToUnit(); err != nil {
 		return nil, err
 	}
 	if w.cur != nil {
@@ -302,7 +315,7 @@ func (w *Writer) Finish(sb *Superblock) (*Header, error) {
 	h := &w.hdr
 	h.ContentBlocks = w.offset / BlockSize
 	h.TreeOffset = contentOffset + h.ContentBlocks*BlockSize
-	geo := newTreeGeometry(h.ContentBlocks)
+	geo := newTreeGeometry(h.ContentUnits())
 	h.TreeBlocks = geo.totalBlocks
 	root, err := w.writeTree(geo)
 	if err != nil {

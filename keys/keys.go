@@ -13,6 +13,9 @@ import (
 // KeySize is the length of a release key in bytes.
 const KeySize = 32
 
+// ErrKeyFileSize: a key file does not hold exactly KeySize raw bytes.
+var ErrKeyFileSize = fmt.Errorf("want exactly %d raw bytes", KeySize)
+
 // Provider produces a release key. The caller owns the returned slice and zeroes it after use.
 type Provider interface {
 	ReleaseKey(ctx context.Context) ([]byte, error)
@@ -44,7 +47,7 @@ func ReadKeyFile(path string) ([]byte, error) {
 	if len(b) != KeySize {
 		n := len(b)
 		Zero(b)
-		return nil, fmt.Errorf("key file %s holds %d bytes, want exactly %d raw bytes (create one with `encfs keygen --out FILE`)", path, n, KeySize)
+		return nil, fmt.Errorf("key file %s holds %d bytes: %w", path, n, ErrKeyFileSize)
 	}
 	return b, nil
 }

@@ -31,7 +31,7 @@ func explainMountError(dir string, err error) error {
 		causes = append(causes, fmt.Sprintf("this user cannot open /dev/fuse (%v; see ls -l /dev/fuse: it is usually mode 0666)", aerr))
 	}
 	if len(causes) == 0 {
-		causes = append(causes, "fusermount3 refused the mount (with --allow-other it needs user_allow_other in /etc/fuse.conf)")
+		causes = append(causes, "fusermount3 refused the mount (a mount that other users may read needs user_allow_other in /etc/fuse.conf)")
 	}
 	return fmt.Errorf("mount %s as a non-root user failed (%s): %s; alternatives: run as root, or in a container with --device /dev/fuse --cap-add SYS_ADMIN",
 		dir, msg, strings.Join(causes, "; "))

@@ -411,8 +411,14 @@ func (t *tree) packSymlink(path string, in *image.Inode) error {
 	return t.writeMeta([]byte(target))
 }
 
-// packFile streams one regular file into the content space. Files of a block or more start on
-// a block boundary so that their reads are aligned; smaller files are packed end to end.
+// unitAlignMin is the size from which a file starts on a verification unit boundary: reads of
+// a large file (the mount's are 1 MiB) then cover whole units, with no unit at their edges to
+// verify twice or to cache, for at most 4 KiB of padding (0.4% of such a file).
+const unitAlignMin = 1 << 20
+
+// packFile streams one regular file into the content space. Files of 1 MiB or more start on a
+// unit boundary and files of a block or more on a block boundary, so that their reads are
+// aligned; smaller files are packed end to end.
 func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if errors.Is(err, unix.ELOOP) {
@@ -429,7 +435,12 @@ func (t *tree) packFile(path string, st *unix.Stat_t, in *image.Inode) error {
 	if opened.Dev != st.Dev || opened.Ino != st.Ino {
 		return changedErr(path)
 	}
-	if st.Size >= image.BlockSize {
+	switch {
+	case st.Size >= unitAlignMin:
+		if err := t.w.PadToUnit(); err != nil {
+			return err
+		}
+	case st.Size >= image.BlockSize:
 		if err := t.w.PadToBlock(); err != nil {
 			return err
 		}

@@ -282,3 +282,49 @@ func TestNoReplace(t *testing.T) {
 		t.Errorf("the file was changed")
 	}
 }
+
+// TestFileAlignment checks where pack starts files: 1 MiB or more on a verification unit
+// boundary, 4 KiB or more on a block boundary, smaller ones end to end; and that the content is
+// whole units.
+func TestFileAlignment(t *testing.T) {
+	src := t.TempDir()
+	sizes := map[string]int{"a-tiny": 100, "b-tiny": 7, "c-block": 5000, "d-mib": 1 << 20, "e-big": 3<<20 + 5}
+	for name, n := range sizes {
+		os.WriteFile(filepath.Join(src, name), testtree.Content(name, n), 0o644)
+	}
+	k := key()
+	img := filepath.Join(t.TempDir(), "img")
+	if _, err := pack.Pack(context.Background(), src, img, packOpts(k)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := blobio.OpenFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := image.Open(context.Background(), image.Plain(s), [][]byte{k}, image.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.Header().ContentBlocks%image.BlocksPerUnit != 0 {
+		t.Errorf("%d content blocks: not whole units", im.Header().ContentBlocks)
+	}
+	unaligned := 0
+	for name, n := range sizes {
+		in, err := im.LookupPath(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case n >= 1<<20 && in.DataOffset%image.UnitSize != 0:
+			t.Errorf("%s (%d bytes) starts at content offset %d, not on a unit boundary", name, n, in.DataOffset)
+		case n >= image.BlockSize && in.DataOffset%image.BlockSize != 0:
+			t.Errorf("%s (%d bytes) starts at content offset %d, not on a block boundary", name, n, in.DataOffset)
+		case in.DataOffset%image.BlockSize != 0:
+			unaligned++
+		}
+	}
+	if unaligned == 0 {
+		t.Error("no small file was packed after another inside a block")
+	}
+}

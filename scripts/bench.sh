@@ -17,6 +17,12 @@
 #      least 4 times the mount's memory budget; against the plain download of the same blob and
 #      the same epoch on the image mounted from a local file. Azurite runs on CPU 1, the reader,
 #      encfs and the downloader on CPU 0 (taskset).
+#   6. read-write volumes: fio sequential 1 MiB writes (end_fsync), random 4 KiB direct writes and
+#      reads (libaio, iodepth 16, time-based), and a metadata workload (untar Go's source tree,
+#      sync, rm -rf, sync) on: an encfs volume on a local file; the same loop + ext4 + FUSE stack
+#      over a plain file without cryptography (benchread plainvol); gocryptfs over a local
+#      directory; plain ext4 on a loop device over a local file; an encfs volume in Azurite (page
+#      blob). Each with the daemon's CPU time and peak RSS.
 # It prints a markdown report and writes it, dated, with SVG charts of each benchmark (encfs
 # against gocryptfs, the loopback and the plain file or download, drawn by scripts/benchchart):
 #   docs/bench/YYYY-MM-DD-HHMM.md and docs/bench/YYYY-MM-DD-HHMM-{sequential,shuffled,streaming}.svg
@@ -34,7 +40,9 @@
 #   BENCH_RUNS               runs per measurement, the median is reported (default 3)
 #   BENCH_BIG_MIB, BENCH_SMALL_COUNT, BENCH_TREE_DIRS, BENCH_TREE_FILES   override sizes
 #   BENCH_EPOCH_MIB          size of each training-epoch dataset (default 3072; 256 with --quick)
-#   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,epoch,gocryptfs
+#   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,epoch,volume,gocryptfs
+#   BENCH_VOL_RUNTIME        seconds of each random 4 KiB fio run on volumes (default 60; 10 with --quick)
+#   BENCH_VOL_TARGETS        volume targets (default volume,plainvol,gocryptfs,ext4,volume-azurite)
 #   BENCH_REPACK=1           pack the encfs images again even if the cached ones open
 #   BENCH_PERF=1             record `perf record -a -g` (whole machine) during the first cold
 #                            sequential and shuffled runs of encfs (BENCH_DIR/.../perf-*.data;
@@ -83,6 +91,12 @@ else
 	TREE_FILES="${BENCH_TREE_FILES:-1000}"
 	EPOCH_MIB="${BENCH_EPOCH_MIB:-3072}"
 fi
+if [[ "$QUICK" == 1 ]]; then
+	VOL_SEQ_MIB=256 VOL_RAND_MIB=256 VOL_RUNTIME="${BENCH_VOL_RUNTIME:-10}"
+else
+	VOL_SEQ_MIB=2048 VOL_RAND_MIB=1024 VOL_RUNTIME="${BENCH_VOL_RUNTIME:-60}"
+fi
+VOL_MIB=$((VOL_SEQ_MIB + VOL_RAND_MIB + 1024)) # room for both fio files and the untarred tree
 SMALL_BYTES=102400
 TREE_BYTES=100
 JOBS=8
@@ -155,6 +169,10 @@ cleanup() {
 	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done # encfs unmounts itself on SIGTERM
 	for m in "${MOUNTS[@]}"; do unmount_dir "$m"; done
 	for p in "${PIDS[@]}"; do stop_pid "$p"; done
+	if [[ -n "${VOL_LOOP:-}" ]]; then # the plain ext4 volume target
+		unmount_dir "$MNT/vol-ext4"
+		losetup -d "$VOL_LOOP"
+	fi
 	if [[ -n "$AZ_PID" ]]; then
 		kill -TERM -- "-$AZ_PID" 2>/dev/null # its own process group (setsid)
 		wait_pid "$AZ_PID" 50 || kill -KILL -- "-$AZ_PID" 2>/dev/null
@@ -279,7 +297,8 @@ install_tools() {
 	local pkgs=()
 	command -v gocryptfs >/dev/null || pkgs+=(gocryptfs)
 	command -v fusermount3 >/dev/null || pkgs+=(fuse3) # gocryptfs mounts through fusermount
-	if [[ ${#pkgs[@]} -gt 0 ]] && ! skip gocryptfs; then
+	skip volume || command -v fio >/dev/null || pkgs+=(fio)
+	if [[ ${#pkgs[@]} -gt 0 ]]; then
 		log "installing ${pkgs[*]} with apt-get"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${pkgs[@]}" >"$WORK/apt.log" 2>&1 ||
 			{
@@ -713,6 +732,185 @@ goals_epoch() {
 	done
 }
 
+# ---- 6. read-write volumes ----------------------------------------------------------------------
+declare -A VOL
+IFS=, read -r -a VOL_TARGETS <<<"${BENCH_VOL_TARGETS:-volume,plainvol,gocryptfs,ext4,volume-azurite}"
+VOL_LOOP="" # the loop device of the plain ext4 target, detached by cleanup if still attached
+
+gosrc_tar() { # Go's source tree as one tar file, made once
+	local tarball="$WORK/gosrc.tar"
+	if [[ ! -s "$tarball" ]]; then
+		tar -cf "$tarball.tmp" -C "$(go env GOROOT)" src && mv "$tarball.tmp" "$tarball"
+	fi
+	printf '%s' "$tarball"
+}
+
+mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem at $MNT/vol-TARGET
+	local t="$1" mnt="$MNT/vol-$1" img="$D/vol-$1.img" target
+	MPID=""
+	rm -rf "$img" "$D/vol-gocryptfs"
+	case "$t" in
+	volume | volume-azurite)
+		target="$img"
+		if [[ "$t" == volume-azurite ]]; then
+			[[ -n "$AZ_PID" ]] || start_azurite || return 1
+			export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
+			"$BIN/benchread" container "${BLOB_URL%/*}"
+			target="${BLOB_URL%/*}/vol-$(date +%s%N).img"
+		fi
+		"$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
+			log "volume create failed: $(tail -3 "$RUN/vol-$t-create.log")"
+			return 1
+		}
+		start_daemon "vol-$t" "$mnt" --ready-file "$RUN/vol-$t.ready" -- \
+			"$BIN/encfs" --log-format text volume mount --key-file "$KEY" --ready-file "$RUN/vol-$t.ready" "$target" "$mnt"
+		;;
+	plainvol)
+		start_daemon "vol-$t" "$mnt" --ready-file "$RUN/vol-$t.ready" -- \
+			"$BIN/benchread" plainvol --create $((VOL_MIB << 20)) --ready-file "$RUN/vol-$t.ready" "$img" "$mnt"
+		;;
+	gocryptfs)
+		mkdir -p "$D/vol-gocryptfs"
+		gocryptfs -init -extpass "$GOCRYPTFS_PW" -quiet "$D/vol-gocryptfs" >/dev/null
+		start_daemon "vol-$t" "$mnt" --wait-mount "$mnt" -- gocryptfs -fg -extpass "$GOCRYPTFS_PW" -quiet "$D/vol-gocryptfs" "$mnt"
+		;;
+	ext4)
+		mkdir -p "$mnt"
+		truncate -s "${VOL_MIB}M" "$img"
+		VOL_LOOP="$(losetup --find --show --direct-io=on --sector-size 4096 "$img")"
+		mkfs.ext4 -q -F -b 4096 -E nodiscard "$VOL_LOOP"
+		MOUNTS+=("$mnt")
+		mount "$VOL_LOOP" "$mnt"
+		;;
+	esac
+}
+
+unmount_volume_target() { # unmount_volume_target TARGET (the daemons unmount, detach and flush on SIGTERM)
+	local t="$1" mnt="$MNT/vol-$1"
+	if [[ "$t" == ext4 ]]; then
+		unmount_dir "$mnt"
+		losetup -d "$VOL_LOOP"
+		VOL_LOOP=""
+	else
+		unmount_target "$mnt"
+	fi
+	rm -rf "$D/vol-$t.img" "$D/vol-gocryptfs"
+	unset AZURE_STORAGE_CONNECTION_STRING
+}
+
+fio_result() { # fio_result bw|iops FIO-ARGS...: runs one fio job, prints its MB/s or IOPS
+	local key="$1" out
+	shift
+	if ! out="$(fio --output-format=json "$@" 2>"$RUN/fio.err")"; then
+		log "fio $* failed: $(tail -3 "$RUN/fio.err")"
+		printf 'n/a'
+		return
+	fi
+	# Notes fio prints before its JSON are skipped.
+	sed -n '/^{/,$p' <<<"$out" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+op = "write" if j["write"]["io_bytes"] else "read"
+print("%.1f" % (j[op]["bw_bytes"] / 1e6 if sys.argv[1] == "bw" else j[op]["iops"]))' "$key"
+}
+
+bench_volume() {
+	local r t mnt c0 t0 tarball
+	declare -A seqw randw randr untar rmrf cpu hwm
+	tarball="$(gosrc_tar)"
+	for ((r = 1; r <= RUNS; r++)); do
+		for t in "${VOL_TARGETS[@]}"; do # round robin, so load changes hit every target alike
+			mnt="$MNT/vol-$t"
+			if ! mount_volume_target "$t"; then
+				log "volume $t: mount failed; skipped"
+				[[ -n "$MPID" ]] && stop_pid "$MPID"
+				continue
+			fi
+			c0="$(cpu_ticks "${MPID:-0}")"
+			seqw[$t]="${seqw[$t]:-} $(fio_result bw --name=seqwrite --filename="$mnt/seq" --rw=write --bs=1M \
+				--size="${VOL_SEQ_MIB}M" --end_fsync=1)"
+			rm -f "$mnt/seq"
+			randw[$t]="${randw[$t]:-} $(fio_result iops --name=randwrite --filename="$mnt/rand" --rw=randwrite --bs=4k \
+				--size="${VOL_RAND_MIB}M" --ioengine=libaio --iodepth=16 --direct=1 --time_based --runtime="$VOL_RUNTIME" --end_fsync=1)"
+			drop_caches
+			randr[$t]="${randr[$t]:-} $(fio_result iops --name=randread --filename="$mnt/rand" --rw=randread --bs=4k \
+				--size="${VOL_RAND_MIB}M" --ioengine=libaio --iodepth=16 --direct=1 --time_based --runtime="$VOL_RUNTIME")"
+			rm -f "$mnt/rand"
+			sync
+			t0=$(date +%s.%N)
+			mkdir "$mnt/tree" && tar -xf "$tarball" -C "$mnt/tree" && sync
+			untar[$t]="${untar[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			t0=$(date +%s.%N)
+			rm -rf "$mnt/tree" && sync
+			rmrf[$t]="${rmrf[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			if [[ -n "$MPID" ]]; then
+				cpu[$t]="${cpu[$t]:-} $(calc "($(cpu_ticks "$MPID") - $c0) / $TICK" 1)"
+				hwm[$t]="${hwm[$t]:-} $(awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$MPID/status")"
+			fi
+			log "volume $t run $r: seq write ${seqw[$t]##* } MB/s, rand write ${randw[$t]##* } IOPS," \
+				"rand read ${randr[$t]##* } IOPS, untar ${untar[$t]##* } s, rm -rf ${rmrf[$t]##* } s"
+			unmount_volume_target "$t"
+		done
+	done
+	local k
+	for t in "${VOL_TARGETS[@]}"; do
+		for k in seqw randw randr untar rmrf cpu hwm; do
+			local -n values="$k"
+			# shellcheck disable=SC2086
+			VOL[$t.$k]="$(median ${values[$t]:-})"
+			unset -n values
+		done
+		if [[ "${VOL[$t.untar]}" != n/a && "${VOL[$t.rmrf]}" != n/a ]]; then
+			VOL[$t.meta]="$(calc "${VOL[$t.untar]} + ${VOL[$t.rmrf]}" 2)"
+		fi
+	done
+}
+
+vol_what() {
+	# shellcheck disable=SC2016 # the backquotes are markdown
+	case "$1" in
+	volume) printf '`encfs volume mount` of a local file' ;;
+	plainvol) printf 'the same ext4, loop and FUSE file without crypto (`benchread plainvol`)' ;;
+	gocryptfs) printf 'gocryptfs over a local directory' ;;
+	ext4) printf 'ext4 on a loop device (direct I/O) over a local file, no FUSE' ;;
+	volume-azurite) printf '`encfs volume mount` of a page blob in Azurite' ;;
+	*) printf '?' ;;
+	esac
+}
+
+report_volume() {
+	local t v=volume
+	cat <<EOF
+
+### Read-write volumes
+
+Each target is a fresh, empty filesystem of $VOL_MIB MiB. Sequential write: \`fio --rw=write --bs=1M
+--size=${VOL_SEQ_MIB}M --end_fsync=1\` (MB/s). Random: \`fio --bs=4k --size=${VOL_RAND_MIB}M --ioengine=libaio
+--iodepth=16 --direct=1 --time_based --runtime=$VOL_RUNTIME\`, writes (with end_fsync), then reads of the same
+file after dropping the page cache (IOPS). Metadata: untar of Go's source tree ($(calc "$(stat -c %s "$WORK/gosrc.tar" 2>/dev/null || echo 0) / 1048576" 0) MiB tar)
+then \`sync\`, and \`rm -rf\` of it then \`sync\` (seconds). Daemon CPU: user + system seconds of the
+FUSE daemon over all four workloads; peak RSS: its VmHWM at the end.
+
+| target | what | seq write MB/s | rand 4K write IOPS | rand 4K read IOPS | untar s | rm -rf s | daemon CPU s | peak RSS MiB |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+EOF
+	for t in "${VOL_TARGETS[@]}"; do
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(vol_what "$t")" "$(fmt0 "${VOL[$t.seqw]:-n/a}")" \
+			"$(fmt0 "${VOL[$t.randw]:-n/a}")" "$(fmt0 "${VOL[$t.randr]:-n/a}")" "${VOL[$t.untar]:-n/a}" "${VOL[$t.rmrf]:-n/a}" \
+			"${VOL[$t.cpu]:-n/a}" "${VOL[$t.hwm]:-n/a}"
+	done
+	cat <<EOF
+
+| goal (issue 16) | result |
+|---|---|
+EOF
+	goal "sequential write >= 0.75x the no-crypto stack ($(ratio "${VOL[$v.seqw]:-n/a}" "${VOL[plainvol.seqw]:-n/a}")x)" "${VOL[$v.seqw]:-n/a} >= 0.75 * ${VOL[plainvol.seqw]:-n/a}"
+	goal "random 4K write IOPS >= 0.75x the no-crypto stack ($(ratio "${VOL[$v.randw]:-n/a}" "${VOL[plainvol.randw]:-n/a}")x)" "${VOL[$v.randw]:-n/a} >= 0.75 * ${VOL[plainvol.randw]:-n/a}"
+	goal "sequential write >= 1.2x gocryptfs ($(ratio "${VOL[$v.seqw]:-n/a}" "${VOL[gocryptfs.seqw]:-n/a}")x)" "${VOL[$v.seqw]:-n/a} >= 1.2 * ${VOL[gocryptfs.seqw]:-n/a}"
+	goal "random 4K write IOPS >= 1.2x gocryptfs ($(ratio "${VOL[$v.randw]:-n/a}" "${VOL[gocryptfs.randw]:-n/a}")x)" "${VOL[$v.randw]:-n/a} >= 1.2 * ${VOL[gocryptfs.randw]:-n/a}"
+	goal "metadata workload >= 1.2x gocryptfs (untar + rm -rf: ${VOL[gocryptfs.meta]:-n/a} s against ${VOL[$v.meta]:-n/a} s)" "${VOL[gocryptfs.meta]:-n/a} >= 1.2 * ${VOL[$v.meta]:-n/a}"
+}
+
 # ---- report -------------------------------------------------------------------------------------
 ratio() { # ratio A B: A/B with two decimals, or n/a
 	if [[ "$1" == n/a || "$2" == n/a || -z "$1" || -z "$2" ]]; then printf 'n/a'; else calc "$1 / $2" 2; fi
@@ -835,6 +1033,7 @@ EOF
 	# shellcheck disable=SC2016 # the backquotes are markdown
 	if [[ -n "${BL[error]:-}" ]]; then printf '\n`encfs mount URL` failed: `%s`\n' "${BL[error]}"; fi
 	skip epoch || report_epoch
+	skip volume || report_volume
 	cat <<EOF
 
 ### Goals (issues 4, 5, 12 and 14)
@@ -892,6 +1091,7 @@ skip shuffle || bench_shuffle
 skip tree || bench_tree
 if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi
 if ! skip epoch; then bench_epoch || log "training epoch benchmark failed; see $RUN"; fi
+if ! skip volume; then bench_volume || log "volume benchmark failed; see $RUN"; fi
 report >"$D/report.md"
 cat "$D/report.md"
 write_dated "$D/report.md"

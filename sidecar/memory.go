@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 
 	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blockdev"
 	"github.com/encfs/encfs/image"
 )
 
@@ -14,6 +15,11 @@ import (
 // connections and TLS state, directories loaded by lookups.
 const memoryOverhead = 160 << 20
 
+// volumeMemory is what a mounted volume adds: blockdev's requests in flight (each in a FUSE
+// request buffer of up to 1 MiB) and as much again of the volume's working buffers, plus its
+// integrity tree nodes in memory.
+const volumeMemory = 2*blockdev.MaxInFlight<<20 + 32<<20
+
 // memoryBudget is the memory the mounts of specs stay within (docs/OPERATIONS.md, "Memory"):
 // for each mount its plaintext and tree caches and its chunk layer's buffers, plus
 // memoryOverhead once. heap is the part of it on the Go heap; the rest (whole chunk buffers)
@@ -21,6 +27,15 @@ const memoryOverhead = 160 << 20
 func memoryBudget(specs []MountSpec) (total, heap int64) {
 	total, heap = memoryOverhead, memoryOverhead
 	for _, s := range specs {
+		if s.Volume != nil {
+			total += volumeMemory
+			heap += volumeMemory
+			if blobio.IsRemote(s.Image) && !s.Volume.ReadOnly {
+				total += pageBlobMemory
+				heap += pageBlobMemory
+			}
+			continue
+		}
 		caches := image.Options{CacheBytes: s.CacheBytes}.MemoryBound()
 		total += caches
 		heap += caches

@@ -32,6 +32,40 @@ type Mounted struct {
 	recorder     *profile.Recorder
 	stopRecorder chan struct{}
 	recorderDone chan struct{}
+	// vol is set for a read-write volume (Spec.Volume), instead of Image, FS and Point.
+	vol *volumeMount
+}
+
+// Target is the path consumers use.
+func (m *Mounted) Target() string {
+	if m.vol != nil {
+		return m.Spec.Mountpoint
+	}
+	return m.Point.Target
+}
+
+// Done is closed when the filesystem stops being served.
+func (m *Mounted) Done() <-chan struct{} {
+	if m.vol != nil {
+		return m.vol.block.Done()
+	}
+	return m.Point.Done()
+}
+
+// Describe is the line that reports the mount: identity, no counts or sizes (they are part of
+// what an image encrypts, and this line leaves the TEE with the container's logs).
+func (m *Mounted) Describe() string {
+	if m.vol != nil {
+		in := m.vol.vol.Info()
+		mode := "read-write"
+		if m.Spec.Volume.ReadOnly {
+			mode = "read-only"
+		}
+		return fmt.Sprintf("volume %s at %s (%s, uuid %s, generation %d)", blobio.Display(m.Spec.Image), m.Target(), mode, in.UUID, in.Generation)
+	}
+	h := m.Image.Header()
+	return fmt.Sprintf("%s at %s (uuid %s, series %s, generation %d)", blobio.Display(m.Spec.Image), m.Target(),
+		h.UUIDString(), h.SeriesHex(), h.Generation)
 }
 
 // Mount opens and authenticates the image (a wrong key fails here, before anything is
@@ -40,9 +74,19 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if spec.Log == nil {
 		spec.Log = slog.Default()
 	}
+	if spec.Volume != nil {
+		return mountVolume(ctx, spec)
+	}
 	// A mount point in use fails now, not after a key release and the image's download.
 	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
 		return nil, err
+	}
+	var replay *profile.Profile
+	if isProfilePath(spec.Prefetch) { // a bad profile fails now, before the key release
+		var err error
+		if replay, err = profile.Load(spec.Prefetch); err != nil {
+			return nil, err
+		}
 	}
 	ks, err := spec.Keys(ctx)
 	defer func() {
@@ -54,12 +98,6 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		return nil, err
 	}
 	spec.Source.Chunk.Log = spec.Log
-	var replay *profile.Profile
-	if isProfilePath(spec.Prefetch) { // a bad profile fails now, before the key release
-		if replay, err = profile.Load(spec.Prefetch); err != nil {
-			return nil, err
-		}
-	}
 	src, err := openMountSource(ctx, spec.Image, spec.Source)
 	if err != nil {
 		return nil, err
@@ -92,14 +130,14 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		im.Close()
 		return nil, err
 	}
+	if m.recorder != nil {
+		m.startRecorder()
+	}
 	if spec.ReadyFile != "" {
 		if err := writeReadyFile(spec.ReadyFile, m.Point.Target); err != nil {
 			m.Unmount()
 			return nil, err
 		}
-	}
-	if m.recorder != nil {
-		m.startRecorder()
 	}
 	if ch, ok := src.(*blobio.Chunked); ok && blobio.IsRemote(spec.Image) {
 		m.startBackgroundFetch(ch, replay)
@@ -156,7 +194,7 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked, replay *profile.Profi
 			m.Spec.Log.Info("background fetch: the access profile's files are fetched", "took", time.Since(start).Round(time.Millisecond).String())
 		}
 		if !whole {
-			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (--prefetch all to fetch it anyway)",
+			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (prefetch all fetches it anyway)",
 				"image_bytes", size, "cache_bytes", room)
 			return
 		}
@@ -253,6 +291,9 @@ func (m *Mounted) Unmount() error {
 	if m.Spec.ReadyFile != "" {
 		os.Remove(m.Spec.ReadyFile)
 	}
+	if m.vol != nil {
+		return m.vol.unmount(m.Spec.Mountpoint)
+	}
 	err := m.Point.Unmount()
 	if cerr := m.Image.Close(); err == nil {
 		err = cerr
@@ -263,7 +304,7 @@ func (m *Mounted) Unmount() error {
 // unmounted reports whether the filesystem is gone (unmounted by Unmount or from outside).
 func (m *Mounted) unmounted() bool {
 	select {
-	case <-m.Point.Done():
+	case <-m.Done():
 		return true
 	default:
 		return false

@@ -23,7 +23,7 @@ func probes(specs []MountSpec, live []atomic.Pointer[Mounted]) metrics.Probes {
 				}
 				if m.Health != nil {
 					if h := m.Health(); h.State != blobio.StateServing {
-						return fmt.Errorf("storage of %s: %s since %s: %v", m.Point.Target, h.State, h.Since.Format(time.RFC3339), h.Cause)
+						return fmt.Errorf("storage of %s: %s since %s: %v", m.Target(), h.State, h.Since.Format(time.RFC3339), h.Cause)
 					}
 				}
 			}
@@ -38,12 +38,12 @@ func probes(specs []MountSpec, live []atomic.Pointer[Mounted]) metrics.Probes {
 					continue
 				}
 				if m.unmounted() {
-					return fmt.Errorf("%s is no longer mounted", m.Point.Target)
+					return fmt.Errorf("%s is no longer mounted", m.Target())
 				}
 				if m.Health != nil {
 					if h := m.Health(); h.State == blobio.StateBroken {
 						return fmt.Errorf("storage of %s: breaker open since %s (%d failed reads): %v",
-							m.Point.Target, h.Since.Format(time.RFC3339), h.FailedReads, h.Cause)
+							m.Target(), h.Since.Format(time.RFC3339), h.FailedReads, h.Cause)
 					}
 				}
 			}

@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/metrics"
 )
 
@@ -24,6 +23,16 @@ type RunOptions struct {
 	// ReadyFile, when set, is written with the mount paths (one a line) once every filesystem is
 	// mounted, and removed at the end.
 	ReadyFile string
+	// Advice, when set, says what the user can do about an error (the command line's advice,
+	// in terms of its flags); it is logged with a filesystem that failed to mount.
+	Advice func(error) string
+}
+
+func (o RunOptions) advise(err error) string {
+	if o.Advice == nil {
+		return ""
+	}
+	return o.Advice(err)
 }
 
 // Run mounts every spec independently and concurrently (key release included), serves
@@ -71,26 +80,29 @@ func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) er
 				errs[i] = err
 				if len(specs) > 1 {
 					errs[i] = fmt.Errorf("%s: %w", spec.Name, err)
-					spec.Log.Error("filesystem not mounted; the others keep serving", "err", err)
+					attrs := []any{"err", err}
+					if a := o.advise(err); a != "" {
+						attrs = append(attrs, "hint", a)
+					}
+					spec.Log.Error("filesystem not mounted; the others keep serving", attrs...)
 				}
 				return
 			}
-			collector.Add(m.Point.Target, metrics.For(m.FS))
+			if m.vol != nil {
+				collector.Add(m.Target(), m.vol.stats)
+			} else {
+				collector.Add(m.Point.Target, metrics.For(m.FS))
+			}
 			live[i].Store(m)
 			states.SetState(id, metrics.StateMounted)
 			go func() {
 				select {
-				case <-m.Point.Done():
+				case <-m.Done():
 					states.SetState(id, metrics.StateUnmounted)
 				case <-ctx.Done():
 				}
 			}()
-			// No counts or sizes: they are part of what the image encrypts, and this line
-			// leaves the TEE with the container's logs (encfs inspect --key-file shows them).
-			h := m.Image.Header()
-			fmt.Fprintf(out, "mounted %s at %s (uuid %s, series %s, generation %d) in %d ms\n",
-				blobio.Display(spec.Image), m.Point.Target, h.UUIDString(), h.SeriesHex(), h.Generation,
-				time.Since(start).Milliseconds())
+			fmt.Fprintf(out, "mounted %s in %d ms\n", m.Describe(), time.Since(start).Milliseconds())
 		}()
 	}
 	wg.Wait()
@@ -106,7 +118,7 @@ func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) er
 	if o.ReadyFile != "" && len(mounted) == len(specs) {
 		var targets []string
 		for _, m := range mounted {
-			targets = append(targets, m.Point.Target)
+			targets = append(targets, m.Target())
 		}
 		if err := writeReadyFile(o.ReadyFile, strings.Join(targets, "\n")); err != nil {
 			slog.Error("cannot write the ready file", "err", err)
@@ -120,7 +132,7 @@ func Run(ctx context.Context, out io.Writer, specs []MountSpec, o RunOptions) er
 			unmountErrs = append(unmountErrs, err)
 			continue
 		}
-		m.Spec.Log.Info("unmounted", "path", m.Point.Target)
+		m.Spec.Log.Info("unmounted", "path", m.Target())
 	}
 	return errors.Join(unmountErrs...)
 }
@@ -131,8 +143,8 @@ func waitForEnd(ctx context.Context, mounted []*Mounted) {
 	for _, m := range mounted {
 		go func() {
 			select {
-			case <-m.Point.Done():
-				m.Spec.Log.Warn("the filesystem was unmounted from outside", "path", m.Point.Target)
+			case <-m.Done():
+				m.Spec.Log.Warn("the filesystem was unmounted from outside", "path", m.Target())
 				gone <- struct{}{}
 			case <-ctx.Done():
 			}

@@ -41,6 +41,10 @@ type MountSpec struct {
 	LogPaths      bool    // name paths inside the image in error logs (debugging only)
 	ReadyFile     string  // written once the mount is live, removed at unmount
 	Log           *slog.Logger
+	// Volume, when set, makes Image a read-write volume's store, mounted through a loop
+	// device; the image-only fields (Pin, CacheBytes, Prefetch, RecordProfile, UID, GID,
+	// Publish) are unused.
+	Volume *VolumeOptions
 }
 
 // Options are what SpecsFromConfig needs beyond the configuration.
@@ -77,11 +81,16 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 			cache = DefaultCacheBytes
 		}
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
+		var vol *VolumeOptions
+		if fsys.ReadWrite {
+			vol = &VolumeOptions{MinGeneration: fsys.MinGeneration}
+		}
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
 			Prefetch: fsys.Prefetch, RecordProfile: fsys.RecordProfile,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			LogPaths: o.LogPaths,
+			Volume:   vol,
 			Pin:      image.Pin{Root: fsys.PinnedRoot, Series: fsys.Series, MinGeneration: fsys.MinGeneration, Signer: fsys.PinnedSigner},
 			Source: SourceOptions{
 				Blob:  location.Options{ClientID: c.AzureInfo.Identity.ClientID, Retry: retry.Policy{Budget: ConfigReadTimeout}},

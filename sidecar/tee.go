@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,9 +14,13 @@ import (
 // configfs-tsm report directory.
 var snpDevices = []string{"/dev/sev-guest", "/sys/kernel/config/tsm/report"}
 
+// ErrKeyFileInTEE: a configuration names a key_file inside an SEV-SNP environment, and the
+// development rule that allows it is off.
+var ErrKeyFileInTEE = errors.New("refused in an SEV-SNP environment")
+
 // TEERules are the settings of CheckConfigForTEE.
 type TEERules struct {
-	// AllowKeyFile accepts key_file inside an SEV-SNP environment (--dev-allow-key-file).
+	// AllowKeyFile accepts key_file inside an SEV-SNP environment (development only).
 	AllowKeyFile bool
 	// Devices are the guest interfaces whose presence shows an SEV-SNP VM; nil for the real ones
 	// (/dev/sev-guest and /sys/kernel/config/tsm/report).
@@ -51,8 +56,8 @@ func CheckConfigForTEE(c *config.Config, r TEERules, log *slog.Logger) error {
 	tee := snpEnvironment(r.Devices)
 	for i, fsys := range c.AzureFilesystems {
 		if fsys.KeyFile != "" && tee != "" && !r.AllowKeyFile {
-			return fmt.Errorf("azure_filesystems[%d].key_file: refused in an SEV-SNP environment (%s found): a key read from a file is not released by attestation, "+
-				"so it protects nothing here; use key (Azure secure key release), or pass --dev-allow-key-file for development only", i, tee)
+			return fmt.Errorf("azure_filesystems[%d].key_file: %w (%s found): a key read from a file is not released by attestation, "+
+				"so it protects nothing here; use key (Azure secure key release)", i, ErrKeyFileInTEE, tee)
 		}
 		if fsys.Key != nil && fsys.PinnedRoot == "" && fsys.PinnedSigner == "" {
 			risk := "any authentic image for this key mounts, including older generations"

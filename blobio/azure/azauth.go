@@ -201,7 +201,7 @@ func resolveAuth(u *url.URL, opts Options) ([]azureCred, error) {
 	switch mode {
 	case AuthSAS:
 		if !hasSAS(u) {
-			return nil, errors.New("--auth sas: the URL has no SAS query string (sig=...); append the SAS token to the URL")
+			return nil, errors.New("authentication by SAS: the URL has no SAS query string (sig=...); append the SAS token to the URL")
 		}
 		return []azureCred{{mode: AuthSAS}}, nil
 	case AuthAnonymous:
@@ -210,7 +210,7 @@ func resolveAuth(u *url.URL, opts Options) ([]azureCred, error) {
 		return one(identity())
 	case AuthConnectionString:
 		if connStr == "" {
-			return nil, errors.New("--auth connection-string: set AZURE_STORAGE_CONNECTION_STRING")
+			return nil, errors.New("authentication by connection string: AZURE_STORAGE_CONNECTION_STRING is not set")
 		}
 		return one(fromConnString())
 	case AuthAuto:

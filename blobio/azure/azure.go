@@ -36,8 +36,13 @@ const (
 // storageScope is the scope of bearer tokens for Azure Storage.
 const storageScope = "https://storage.azure.com/.default"
 
-// ErrIncomplete reports a blob whose upload has not finished.
-var ErrIncomplete = errors.New("upload not finished")
+var (
+	// ErrIncomplete reports a blob whose upload has not finished.
+	ErrIncomplete = errors.New("upload not finished")
+	// ErrNoToken: the identity credential (managed identity, workload identity, az login) gave
+	// no token, so no request was sent.
+	ErrNoToken = errors.New("no token from the identity")
+)
 
 // Source reads an image from an Azure block or page blob. Every read carries If-Match
 // with the ETag seen at open, so a blob replaced while mounted fails reads with blobio.ErrChanged
@@ -86,8 +91,8 @@ func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (
 	s.retry = remote.NewRetrier(opts.Retry, &s.retries, s.name, true)
 	cl, err := newBlobClient(u.String(), c, opts)
 	if err != nil {
-		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: blobio.ErrBadResponse, Err: redact.Err(err),
-			Hint: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
+		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: blobio.ErrBadResponse, Err: redact.Err(err), Azure: true,
+			Cause: "expected https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB"}
 	}
 	s.client = cl
 	if err := checkToken(ctx, c, s.retry.Policy.TryTimeout, "open", s.name); err != nil {
@@ -112,8 +117,8 @@ func openAzureWith(ctx context.Context, u *url.URL, c azureCred, opts Options) (
 	}
 	meta := lowerKeys(props.Metadata)
 	if meta[MetaState] == "uploading" {
-		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: ErrIncomplete,
-			Hint: "an `encfs upload` of this blob was interrupted; run it again to finish"}
+		return nil, &blobio.Error{Op: "open", Source: s.name, Kind: ErrIncomplete, Azure: true,
+			Cause: "its upload was interrupted before the last block"}
 	}
 	if v, ok := meta[MetaSize]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -245,8 +250,7 @@ func checkToken(ctx context.Context, c azureCred, timeout time.Duration, op, nam
 	defer cancel()
 	_, err := c.token.GetToken(tctx, policy.TokenRequestOptions{Scopes: []string{storageScope}})
 	if err != nil {
-		return &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: fmt.Errorf("no token from the identity: %w", redact.Err(err)),
-			Hint: "on Azure, assign a managed identity (and pass --client-id for a user-assigned one); elsewhere run az login, or use a SAS URL"}
+		return &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: fmt.Errorf("%w: %w", ErrNoToken, redact.Err(err)), Azure: true}
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (s sasFacts) lacks(need string) string {
 
 // requestFacts are what a failed request carried: enough to tell the causes apart.
 type requestFacts struct {
-	op                       string // "open", "read", "upload to"
+	op                       string // "open", "read", "upload to"; for volumes "create", "write to", "lease"
 	auth                     Auth   // the credential used
 	sas                      sasFacts
 	account, container, blob string
@@ -93,11 +93,17 @@ func newRequestFacts(op string, u *url.URL, c azureCred) requestFacts {
 
 // needs is the SAS permissions op needs.
 func (r requestFacts) needs() string {
-	if r.op == "upload to" {
+	switch r.op {
+	case "upload to", "create":
 		return "cw"
+	case "write to", "lease":
+		return "rw" // a volume's page writes and its lease
 	}
 	return "r"
 }
+
+// writes reports whether the operation changes the blob (and so needs a writer's role).
+func (r requestFacts) writes() bool { return r.needs() != "r" }
 
 // diagnose returns the hint for a failed request, or "" when it has nothing better than the
 // generic hint of the kind (network problems, throttling, a replaced blob).
@@ -157,7 +163,7 @@ func diagnoseAuth(status int, code, detail string, r requestFacts, now time.Time
 			return "the identity's token was refused (another tenant, or not a token for storage)"
 		}
 		role := "Storage Blob Data Reader"
-		if r.op == "upload to" {
+		if r.writes() {
 			role = "Storage Blob Data Contributor"
 		}
 		return fmt.Sprintf("the identity has no data role on container %q: assign %s (it takes up to 10 minutes to apply)", r.container, role)
@@ -166,11 +172,13 @@ func diagnoseAuth(status int, code, detail string, r requestFacts, now time.Time
 }
 
 func noCredentialHint(r requestFacts) string {
-	return fmt.Sprintf("no credential was sent and the blob is not public: add a SAS with sp=%s to the URL (see --url-file), set AZURE_STORAGE_CONNECTION_STRING, or use an identity", r.needs())
+	return fmt.Sprintf("no credential was sent and the blob is not public: add a SAS with sp=%s to the URL, set AZURE_STORAGE_CONNECTION_STRING, or use an identity", r.needs())
 }
 
 func diagnoseNotFound(code string, r requestFacts) string {
 	switch {
+	case code == codeContainerNotFound && r.op == "create":
+		return fmt.Sprintf("account %q has no container %q, and encfs does not create containers for volumes: create it first (az storage container create -n %s --account-name %s)", r.account, r.container, r.container, r.account)
 	case code == codeContainerNotFound && r.op == "upload to" && r.sas.present && !r.sas.account:
 		return fmt.Sprintf("container %q does not exist and a SAS cannot create it: create it (az storage container create -n %s) or use the account key or an identity", r.container, r.container)
 	case code == codeContainerNotFound:
@@ -184,8 +192,11 @@ func diagnoseNotFound(code string, r requestFacts) string {
 }
 
 func opName(op string) string {
-	if op == "upload to" {
+	switch op {
+	case "upload to":
 		return "upload"
+	case "write to":
+		return "write"
 	}
 	return op
 }
@@ -217,7 +228,7 @@ func authDetail(re *azcore.ResponseError) string {
 	return redact.String(d)
 }
 
-// explain replaces the hint of a failed Azure operation with the diagnosis of its cause, when
+// explain sets the Cause of a failed Azure operation to the diagnosis of its cause, when
 // there is one. err is returned unchanged unless it is an *blobio.Error.
 func explain(err error, r requestFacts) error {
 	var e *blobio.Error
@@ -228,8 +239,8 @@ func explain(err error, r requestFacts) error {
 	if e.Err != nil {
 		detail = e.Err.Error()
 	}
-	if h := diagnose(e.Kind, e.Status, e.Code, detail, r, time.Now()); h != "" {
-		e.Hint = h
+	if c := diagnose(e.Kind, e.Status, e.Code, detail, r, time.Now()); c != "" {
+		e.Cause = c
 	}
 	return err
 }

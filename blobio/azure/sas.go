@@ -30,6 +30,10 @@ type SASOptions struct {
 // MakeSAS returns location (a blob URL) with a service SAS signed by the account key of a
 // connection string: what `az storage blob generate-sas` does, without the az CLI. It starts
 // five minutes in the past to allow for clock skew.
+// ErrNoAccountKey: signing a SAS needs the account key, from a connection string, and none was
+// given.
+var ErrNoAccountKey = errors.New("signing needs the account key")
+
 func MakeSAS(location string, o SASOptions) (string, error) {
 	u, err := url.Parse(location)
 	if err != nil || u.Host == "" {
@@ -55,7 +59,7 @@ func MakeSAS(location string, o SASOptions) (string, error) {
 		conn = os.Getenv("AZURE_STORAGE_CONNECTION_STRING")
 	}
 	if conn == "" {
-		return "", errors.New("sas: signing needs the account key: set AZURE_STORAGE_CONNECTION_STRING (UseDevelopmentStorage=true for Azurite) or give --connection-string-file")
+		return "", fmt.Errorf("sas: %w: set AZURE_STORAGE_CONNECTION_STRING (UseDevelopmentStorage=true for Azurite)", ErrNoAccountKey)
 	}
 	cs, err := parseConnString(conn)
 	if err != nil {

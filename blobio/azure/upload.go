@@ -158,7 +158,7 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	if up.id, err = ImageID(f, up.size); err != nil {
 		return nil, fmt.Errorf("upload: reading %s: %w", imagePath, err)
 	}
-	if up.cred, err = writeCredential(ctx, u, up.name, o.Open); err != nil {
+	if up.cred, err = writeCredential(ctx, u, up.name, "upload to", o.Open); err != nil {
 		return nil, err
 	}
 	up.result = &UploadResult{URL: up.name, Size: up.size, ID: up.id, BlobType: "BlockBlob"}
@@ -177,12 +177,12 @@ func Upload(ctx context.Context, imagePath, location string, o UploadOptions) (*
 	return up.result, nil
 }
 
-// writeCredential picks the credential an upload writes with: any but anonymous access. An
-// identity must be able to get a token.
-func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (azureCred, error) {
+// writeCredential picks the credential an upload (or a volume) writes with: any but anonymous
+// access. An identity must be able to get a token. op names the operation in errors.
+func writeCredential(ctx context.Context, u *url.URL, name, op string, o Options) (azureCred, error) {
 	creds, err := resolveAuth(u, o)
 	if err != nil {
-		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth, Err: err}
+		return azureCred{}, &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: err}
 	}
 	var cred azureCred
 	for _, c := range creds {
@@ -192,11 +192,13 @@ func writeCredential(ctx context.Context, u *url.URL, name string, o Options) (a
 		}
 	}
 	if cred.mode == "" {
-		return azureCred{}, &blobio.Error{Op: "upload to", Source: name, Kind: blobio.ErrAuth,
-			Err:  errors.New("no credential that can write"),
-			Hint: "give a SAS URL with create and write permission (sp=cw), set AZURE_STORAGE_CONNECTION_STRING, or use an identity with the Storage Blob Data Contributor role (--client-id, az login)"}
+		e := &blobio.Error{Op: op, Source: name, Kind: blobio.ErrAuth, Err: ErrNoWriteCredential, Azure: true}
+		if op != "upload to" { // a volume's writes need other permissions than an upload's
+			e.Cause = fmt.Sprintf("a SAS for this needs sp=%s", newRequestFacts(op, u, azureCred{}).needs())
+		}
+		return azureCred{}, e
 	}
-	if err := checkToken(ctx, cred, o.Retry.WithDefaults().TryTimeout, "upload to", name); err != nil {
+	if err := checkToken(ctx, cred, o.Retry.WithDefaults().TryTimeout, op, name); err != nil {
 		return azureCred{}, err
 	}
 	return cred, nil
@@ -381,11 +383,20 @@ func (up *uploader) decide(props *blob.GetPropertiesResponse, wantType string) (
 		what = "an unfinished upload of a different image"
 	}
 	return false, false, &blobio.Error{Op: "upload to", Source: up.name, Kind: ErrExists,
-		Err: fmt.Errorf("the blob already holds %s (%s bytes, id %.16s)", what, orDash(meta[MetaSize]), orDash(meta[MetaID])), Hint: "pass --overwrite to replace it, or choose another blob name"}
+		Err: fmt.Errorf("the blob already holds %s (%s bytes, id %.16s)", what, orDash(meta[MetaSize]), orDash(meta[MetaID])), Azure: true}
 }
 
-// ErrExists reports that the target blob holds something else.
-var ErrExists = errors.New("blob exists")
+// The upload's own failures, besides the blobio kinds.
+var (
+	// ErrExists reports that the target blob holds something else.
+	ErrExists = errors.New("blob exists")
+	// ErrNoWriteCredential: neither a SAS, a connection string nor an identity was found for
+	// an upload, and anonymous access cannot write.
+	ErrNoWriteCredential = errors.New("no credential that can write")
+	// ErrTooManyBlocks: the image needs more blocks than a block blob may have at this block
+	// size.
+	ErrTooManyBlocks = errors.New("too many blocks for one block blob")
+)
 
 func orDash(s string) string {
 	if s == "" {
@@ -443,7 +454,7 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 	}
 	n := int((up.size + up.o.BlockSize - 1) / up.o.BlockSize)
 	if n > 50000 {
-		return fmt.Errorf("upload: %d blocks of %d bytes exceed the 50,000 a block blob may have; raise --block-size", n, up.o.BlockSize)
+		return fmt.Errorf("upload: %w: %d blocks of %d bytes exceed the 50,000 a block blob may have", ErrTooManyBlocks, n, up.o.BlockSize)
 	}
 	ids := make([]string, n)
 	g, gctx := errgroup.WithContext(ctx)
@@ -497,7 +508,7 @@ func (up *uploader) blockBlob(ctx context.Context) error {
 			a.Err = errors.New("the blob changed while uploading; run the upload again")
 			if up.blind {
 				a.Kind = ErrExists
-				a.Err = errors.New("a blob already exists there; pass --overwrite to replace it")
+				a.Err = errors.New("a blob already exists there")
 			}
 		}
 		return a

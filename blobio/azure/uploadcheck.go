@@ -21,7 +21,7 @@ func CheckUpload(ctx context.Context, location string, o Options) error {
 		return err
 	}
 	name := redact.DisplayURL(u)
-	cred, err := writeCredential(ctx, u, name, o)
+	cred, err := writeCredential(ctx, u, name, "upload to", o)
 	if err != nil {
 		return err
 	}

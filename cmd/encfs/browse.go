@@ -152,9 +152,10 @@ func newVerifyCommand() *cobra.Command {
 	cmd, _ := newBrowseCommand(&cobra.Command{
 		Use:   "verify --key-file KEY IMAGE",
 		Short: "Check every block and the whole index of an image",
-		Long: `Check every content block against the integrity tree, every tree block up to the
-authenticated root, and every directory, inode, symlink and xattr list. Exits 0 when the image
-is intact; otherwise non-zero, naming the first bad region or block and the file it belongs to.`,
+		Long: `Check every content block (in 8 KiB units) against the integrity tree, every tree
+block up to the authenticated root, and every directory, inode, symlink and xattr list. Exits 0
+when the image is intact; otherwise non-zero, naming the first bad region or blocks and the files
+they belong to.`,
 	}, 1, 1, runVerify)
 	return cmd
 }

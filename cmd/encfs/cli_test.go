@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,11 +135,11 @@ func TestPackInspectVerifyBrowse(t *testing.T) {
 	expectFail(t, "wrong key", "verify", "--key-file", k, img)
 	expectFail(t, "only keyslot", "key", "remove-slot", "--key-file", k2, "--fingerprint", fp(k2), img)
 
-	// A flipped data byte: verify names the block and the file.
+	// A flipped data byte: verify names the blocks of the failed unit.
 	b, _ := os.ReadFile(img)
-	b[4096+100] ^= 1
+	b[image.HeaderSize+100] ^= 1
 	os.WriteFile(img, b, 0o644)
-	expectFail(t, "integrity check failed", "verify", "--key-file", k2, img)
+	expectFail(t, fmt.Sprintf("integrity check failed: content blocks 0..%d", image.BlocksPerUnit-1), "verify", "--key-file", k2, img)
 }
 
 // TestSeriesAndSigning: keygen --signing-key, pack --sign-key, the next generation with

@@ -104,7 +104,7 @@ func runInspect(ctx context.Context, opts *inspectOptions, args []string, stdout
 		return enc.Encode(r)
 	}
 	fmt.Fprintf(stdout, "image:           %s\n", r.Image)
-	fmt.Fprintf(stdout, "format:          encfs version %d (AES-256-XTS, BLAKE3 leaves under a SHA-256 tree)\n", r.FormatVersion)
+	fmt.Fprintf(stdout, "format:          encfs version %d (AES-256-XTS, BLAKE3 leaves of 8 KiB units under a SHA-256 tree)\n", r.FormatVersion)
 	note := " (unauthenticated: read without a key; take pins from encfs verify)"
 	if r.Authenticated {
 		note = " (authenticated)"

@@ -2,18 +2,43 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/encfs/encfs/blobio"
+	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
+	"github.com/encfs/encfs/sidecar"
+	"github.com/encfs/encfs/volume"
 )
 
-// key add-slot / remove-slot rewrite an image's header only: rotating a release key takes
-// milliseconds whatever the image size.
+// key add-slot / remove-slot rewrite an image's or a volume's header only: rotating a release
+// key takes milliseconds whatever the size. A local file is a volume if it starts with the
+// volume magic, else an image; a URL is a volume's page blob (a remote image is changed by
+// changing the local image and uploading it again).
+
+// isVolumeTarget says whether target is a volume.
+func isVolumeTarget(target string) (bool, error) {
+	if blobio.IsRemote(target) {
+		return true, nil
+	}
+	return isVolume(target)
+}
+
+// withVolumeStore runs fn on the volume store at target, opened as its writer (so not while
+// the volume is mounted), with the connection string from the environment.
+func withVolumeStore(ctx context.Context, target string, fn func(volume.Store) error) error {
+	s, err := sidecar.OpenVolumeStore(ctx, target, false, location.Options{})
+	if err != nil {
+		return err
+	}
+	return errors.Join(fn(s), s.Flush(ctx), s.Close())
+}
 
 // keyAddSlotOptions are the flags of `encfs key add-slot`.
 type keyAddSlotOptions struct {
@@ -23,8 +48,8 @@ type keyAddSlotOptions struct {
 func newKeyAddSlotCommand() *cobra.Command {
 	opts := &keyAddSlotOptions{}
 	cmd := &cobra.Command{
-		Use:   "add-slot --key-file CURRENT --new-key-file NEW IMAGE",
-		Short: "Let another release key open a local image (rewrites the header only)",
+		Use:   "add-slot --key-file CURRENT --new-key-file NEW IMAGE|VOLUME",
+		Short: "Let another release key open a local image or a volume (rewrites the header only)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runKeyAddSlot(cmd.Context(), opts, args[0], cmd.OutOrStdout())
@@ -49,6 +74,16 @@ func runKeyAddSlot(ctx context.Context, opts *keyAddSlotOptions, img string, std
 		return err
 	}
 	defer keys.Zero(nk)
+	if vol, err := isVolumeTarget(img); err != nil {
+		return err
+	} else if vol {
+		err := withVolumeStore(ctx, img, func(s volume.Store) error { return volume.AddKeyslot(ctx, s, cur, nk) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", blobio.Display(img), err)
+		}
+		fmt.Fprintf(stdout, "%s: added a keyslot for key fingerprint %s\n", blobio.Display(img), volume.Fingerprint(nk))
+		return nil
+	}
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -69,7 +104,7 @@ type keyRemoveSlotOptions struct {
 func newKeyRemoveSlotCommand() *cobra.Command {
 	opts := &keyRemoveSlotOptions{}
 	cmd := &cobra.Command{
-		Use:   "remove-slot --key-file CURRENT --fingerprint FP IMAGE",
+		Use:   "remove-slot --key-file CURRENT --fingerprint FP IMAGE|VOLUME",
 		Short: "Stop a release key from opening this copy of a local image (rewrites the header only; revokes nothing)",
 		Long: `Remove the keyslot with the given key fingerprint (see encfs inspect). The last keyslot
 cannot be removed.
@@ -99,6 +134,17 @@ func runKeyRemoveSlot(ctx context.Context, opts *keyRemoveSlotOptions, img strin
 		return err
 	}
 	defer keys.Zero(cur)
+	if vol, err := isVolumeTarget(img); err != nil {
+		return err
+	} else if vol {
+		err := withVolumeStore(ctx, img, func(s volume.Store) error { return volume.RemoveKeyslot(ctx, s, cur, opts.fingerprint) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", blobio.Display(img), err)
+		}
+		fmt.Fprintf(stdout, "%s: removed the keyslot for key fingerprint %s\n", blobio.Display(img), opts.fingerprint)
+		fmt.Fprintf(stdout, "note: this does not revoke the key: a holder of it may know the volume's master key, which is unchanged.\n")
+		return nil
+	}
 	f, err := os.OpenFile(img, os.O_RDWR, 0)
 	if err != nil {
 		return err

@@ -63,6 +63,7 @@ func newRootCommand() *cobra.Command {
 		newSKRCommand(gopts),
 		newUploadCommand(),
 		newVerifyCommand(),
+		newVolumeCommand(),
 	)
 	withUsage(root)
 	return root
@@ -187,6 +188,9 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "encfs:", err)
+		if a := advice(err); a != "" {
+			fmt.Fprintln(os.Stderr, "encfs: hint:", a)
+		}
 		var ue *usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(os.Stderr, "\n%s", ue.cmd.UsageString())

@@ -121,7 +121,7 @@ func runMount(ctx context.Context, opts *mountOptions, args []string, out io.Wri
 			return err
 		}
 		warnLogPaths(opts.logPaths)
-		return sidecar.Run(ctx, out, specs, sidecar.RunOptions{MetricsAddr: opts.metricsAddr, ReadyFile: opts.readyFile})
+		return sidecar.Run(ctx, out, specs, sidecar.RunOptions{MetricsAddr: opts.metricsAddr, ReadyFile: opts.readyFile, Advice: advice})
 	}
 	args, err := opts.source.withLocation(args, 2)
 	if err != nil {
@@ -155,7 +155,7 @@ func runMount(ctx context.Context, opts *mountOptions, args []string, out io.Wri
 		return err
 	}
 	warnLogPaths(opts.logPaths)
-	return sidecar.Run(ctx, out, []sidecar.MountSpec{spec}, sidecar.RunOptions{MetricsAddr: opts.metricsAddr})
+	return sidecar.Run(ctx, out, []sidecar.MountSpec{spec}, sidecar.RunOptions{MetricsAddr: opts.metricsAddr, Advice: advice})
 }
 
 func checkPrefetch(v string) error {

@@ -48,8 +48,10 @@ func (sf *sourceFlags) options() (sidecar.SourceOptions, error) {
 	}
 	o.Blob.Retry.Budget = sf.readTimeout
 	chunk, err := config.ParseByteSize(sf.chunkSize)
-	if err != nil || chunk < 64<<10 {
-		return o, fmt.Errorf("--chunk-size %q: want a size of at least 64K, such as 8M", sf.chunkSize)
+	// A multiple of the verification unit, so that no unit straddles two chunks and each is
+	// verified in the chunk cache (image.Source, View).
+	if err != nil || chunk < 64<<10 || chunk%image.UnitSize != 0 {
+		return o, fmt.Errorf("--chunk-size %q: want a multiple of %dK of at least 64K, such as 8M", sf.chunkSize, image.UnitSize>>10)
 	}
 	o.Chunk.ChunkSize = int64(chunk)
 	if sf.diskCache != "none" {

@@ -10,6 +10,10 @@
 //	benchread start [flags] -- CMD ARGS...      start a mount daemon, time it, leave it running
 //	benchread download URL                      plain parallel azblob download (ranged GETs)
 //	benchread freeport                          a free TCP port on 127.0.0.1
+//	benchread container URL                     create a blob container (account key from the environment)
+//	benchread plainvol [flags] FILE MOUNTPOINT  ext4 over a loop device over FILE served through
+//	                                            FUSE with no cryptography (blockdev.FileDevice),
+//	                                            the baseline of the volume benchmarks; until SIGTERM
 //
 // It is a benchmark tool, not part of encfs: it lives under scripts/ and is built by bench.sh.
 package main
@@ -67,6 +71,10 @@ func main() {
 		err = download(args)
 	case "freeport":
 		err = freePort()
+	case "plainvol":
+		err = plainVol(args)
+	case "container":
+		err = mkContainer(args)
 	default:
 		usage()
 	}
@@ -77,7 +85,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport ... (see the source)")
+	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport|container|plainvol ... (see the source)")
 	os.Exit(2)
 }
 

@@ -46,7 +46,7 @@ type Retrier struct {
 }
 
 // NewRetrier returns the retrier of the source named source (redacted); retries, if not nil,
-// counts the retried tries. azure picks the hints of Azure Blob Storage.
+// counts the retried tries. azure marks its errors as Azure Blob Storage's.
 func NewRetrier(p retry.Policy, retries *atomic.Int64, source string, azure bool) Retrier {
 	p = p.WithDefaults()
 	if retries != nil {
@@ -85,15 +85,15 @@ func (r *Retrier) Do(ctx context.Context, op string, try func(ctx context.Contex
 	if kind == nil {
 		kind = blobio.ErrUnreachable
 	}
-	hint := blobio.Hint(kind, r.azure)
+	cause := ""
 	switch {
 	case kind == blobio.ErrUnreachable && (last.Status == http.StatusTooManyRequests || last.Status == http.StatusServiceUnavailable):
-		hint = "the storage service is throttling requests; lower the parallelism or retry later"
+		cause = "the storage service throttled the requests"
 	case kind == blobio.ErrUnreachable && last.Status >= 500:
-		hint = "the storage service is failing; retry later"
+		cause = "the storage service kept failing"
 	}
 	return &blobio.Error{Op: op, Source: r.source, Kind: kind, Status: last.Status, Code: last.Code,
-		Tries: res.Tries, Took: res.Took, Err: last.Err, Hint: hint}
+		Tries: res.Tries, Took: res.Took, Err: last.Err, Cause: cause, Azure: r.azure}
 }
 
 // ClassifyStatus turns an HTTP answer into an attempt error.

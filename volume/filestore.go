@@ -1,0 +1,194 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FileStore is a Store in a local file, for development and for volumes on local disks. A
+// writer holds flock(LOCK_EX) on the file for as long as it is open, a reader LOCK_SH, so a
+// second writer (or a writer while readers are open) is refused with ErrLocked. The writer
+// records who it is (pid, host, start time) in a sidecar file, path + ".lock", which the
+// refusal quotes; the lock itself is the flock, so a stale sidecar left by a crash is harmless.
+type FileStore struct {
+	f        *os.File
+	path     string
+	readOnly bool
+	size     atomic.Int64
+}
+
+// lockSuffix names the sidecar file in which a writer records itself.
+const lockSuffix = ".lock"
+
+// CreateFileStore creates path (which must not exist) as a sparse file of size bytes and opens
+// it for writing. Create then resizes it to what the volume format needs.
+func CreateFileStore(path string, size int64) (*FileStore, error) {
+	if size < 0 || size%PageSize != 0 {
+		return nil, fmt.Errorf("store size %d is not a multiple of %d", size, PageSize)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	s, err := lockFile(f, path, false)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Truncate(size); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.size.Store(size)
+	return s, nil
+}
+
+// OpenFileStore opens an existing store file, for writing unless readOnly.
+func OpenFileStore(path string, readOnly bool) (*FileStore, error) {
+	flag := os.O_RDWR
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, err
+	}
+	s, err := lockFile(f, path, readOnly)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.size.Store(st.Size())
+	return s, nil
+}
+
+func lockFile(f *os.File, path string, readOnly bool) (*FileStore, error) {
+	how := unix.LOCK_EX
+	if readOnly {
+		how = unix.LOCK_SH
+	}
+	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &LockedError{Store: path, Holder: lockHolder(path, readOnly)}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	s := &FileStore{f: f, path: path, readOnly: readOnly}
+	if !readOnly {
+		host, _ := os.Hostname()
+		info := fmt.Sprintf("pid %d on host %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
+		// Best effort: the flock is the lock, the sidecar only names its holder.
+		_ = os.WriteFile(path+lockSuffix, []byte(info+"\n"), 0o644)
+	}
+	return s, nil
+}
+
+// lockHolder says who holds the lock, from the writer's sidecar file.
+func lockHolder(path string, readOnly bool) string {
+	b, err := os.ReadFile(path + lockSuffix)
+	info := strings.TrimSpace(string(b))
+	if err != nil || info == "" || len(info) > 200 {
+		if readOnly {
+			return "a writer holds it (it did not record itself in " + path + lockSuffix + ")"
+		}
+		return "another process has it open (a reader, or a writer that did not record itself in " + path + lockSuffix + ")"
+	}
+	if readOnly {
+		return "held for writing by " + info + " (from " + path + lockSuffix + ")"
+	}
+	return "held by " + info + " (from " + path + lockSuffix + "), or by readers if that process is gone"
+}
+
+func (s *FileStore) check(off int64, n int) error {
+	if off < 0 || off%PageSize != 0 || n%PageSize != 0 {
+		return fmt.Errorf("%s: access %d+%d is not aligned to %d bytes", s.path, off, n, PageSize)
+	}
+	return nil
+}
+
+// ReadAt fills p from off; reading past the end is an error.
+func (s *FileStore) ReadAt(_ context.Context, p []byte, off int64) error {
+	if err := s.check(off, len(p)); err != nil {
+		return err
+	}
+	n, err := s.f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("short read")
+	}
+	return fmt.Errorf("read %s at %d+%d: %w", s.path, off, len(p), err)
+}
+
+// WriteAt writes p at off.
+func (s *FileStore) WriteAt(_ context.Context, p []byte, off int64) error {
+	if s.readOnly {
+		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)
+	}
+	if err := s.check(off, len(p)); err != nil {
+		return err
+	}
+	if len(p) > MaxWrite {
+		return fmt.Errorf("%s: write of %d bytes is larger than %d", s.path, len(p), MaxWrite)
+	}
+	if _, err := s.f.WriteAt(p, off); err != nil {
+		return fmt.Errorf("write %s at %d+%d: %w", s.path, off, len(p), err)
+	}
+	return nil
+}
+
+// Flush makes completed writes durable (fdatasync).
+func (s *FileStore) Flush(context.Context) error {
+	if s.readOnly {
+		return nil
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		return fmt.Errorf("fdatasync %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Size is the file size.
+func (s *FileStore) Size() int64 { return s.size.Load() }
+
+// Resize sets the file size; new bytes read as zero (a sparse extension).
+func (s *FileStore) Resize(_ context.Context, size int64) error {
+	if s.readOnly {
+		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)
+	}
+	if size < 0 || size%PageSize != 0 {
+		return fmt.Errorf("%s: size %d is not a multiple of %d", s.path, size, PageSize)
+	}
+	if err := s.f.Truncate(size); err != nil {
+		return err
+	}
+	if err := unix.Fsync(int(s.f.Fd())); err != nil { // the size is metadata: fdatasync may not keep it
+		return fmt.Errorf("fsync %s: %w", s.path, err)
+	}
+	s.size.Store(size)
+	return nil
+}
+
+// Close releases the lock (removing the writer's sidecar) and closes the file.
+func (s *FileStore) Close() error {
+	if !s.readOnly {
+		os.Remove(s.path + lockSuffix)
+	}
+	return s.f.Close() // closing the last descriptor releases the flock
+}
+
+// String is the file's path.
+func (s *FileStore) String() string { return s.path }
