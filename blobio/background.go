@@ -22,6 +22,8 @@ import (
 func (c *Chunked) FetchAll(ctx context.Context) error {
 	c.background.Store(true)
 	defer c.background.Store(false)
+	c.wholeImage.Store(true)
+	defer c.wholeImage.Store(false)
 	bg := c.newBackground()
 	last := (c.size - 1) / c.chunk
 	for idx := int64(0); idx <= last; {

@@ -234,6 +234,9 @@ type Chunked struct {
 	// (FetchAll) starts nothing while any does. background is set while FetchAll runs.
 	demandWaiting, backgroundFetches atomic.Int64
 	background                       atomic.Bool
+	// wholeImage is set while FetchAll runs: every byte is about to be fetched anyway, so a
+	// miss fetches its whole chunk rather than a range (spans.go, rangeMode).
+	wholeImage atomic.Bool
 	// hintDropped is when (Unix nanoseconds) a reader's prefetch hint last found no worker:
 	// the background fetch then steps back for a moment, so that a sequential reader's
 	// readahead comes before chunks nobody asked for yet.

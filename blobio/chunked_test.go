@@ -664,9 +664,9 @@ func TestChunkedFetchAll(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // the last disk writes
 	st := c.Stats()
-	// The demand read fetched its own 4 KiB; the background fetched the rest of that chunk
-	// around it, and every other chunk whole: no byte twice.
-	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 42 || st.RangeFetches != 2 || st.BackgroundFetches != 41 {
+	// While the whole image is fetched, a miss fetches its whole chunk (no range): every
+	// chunk once, none twice.
+	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 || st.RangeFetches != 0 || st.BackgroundFetches != 40 {
 		t.Fatalf("fetched %d bytes in %d fetches (%d ranges); the image is %d bytes in 41 chunks", st.BytesFetched, st.Fetches, st.RangeFetches, len(m.data))
 	}
 	reads := m.reads.Load()
@@ -720,9 +720,8 @@ func TestChunkedFetchAllPausesInAnOutage(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the background fetch did not resume after the outage")
 	}
-	// The two demand reads fetched ranges; the background fetched 7 chunks whole and the rest
-	// of chunk 1 (chunk 0 failed and was left to readers).
-	if st := c.Stats(); st.BackgroundFetches != 8 || st.BytesFetched != 8<<20 {
+	// The read during the background fetch took chunk 1 whole; the background the 7 others.
+	if st := c.Stats(); st.BackgroundFetches != 7 || st.BytesFetched != 8<<20 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -794,5 +793,35 @@ func TestRangeReadsStayInTheMemoryBound(t *testing.T) {
 	}
 	if st.BytesFetched > 1600*4096 || st.RangeFetches == 0 {
 		t.Fatalf("1600 reads of 4 KiB fetched %d bytes in %d range fetches", st.BytesFetched, st.RangeFetches)
+	}
+}
+
+// TestFetchAllSkipsRangesFetched: ranges readers fetched before the background fetch started
+// are not fetched again; the background fetches only the gaps around them.
+func TestFetchAllSkipsRangesFetched(t *testing.T) {
+	m := newMem(t, 8<<20)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 4 << 20,
+		DiskCache: t.TempDir(), DiskCacheBytes: 64 << 20})
+	defer c.Close()
+	p := make([]byte, 4096)
+	if _, err := c.ReadAt(context.Background(), p, 3<<20+512<<10); err != nil || !bytes.Equal(p, m.data[3<<20+512<<10:][:4096]) {
+		t.Fatalf("range read: %v", err)
+	}
+	if err := c.FetchAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	// 7 whole chunks, the range, and the two gaps around it in chunk 3.
+	if st.BytesFetched != 8<<20 || st.Fetches != 10 || st.RangeFetches != 3 {
+		t.Fatalf("fetched %d bytes in %d fetches (%d ranges), want the image once in 10", st.BytesFetched, st.Fetches, st.RangeFetches)
+	}
+	q := make([]byte, 1<<20)
+	for off := int64(0); off < 8<<20; off += 1 << 20 {
+		if _, err := c.ReadAt(context.Background(), q, off); err != nil || !bytes.Equal(q, m.data[off:off+1<<20]) {
+			t.Fatalf("read at %d after the background fetch: %v", off, err)
+		}
+	}
+	if c.Stats().Fetches != 10 {
+		t.Fatalf("%d more fetches after the background fetch", c.Stats().Fetches-10)
 	}
 }

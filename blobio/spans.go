@@ -102,10 +102,13 @@ func (x spanIndex) remove(idx int64, s *span) {
 }
 
 // rangeMode reports whether a demand miss of n bytes in chunk idx fetches a range rather than
-// the whole chunk: not for a local file read through, not for a chunk a sequential reader's
-// readahead named, not for a read of half a chunk or more.
+// the whole chunk: not for a local file read through, not while the background fetches the
+// whole image (every byte of the chunk is about to be fetched anyway, and one request for it
+// costs the storage far less than one per file: a shuffled epoch over 100 KiB files from
+// Azurite took 2.2 times as long with ranges), not for a chunk a sequential reader's readahead
+// named, not for a read of half a chunk or more.
 func (c *Chunked) rangeMode(idx, n int64) bool {
-	if c.through || n >= c.chunk/2 {
+	if c.through || c.wholeImage.Load() || n >= c.chunk/2 {
 		return false
 	}
 	c.mu.Lock()
@@ -456,6 +459,9 @@ func (c *Chunked) PrefetchRange(off, length int64) {
 // prefetchRange is PrefetchRange; background marks fetches of the background pass, which
 // give way to readers'. It returns the spans it started or found in flight.
 func (c *Chunked) prefetchRange(off, length int64, background bool) []*span {
+	if !background && c.wholeImage.Load() {
+		return nil // the reads that follow fetch whole chunks (rangeMode)
+	}
 	if c.through || off < 0 || length <= 0 || off >= c.size || c.ctx.Err() != nil {
 		return nil
 	}
