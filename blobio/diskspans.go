@@ -172,10 +172,3 @@ func (d *diskCache) removeSpans(off, end int64) {
 		d.store.forget(d.spanPath(e.off, e.end-e.off))
 	}
 }
-
-// hasSpans reports whether any span file of chunk idx is indexed.
-func (d *diskCache) hasSpans(idx int64) bool {
-	d.spanMu.Lock()
-	defer d.spanMu.Unlock()
-	return len(d.spans[idx]) > 0
-}

@@ -106,20 +106,13 @@ func (x spanIndex) remove(idx int64, s *span) {
 // whole image (every byte of the chunk is about to be fetched anyway, and one request for it
 // costs the storage far less than one per file: a shuffled epoch over 100 KiB files from
 // Azurite took 2.2 times as long with ranges), not for a chunk a sequential reader's readahead
-// named, not for a read of half a chunk or more. A chunk that ranges were fetched from already
-// goes on by ranges in all cases, so that no byte of it is fetched twice.
+// named, not for a read of half a chunk or more.
 func (c *Chunked) rangeMode(idx, n int64) bool {
-	if c.through {
+	if c.through || c.wholeImage.Load() || n >= c.chunk/2 {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.spans[idx]) > 0 || c.disk != nil && c.disk.hasSpans(idx) {
-		return true
-	}
-	if c.wholeImage.Load() || n >= c.chunk/2 {
-		return false
-	}
 	at, ok := c.hinted[idx]
 	return !ok || time.Since(time.Unix(0, at)) > sequentialHintTTL
 }
