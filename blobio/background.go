@@ -161,6 +161,11 @@ func (b *background) finish(ctx context.Context) error {
 	return nil
 }
 
+// ExpectFetchAll says that FetchAll will run soon (a mount starts it after a delay): from now
+// on a miss fetches its whole chunk, as during FetchAll, rather than a range that the
+// background would then fetch around (see rangeMode). FetchAll ends the mode when it returns.
+func (c *Chunked) ExpectFetchAll() { c.wholeImage.Store(true) }
+
 // running keeps the fetches that have not ended.
 func running(fetches []<-chan struct{}) []<-chan struct{} {
 	keep := fetches[:0]

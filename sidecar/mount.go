@@ -174,6 +174,9 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked, replay *profile.Profi
 		return
 	}
 	whole := m.Spec.Prefetch == "all" || size <= room
+	if whole {
+		ch.ExpectFetchAll()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stopBackground = cancel
 	go func() {
