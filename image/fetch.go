@@ -108,9 +108,8 @@ func (im *Image) Profile(ctx context.Context) ([]uint64, error) {
 // again and again (every lookup, every listing), so whole chunks of it pay for themselves,
 // where a random read of file data should fetch just its range.
 func (im *Image) hintIndex(off, n uint64) {
-	if _, cached := im.units.get(off / UnitSize); cached {
-		return // served from the unit cache: no fetch to shape
-	}
+	// Even when the unit cache holds the bytes: the hint also keeps the index's chunk recent
+	// in the source's cache, so that a lookup whose units were dropped finds it there.
 	if n > 0 && within(off, n, im.contentBytes) {
 		im.src.Prefetch(int64(contentOffset+off), int64(n))
 	}
