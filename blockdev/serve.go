@@ -265,9 +265,20 @@ func (f *fileNode) flush(ctx context.Context) syscall.Errno {
 	return 0
 }
 
+// loggedError is implemented by Device errors that the Device has logged itself, such as a
+// volume's integrity failure (logged once per block however often the block is read).
+type loggedError interface {
+	error
+	Logged() bool
+}
+
 // fail logs a Device error (rate-limited: a dying store would otherwise log every request)
-// and answers EIO, which the loop device passes up to the filesystem as an I/O error.
+// and answers EIO, which the loop device passes up to the filesystem as an I/O error. An error
+// the Device logged already gets no second line.
 func (f *fileNode) fail(op string, off, n int64, err error) syscall.Errno {
+	if le, ok := errors.AsType[loggedError](err); ok && le.Logged() {
+		return syscall.EIO
+	}
 	f.mu.Lock()
 	f.failures++
 	k := f.failures

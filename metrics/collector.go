@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,6 +17,27 @@ type Stats struct {
 	Image  image.Stats
 	Source *blobio.Stats  // nil when the source keeps no statistics
 	Health *blobio.Health // nil when the source does not track its health (a local file)
+	Volume *VolumeStats   // nil for an image: the write side of a read-write volume
+}
+
+// VolumeStats are the write side of a read-write volume: the loop device's requests, the
+// volume's commits, and its store's write-back cache and lease where it has them.
+type VolumeStats struct {
+	Writes, BytesWritten, WriteErrors uint64 // write requests of the loop device
+	Flushes, FlushErrors              uint64 // flush requests (the filesystem's commit points)
+	Commits, CommitFailures           uint64 // flushes that committed changes, and those that failed
+	CommitTime                        time.Duration
+	WriteBack                         *WriteBackStats // zeros for a local file (written through), nil read-only
+	// WriterLockHeld: the store's exclusive-writer lock is held (a local file's flock, a page
+	// blob's lease, which can be lost); nil for a read-only mount.
+	WriterLockHeld *bool
+}
+
+// WriteBackStats are a volume's write-back cache in front of a page blob.
+type WriteBackStats struct {
+	DirtyBytes                    int64 // written pages not yet sent to storage
+	WriteOutBytes, WriteOutErrors int64
+	Waits                         int64 // writes that waited for room in the cache
 }
 
 // StatsFunc takes a snapshot; it is called on every scrape.
@@ -78,27 +100,39 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 var (
-	descBytesRead    = desc("read_bytes_total", "Bytes returned to readers of the mount.")
-	descReads        = desc("read_requests_total", "Read requests served.")
-	descReadErrors   = desc("read_errors_total", "Requests that failed with EIO, by cause (integrity: a block failed verification; io: the source failed).", "cause")
-	descIntegrity    = desc("integrity_failures_total", "Blocks that failed verification (each time one was read).")
-	descVerified     = desc("blocks_verified_total", "4 KiB blocks verified and decrypted.")
-	descCacheHits    = desc("cache_hits_total", "Cache lookups served from memory, by cache (plaintext: verified blocks; chunk: fetched ciphertext).", "cache")
-	descCacheMisses  = desc("cache_misses_total", "Cache lookups that had to read from below, by cache.", "cache")
-	descOpenFiles    = desc("open_files", "Files open on the mount now.")
-	descPrefetch     = desc("prefetch_bytes_total", "Bytes hinted for prefetch ahead of sequential readers.")
-	descFetched      = desc("fetch_bytes_total", "Bytes read from the image's storage.")
-	descFetchLatency = desc("fetch_duration_seconds", "Time taken by reads from the image's storage.")
-	descFetchErrors  = desc("fetch_errors_total", "Reads from storage that failed after retries, by cause (unreachable, not_found, auth, changed, bad_response, timeout: no answer within the reader's deadline, other).", "cause")
-	descFetchRetries = desc("fetch_retries_total", "Retried attempts of reads from storage.")
-	descBreakerOpen  = desc("storage_breaker_open", "1 while a permanent storage condition (blob replaced or deleted, access refused) stops reads; the sidecar should be restarted.")
-	descOutage       = desc("storage_outage", "1 while storage cannot be reached and reads are failing; 0 again after a read succeeds.")
-	descDiskWrites   = desc("disk_cache_writes_total", "Chunks written to the disk cache.")
-	descDiskErrors   = desc("disk_cache_errors_total", "Writes to the disk cache that failed (a full filesystem shrinks the cache).")
-	descDiskCorrupt  = desc("disk_cache_corrupt_total", "Chunks from the disk cache that failed verification and were fetched again: the local disk returned other bytes than were written.")
-	descDiskBytes    = desc("disk_cache_bytes", "Bytes in the disk cache directory now.")
-	descMemBudget    = prometheus.NewDesc("encfs_memory_budget_bytes", "The memory the sidecar is configured to stay within (see docs/OPERATIONS.md, Memory); the Go runtime's memory limit is set from it.", nil, nil)
-	allDescs         = []*prometheus.Desc{descBytesRead, descReads, descReadErrors, descIntegrity, descVerified, descCacheHits, descCacheMisses, descOpenFiles, descPrefetch, descFetched, descFetchLatency, descFetchErrors, descFetchRetries, descBreakerOpen, descOutage, descDiskWrites, descDiskErrors, descDiskCorrupt, descDiskBytes, descMemBudget}
+	descBytesRead      = desc("read_bytes_total", "Bytes returned to readers of the mount.")
+	descReads          = desc("read_requests_total", "Read requests served.")
+	descReadErrors     = desc("read_errors_total", "Requests that failed with EIO, by cause (integrity: a block failed verification; io: the source failed).", "cause")
+	descIntegrity      = desc("integrity_failures_total", "Blocks that failed verification (each time one was read).")
+	descVerified       = desc("blocks_verified_total", "4 KiB blocks verified and decrypted.")
+	descCacheHits      = desc("cache_hits_total", "Cache lookups served from memory, by cache (plaintext: verified blocks; chunk: fetched ciphertext).", "cache")
+	descCacheMisses    = desc("cache_misses_total", "Cache lookups that had to read from below, by cache.", "cache")
+	descOpenFiles      = desc("open_files", "Files open on the mount now.")
+	descPrefetch       = desc("prefetch_bytes_total", "Bytes hinted for prefetch ahead of sequential readers.")
+	descFetched        = desc("fetch_bytes_total", "Bytes read from the image's storage.")
+	descFetchLatency   = desc("fetch_duration_seconds", "Time taken by reads from the image's storage.")
+	descFetchErrors    = desc("fetch_errors_total", "Reads from storage that failed after retries, by cause (unreachable, not_found, auth, changed, bad_response, timeout: no answer within the reader's deadline, other).", "cause")
+	descFetchRetries   = desc("fetch_retries_total", "Retried attempts of reads from storage.")
+	descBreakerOpen    = desc("storage_breaker_open", "1 while a permanent storage condition (blob replaced or deleted, access refused) stops reads; the sidecar should be restarted.")
+	descOutage         = desc("storage_outage", "1 while storage cannot be reached and reads are failing; 0 again after a read succeeds.")
+	descDiskWrites     = desc("disk_cache_writes_total", "Chunks written to the disk cache.")
+	descDiskErrors     = desc("disk_cache_errors_total", "Writes to the disk cache that failed (a full filesystem shrinks the cache).")
+	descDiskCorrupt    = desc("disk_cache_corrupt_total", "Chunks from the disk cache that failed verification and were fetched again: the local disk returned other bytes than were written.")
+	descDiskBytes      = desc("disk_cache_bytes", "Bytes in the disk cache directory now.")
+	descVolWriteBytes  = desc("volume_write_bytes_total", "Bytes written to a read-write volume by its filesystem (through the loop device).")
+	descVolWrites      = desc("volume_write_requests_total", "Write requests to a read-write volume.")
+	descVolWriteErrors = desc("volume_write_errors_total", "Write requests to a read-write volume answered with EIO.")
+	descVolFlushes     = desc("volume_flush_requests_total", "Flush requests to a read-write volume (journal commits, fsync): its commit points.")
+	descVolFlushErrors = desc("volume_flush_errors_total", "Flush requests answered with EIO: the filesystem was told its data is not durable.")
+	descVolCommit      = desc("volume_commit_duration_seconds", "Commits of a read-write volume (flushes with changes) and their duration; writes wait while one runs.")
+	descVolCommitFails = desc("volume_commit_failures_total", "Commits that failed: the volume refuses writes until it is mounted again, which recovers the last commit.")
+	descWBDirty        = desc("volume_writeback_dirty_bytes", "Bytes written to the volume's write-back cache and not yet sent to the page blob.")
+	descWBBytes        = desc("volume_writeback_bytes_total", "Bytes the write-back cache sent to the page blob.")
+	descWBErrors       = desc("volume_writeback_errors_total", "Write-outs to the page blob that failed after retries: the data since the last commit is lost and the volume must be mounted again.")
+	descWBWaits        = desc("volume_writeback_waits_total", "Writes that waited for room in the full write-back cache (storage slower than the writers).")
+	descVolLock        = desc("volume_writer_lock_held", "1 while this writer holds the store's exclusive lock (a local file's flock, a page blob's lease); 0 once a lease is lost (every write then fails). Absent for read-only mounts.")
+	descMemBudget      = prometheus.NewDesc("encfs_memory_budget_bytes", "The memory the sidecar is configured to stay within (see docs/OPERATIONS.md, Memory); the Go runtime's memory limit is set from it.", nil, nil)
+	allDescs           = []*prometheus.Desc{descBytesRead, descReads, descReadErrors, descIntegrity, descVerified, descCacheHits, descCacheMisses, descOpenFiles, descPrefetch, descFetched, descFetchLatency, descFetchErrors, descFetchRetries, descBreakerOpen, descOutage, descDiskWrites, descDiskErrors, descDiskCorrupt, descDiskBytes, descVolWriteBytes, descVolWrites, descVolWriteErrors, descVolFlushes, descVolFlushErrors, descVolCommit, descVolCommitFails, descWBDirty, descWBBytes, descWBErrors, descWBWaits, descVolLock, descMemBudget}
 )
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -155,6 +189,24 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if h := s.Health; h != nil {
 			gauge(descBreakerOpen, b2f(h.State == blobio.StateBroken))
 			gauge(descOutage, b2f(h.State == blobio.StateOutage))
+		}
+		if v := s.Volume; v != nil {
+			counter(descVolWriteBytes, float64(v.BytesWritten))
+			counter(descVolWrites, float64(v.Writes))
+			counter(descVolWriteErrors, float64(v.WriteErrors))
+			counter(descVolFlushes, float64(v.Flushes))
+			counter(descVolFlushErrors, float64(v.FlushErrors))
+			ch <- prometheus.MustNewConstSummary(descVolCommit, v.Commits, v.CommitTime.Seconds(), nil, mp)
+			counter(descVolCommitFails, float64(v.CommitFailures))
+			if wb := v.WriteBack; wb != nil {
+				gauge(descWBDirty, float64(wb.DirtyBytes))
+				counter(descWBBytes, float64(wb.WriteOutBytes))
+				counter(descWBErrors, float64(wb.WriteOutErrors))
+				counter(descWBWaits, float64(wb.Waits))
+			}
+			if v.WriterLockHeld != nil {
+				gauge(descVolLock, b2f(*v.WriterLockHeld))
+			}
 		}
 	}
 }

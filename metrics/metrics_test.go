@@ -24,6 +24,13 @@ func TestHandler(t *testing.T) {
 				DiskErrors: 1, DiskCorrupt: 1, DiskBytes: 1 << 20},
 			Health: &blobio.Health{State: blobio.StateBroken}}
 	})
+	lost := false
+	removeVol := c.Add("/mnt/v", func() Stats {
+		return Stats{Volume: &VolumeStats{Writes: 3, BytesWritten: 12288, WriteErrors: 1, Flushes: 5, FlushErrors: 2, Commits: 4,
+			CommitFailures: 1, CommitTime: 2 * time.Second, WriteBack: &WriteBackStats{DirtyBytes: 8192, WriteOutBytes: 4096, WriteOutErrors: 1, Waits: 6},
+			WriterLockHeld: &lost}}
+	})
+	defer removeVol()
 	c.SetMemoryBudget(512 << 20)
 	ready, healthy := errors.New("storage outage"), errors.New("not mounted")
 	srv := httptest.NewServer(Handler(NewRegistry(c), Probes{Ready: func() error { return ready }, Healthy: func() error { return healthy }}))
@@ -73,10 +80,26 @@ func TestHandler(t *testing.T) {
 		`encfs_storage_outage{mount="/mnt/a"} 0`,
 		`encfs_memory_budget_bytes 5.36870912e+08`,
 		`process_resident_memory_bytes`,
+		`encfs_volume_write_bytes_total{mount="/mnt/v"} 12288`,
+		`encfs_volume_write_requests_total{mount="/mnt/v"} 3`,
+		`encfs_volume_write_errors_total{mount="/mnt/v"} 1`,
+		`encfs_volume_flush_requests_total{mount="/mnt/v"} 5`,
+		`encfs_volume_flush_errors_total{mount="/mnt/v"} 2`,
+		`encfs_volume_commit_duration_seconds_count{mount="/mnt/v"} 4`,
+		`encfs_volume_commit_duration_seconds_sum{mount="/mnt/v"} 2`,
+		`encfs_volume_commit_failures_total{mount="/mnt/v"} 1`,
+		`encfs_volume_writeback_dirty_bytes{mount="/mnt/v"} 8192`,
+		`encfs_volume_writeback_bytes_total{mount="/mnt/v"} 4096`,
+		`encfs_volume_writeback_errors_total{mount="/mnt/v"} 1`,
+		`encfs_volume_writeback_waits_total{mount="/mnt/v"} 6`,
+		`encfs_volume_writer_lock_held{mount="/mnt/v"} 0`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	if strings.Contains(body, `encfs_volume_write_bytes_total{mount="/mnt/a"}`) {
+		t.Error("an image mount reports volume metrics")
 	}
 	remove()
 	if _, body := get("/metrics"); strings.Contains(body, "/mnt/a") {

@@ -137,6 +137,10 @@ type volumeMount struct {
 	block *blockdev.Mounted
 	// createdDir: mountVolume created the mount point, so unmount removes it.
 	createdDir bool
+	// The store's write-back cache and page blob, for their metrics (nil for a local file).
+	writeBack *writeback.Store
+	pageBlob  *azure.PageBlob
+	readOnly  bool
 }
 
 // mountVolume opens the volume of spec (the store, then the keys), mounts its filesystem and
@@ -171,7 +175,12 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
-	vm := &volumeMount{vol: v}
+	vm := &volumeMount{vol: v, readOnly: vo.ReadOnly}
+	vm.pageBlob, _ = s.(*azure.PageBlob)
+	if wb, ok := s.(*writeback.Store); ok {
+		vm.writeBack = wb
+		vm.pageBlob, _ = wb.Inner().(*azure.PageBlob)
+	}
 	if vm.createdDir, err = makeDir(spec.Mountpoint); err != nil {
 		v.Close(ctx)
 		return nil, err
@@ -200,9 +209,25 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 func (vm *volumeMount) stats() metrics.Stats {
 	b, v := vm.block.Stats(), vm.vol.Stats()
 	errs := b.ReadErrors + b.WriteErrors + b.FlushErrors
+	vs := &metrics.VolumeStats{Writes: b.Writes, BytesWritten: b.BytesWritten, WriteErrors: b.WriteErrors,
+		Flushes: b.Flushes, FlushErrors: b.FlushErrors, Commits: v.Flushes, CommitFailures: v.FlushFailures, CommitTime: v.FlushTime}
+	switch {
+	case vm.writeBack != nil:
+		w := vm.writeBack.Stats()
+		vs.WriteBack = &metrics.WriteBackStats{DirtyBytes: w.DirtyBytes, WriteOutBytes: w.WriteOutBytes, WriteOutErrors: w.WriteOutErrors, Waits: w.Waits}
+	case !vm.readOnly:
+		// A local file is written through: nothing is ever waiting in a cache. Zeros keep the
+		// series (and dashboards and alerts over them) the same for every writable volume.
+		vs.WriteBack = &metrics.WriteBackStats{}
+	}
+	if !vm.readOnly {
+		held := vm.pageBlob == nil || vm.pageBlob.LeaseHeld() // a local file's flock lasts until close
+		vs.WriterLockHeld = &held
+	}
 	return metrics.Stats{
-		FS:    encfs.Stats{BytesRead: b.BytesRead, Reads: b.Reads, ReadErrors: errs, IntegrityErrors: min(v.IntegrityFailures, b.ReadErrors)},
-		Image: image.Stats{BlocksVerified: v.BlocksRead, IntegrityFailures: v.IntegrityFailures},
+		FS:     encfs.Stats{BytesRead: b.BytesRead, Reads: b.Reads, ReadErrors: errs, IntegrityErrors: min(v.IntegrityFailures, b.ReadErrors)},
+		Image:  image.Stats{BlocksVerified: v.BlocksRead, IntegrityFailures: v.IntegrityFailures},
+		Volume: vs,
 	}
 }
 

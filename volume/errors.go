@@ -54,7 +54,13 @@ type IntegrityError struct {
 	Index  uint64
 	Offset int64 // byte offset of the unit in the store
 	Detail string
+
+	logged bool // the volume logged it (or logged the same unit before)
 }
+
+// Logged reports whether the volume has logged this failure itself (once per unit), so that
+// a caller passing the error on (blockdev, as EIO) adds no line of its own.
+func (e *IntegrityError) Logged() bool { return e.logged }
 
 func (e *IntegrityError) Error() string {
 	switch {

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"math/bits"
 	"unicode/utf8"
 
@@ -109,6 +110,13 @@ type header struct {
 // marshal encodes the header into headerCopySize bytes, MAC as is (see seal).
 func (h *header) marshal() []byte {
 	b := make([]byte, headerCopySize)
+	h.marshalTo(b)
+	return b
+}
+
+// marshalTo encodes h into b (headerCopySize bytes, all of which it sets).
+func (h *header) marshalTo(b []byte) {
+	clear(b[:headerCopySize])
 	le := binary.LittleEndian
 	copy(b, Magic)
 	le.PutUint16(b[offVersion:], Version)
@@ -128,7 +136,6 @@ func (h *header) marshal() []byte {
 		h.Keyslots[i].Marshal(b[offKeyslots+i*keyslot.Size:])
 	}
 	copy(b[offMAC:headerUsed], h.MAC[:])
-	return b
 }
 
 func headerMAC(macKey, encoded []byte) [32]byte {
@@ -145,6 +152,28 @@ func (h *header) seal(macKey []byte) []byte {
 	h.MAC = headerMAC(macKey, b)
 	copy(b[offMAC:], h.MAC[:])
 	return b
+}
+
+// headerSealer seals the headers of an open volume into one buffer with one HMAC state, so
+// that a commit allocates nothing. Its user serialises the calls (Volume.hdrMu).
+type headerSealer struct {
+	mac hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+func newHeaderSealer(macKey []byte) *headerSealer {
+	return &headerSealer{mac: hmac.New(sha256.New, macKey), buf: make([]byte, headerCopySize)}
+}
+
+// seal sets h's MAC and returns its encoding, valid until the next call.
+func (hs *headerSealer) seal(h *header) []byte {
+	h.marshalTo(hs.buf)
+	hs.mac.Reset()
+	hs.mac.Write(hs.buf[:offMAC])
+	copy(h.MAC[:], hs.mac.Sum(hs.sum[:0]))
+	copy(hs.buf[offMAC:], h.MAC[:])
+	return hs.buf
 }
 
 func (h *header) checkMAC(macKey []byte) bool {

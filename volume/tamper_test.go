@@ -111,6 +111,16 @@ func expectIntegrity(t *testing.T, s *faultStore, key byte, b int, level int, in
 	if v.Stats().IntegrityFailures != 1 {
 		t.Errorf("integrity failures counted: %d, want 1", v.Stats().IntegrityFailures)
 	}
+	// The kernel reads a bad block several times: every read fails and is counted, but the
+	// unit is logged once.
+	for range 3 {
+		if err := v.ReadAt(ctx, p[:BlockSize], int64(b)*BlockSize); !errors.Is(err, ErrIntegrity) {
+			t.Fatalf("reading block %d again: %v, want an integrity error", b, err)
+		}
+	}
+	if got := v.Stats().IntegrityFailures; got != 4 {
+		t.Errorf("integrity failures counted after four reads: %d, want 4", got)
+	}
 	if l := logs.lines(); len(l) != 1 || !strings.Contains(l[0], "integrity check failed") || !strings.Contains(l[0], ie.Error()[:30]) {
 		t.Errorf("log lines: %q, want one naming the unit", l)
 	}
@@ -237,4 +247,37 @@ func TestCrossVolumeSplice(t *testing.T) {
 	s = a.copyStore()
 	s.rawWrite(0, b.rawRead(0, headerArea))
 	expectIntegrity(t, s, 1, 200, 2, 0, -1)
+}
+
+// TestIntegrityLogBounded: each damaged block is logged once, up to maxReported blocks; past
+// them one line says that further blocks are not logged. Every failed read still fails and
+// counts.
+func TestIntegrityLogBounded(t *testing.T) {
+	defer func(n int) { maxReported = n }(maxReported)
+	maxReported = 2
+	s := tamperVolume(t, 1)
+	for _, b := range []uint64{10, 20, 30, 40} {
+		flipByte(s, locate(t, s, 1, b).data+5)
+	}
+	logs := &logCapture{}
+	v, err := Open(ctx, s, [][]byte{testKey(1)}, OpenOptions{ReadOnly: true, Log: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, BlockSize)
+	for range 3 {
+		for _, b := range []int64{10, 20, 30, 40} {
+			if err := v.ReadAt(ctx, p, b*BlockSize); !errors.Is(err, ErrIntegrity) {
+				t.Fatalf("read of damaged block %d: %v, want an integrity error", b, err)
+			}
+		}
+	}
+	if got := v.Stats().IntegrityFailures; got != 12 {
+		t.Errorf("integrity failures counted: %d, want 12", got)
+	}
+	l := logs.lines()
+	if len(l) != 3 || !strings.Contains(l[0], "data block 10 ") || !strings.Contains(l[1], "data block 20 ") ||
+		!strings.Contains(l[2], "more units than are logged") {
+		t.Errorf("log lines: %q, want blocks 10 and 20, then one line saying further blocks are not logged", l)
+	}
 }

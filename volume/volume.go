@@ -1,12 +1,14 @@
 package volume
 
 import (
+	"cmp"
 	"context"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -30,6 +32,16 @@ const (
 
 // now is the clock of new headers; the vector test fixes it.
 var now = time.Now
+
+// storeCtx is the context of the store writes of a write or commit: once started, they run to
+// their end or a storage error (a torn shadow slot or commit would fail the volume, see fail),
+// whatever happens to the request. A fixed context, not context.WithoutCancel of the request's:
+// that allocates on every call, and the write path allocates nothing.
+var storeCtx = context.Background()
+
+// presyncBlocks is how many blocks written since the last store flush make Flush flush the
+// store before its commit starts (see Flush).
+const presyncBlocks = 256
 
 // CreateOptions describe a new volume.
 type CreateOptions struct {
@@ -70,7 +82,12 @@ type Info struct {
 type Stats struct {
 	BlocksRead, BlocksWritten uint64
 	Commits                   uint64 // header commits by Flush, Grow and nonce reservations
-	IntegrityFailures         uint64
+	// Flushes counts the Flush calls that committed something, FlushTime their total duration
+	// (writes wait while a commit runs), FlushFailures those that failed (the volume then
+	// refuses writes until it is opened again).
+	Flushes, FlushFailures uint64
+	FlushTime              time.Duration
+	IntegrityFailures      uint64
 }
 
 // Volume is an opened volume: a block device of Size bytes whose every block is encrypted and
@@ -96,27 +113,39 @@ type Volume struct {
 	stripes [nStripes]sync.RWMutex // per block: a write excludes reads and writes of its block
 	closed  atomic.Bool
 
-	// hdrMu serialises header writes and guards hdr, the last committed header.
-	hdrMu sync.Mutex
-	hdr   header
-	next  atomic.Uint64 // next write counter
-	limit atomic.Uint64 // counters below limit are reserved by a durable header
-	size  atomic.Int64
+	// hdrMu serialises header writes and guards hdr, the last committed header, and sealer.
+	hdrMu  sync.Mutex
+	hdr    header
+	sealer *headerSealer
+	next   atomic.Uint64 // next write counter
+	limit  atomic.Uint64 // counters below limit are reserved by a durable header
+	size   atomic.Int64
 
 	// metaMu guards the tree nodes in memory, root and rootChanged. geo changes only in Grow,
 	// under flushMu and readMu held exclusively.
-	metaMu      sync.Mutex
-	geo         geometry
-	nodes       map[nodeKey]*node
-	dirty       map[nodeKey]*node // nodes changed since the last commit
-	cacheNodes  int               // bound on len(nodes) past which reads do not cache
-	spareNodes  []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
-	root        entry             // the root node's current entry (committed one in hdr)
+	metaMu     sync.Mutex
+	geo        geometry
+	nodes      map[nodeKey]*node
+	dirty      map[nodeKey]*node // nodes changed since the last commit
+	cacheNodes int               // bound on len(nodes) past which reads do not cache
+	spareNodes []*node           // evicted nodes, reused by loadNode (not a sync.Pool: see getScratch)
+	// todo and sealed are commit's lists, kept so that a commit allocates nothing once they
+	// have grown (flushMu held exclusively guards them).
+	todo, sealed []*node
+	// unsynced counts blocks written since the last store flush began (see Flush).
+	unsynced    atomic.Uint64
+	root        entry // the root node's current entry (committed one in hdr)
 	rootChanged bool
 
 	failed atomic.Pointer[error]
 
+	// reported holds the units whose integrity failure was logged, so each is logged once.
+	reportedMu   sync.Mutex
+	reported     map[reportedUnit]struct{}
+	reportedFull bool
+
 	blocksRead, blocksWritten, commits, integrityFailures atomic.Uint64
+	flushes, flushFailures, flushNanos                    atomic.Uint64
 	scratch                                               chan *scratch // free list, see getScratch
 }
 
@@ -328,7 +357,7 @@ func Open(ctx context.Context, s Store, releaseKeys [][]byte, o OpenOptions) (*V
 	}
 	v := &Volume{s: s, readOnly: o.ReadOnly, log: log, aead: k.aead, macKey: k.macKey, uuid: h.UUID, hdr: *h,
 		geo: geo, nodes: make(map[nodeKey]*node), dirty: make(map[nodeKey]*node), root: h.Root, cacheNodes: o.CacheNodes,
-		scratch: make(chan *scratch, maxSpareScratch)}
+		scratch: make(chan *scratch, maxSpareScratch), reported: make(map[reportedUnit]struct{}), sealer: newHeaderSealer(k.macKey)}
 	if v.cacheNodes <= 0 {
 		v.cacheNodes = DefaultCacheNodes
 	}
@@ -359,6 +388,7 @@ func (v *Volume) Info() Info {
 // Stats returns a snapshot of the counters.
 func (v *Volume) Stats() Stats {
 	return Stats{BlocksRead: v.blocksRead.Load(), BlocksWritten: v.blocksWritten.Load(), Commits: v.commits.Load(),
+		Flushes: v.flushes.Load(), FlushFailures: v.flushFailures.Load(), FlushTime: time.Duration(v.flushNanos.Load()),
 		IntegrityFailures: v.integrityFailures.Load()}
 }
 
@@ -540,15 +570,48 @@ func (v *Volume) openUnit(sc *scratch, out, ct []byte, level int, index uint64, 
 	if _, err := v.aead.Open(out[:0], sc.nonce[:], sc.unit, sc.aad[:]); err != nil {
 		clear(out)
 		return v.integrityFailure(&IntegrityError{Level: level, Index: index, Offset: off,
-			Detail: "authentication failed: the block was modified, moved, replaced by an older version, or comes from another volume"})
+			Detail: "authentication failed: the block was modified, moved, replaced by an older version, or comes from another volume"}, e.counter)
 	}
 	return nil
 }
 
-func (v *Volume) integrityFailure(e *IntegrityError) error {
+// integrityFailure counts a unit that failed to authenticate and logs it the first time: the
+// kernel reads a bad block several times (readahead, then page by page, then the
+// filesystem's retries), and each read fails with EIO, but the log gets one line per unit
+// (per sealed version of it: a unit written again and failing again is logged again). The set
+// of reported units is bounded; past it, one line says that further units are not logged.
+func (v *Volume) integrityFailure(e *IntegrityError, counter uint64) error {
 	v.integrityFailures.Add(1)
-	v.log.Error("volume integrity check failed", "volume", uuidString(v.uuid), "error", e.Error())
+	e.logged = true
+	key := reportedUnit{level: e.Level, index: e.Index, counter: counter}
+	v.reportedMu.Lock()
+	_, seen := v.reported[key]
+	full := !seen && len(v.reported) >= maxReported
+	if !seen && !full {
+		v.reported[key] = struct{}{}
+	}
+	first := full && !v.reportedFull
+	v.reportedFull = v.reportedFull || full
+	v.reportedMu.Unlock()
+	switch {
+	case !seen && !full:
+		v.log.Error("volume integrity check failed", "volume", uuidString(v.uuid), "error", e.Error())
+	case first:
+		v.log.Error("volume integrity check failed in more units than are logged; the metrics count every failure",
+			"volume", uuidString(v.uuid), "logged_units", maxReported, "error", e.Error())
+	}
 	return e
+}
+
+// maxReported bounds the units whose integrity failure has been logged (about 40 bytes each);
+// a variable so that a test can lower it.
+var maxReported = 4096
+
+// reportedUnit names one sealed version of a unit: its level, index and write counter.
+type reportedUnit struct {
+	level   int
+	index   uint64
+	counter uint64
 }
 
 // sealUnit encrypts plain (BlockSize bytes) into dst[:BlockSize+tagSize] with a fresh counter
@@ -669,7 +732,7 @@ func (v *Volume) loadNode(ctx context.Context, key nodeKey, e *entry) (*node, er
 	}
 	if err := parseNode(nd, sc.plain); err != nil {
 		return nil, v.integrityFailure(&IntegrityError{Level: key.level, Index: key.index, Offset: off,
-			Detail: "authenticated but malformed (written by a holder of the key, not by encfs): " + err.Error()})
+			Detail: "authenticated but malformed (written by a holder of the key, not by encfs): " + err.Error()}, e.counter)
 	}
 	return nd, nil
 }
@@ -730,7 +793,7 @@ func (v *Volume) reserve(ctx context.Context, need uint64) error {
 // writeHeader writes h (sealed) into the copy its generation names and makes it durable.
 // The caller holds hdrMu.
 func (v *Volume) writeHeader(ctx context.Context, h *header) error {
-	if err := v.s.WriteAt(ctx, h.seal(v.macKey), int64(h.Generation%2)*headerCopySize); err != nil {
+	if err := v.s.WriteAt(ctx, v.sealer.seal(h), int64(h.Generation%2)*headerCopySize); err != nil {
 		return fmt.Errorf("write header copy %d to %s: %w", h.Generation%2, v.s, err)
 	}
 	if err := v.s.Flush(ctx); err != nil {
@@ -818,7 +881,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 			j++
 		}
 		// Not cancelled half way: a torn shadow slot would fail the volume (see fail).
-		if err := v.s.WriteAt(context.WithoutCancel(ctx), sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
+		if err := v.s.WriteAt(storeCtx, sc.buf[k*BlockSize:j*BlockSize], start); err != nil {
 			return v.fail(fmt.Sprintf("write data blocks %d..%d to %s", b0+k, b0+j-1, v.s), err)
 		}
 		k = j
@@ -833,6 +896,7 @@ func (v *Volume) writeBlocks(ctx context.Context, sc *scratch, b0, n uint64, p [
 	}
 	v.metaMu.Unlock()
 	v.blocksWritten.Add(n)
+	v.unsynced.Add(n)
 	return nil
 }
 
@@ -844,15 +908,37 @@ func (v *Volume) Flush(ctx context.Context) error {
 	if v.readOnly {
 		return nil
 	}
+	// Writes wait while a commit runs, and most of a commit's time is the store flush that
+	// makes the blocks written since the last commit durable. When there are many, the store
+	// is flushed first, while writes go on, so that the commit's own flush has little left.
+	var presyncErr error
+	if v.unsynced.Load() >= presyncBlocks && v.usable() == nil {
+		v.unsynced.Store(0)
+		presyncErr = v.s.Flush(storeCtx)
+	}
 	v.flushMu.Lock()
 	defer v.flushMu.Unlock()
 	if err := v.usable(); err != nil {
 		return err
 	}
+	if presyncErr != nil {
+		// Written blocks may be lost (a file's failed fdatasync may drop its dirty pages), and
+		// a later store flush that succeeds would not say so: no commit may reference them.
+		v.flushes.Add(1)
+		v.flushFailures.Add(1)
+		return v.fail("flush "+v.s.String(), presyncErr)
+	}
 	if len(v.dirty) == 0 && !v.rootChanged {
 		return nil
 	}
-	return v.commit(ctx)
+	start := time.Now()
+	err := v.commit(ctx)
+	v.flushNanos.Add(uint64(time.Since(start)))
+	v.flushes.Add(1)
+	if err != nil {
+		v.flushFailures.Add(1)
+	}
+	return err
 }
 
 // commit is Flush's work; the caller holds flushMu exclusively. Any storage error fails the
@@ -861,18 +947,25 @@ func (v *Volume) Flush(ctx context.Context) error {
 func (v *Volume) commit(ctx context.Context) error {
 	// A commit, once started, runs to its end or to a storage error: a cancelled FUSE request
 	// must not fail the volume.
-	ctx = context.WithoutCancel(ctx)
+	ctx = storeCtx
+	v.unsynced.Store(0)
 	sc := v.getScratch()
 	defer v.putScratch(sc)
-	var sealed []*node
+	sealed := v.sealed[:0]
+	defer func() {
+		clear(sealed) // hold no node past the commit
+		clear(v.todo[:cap(v.todo)])
+		v.sealed = sealed[:0]
+	}()
 	for level := 1; level <= v.geo.levels; level++ {
-		var todo []*node
+		todo := v.todo[:0]
 		for key, nd := range v.dirty {
 			if key.level == level {
 				todo = append(todo, nd)
 			}
 		}
-		sort.Slice(todo, func(i, j int) bool { return todo[i].key.index < todo[j].key.index })
+		slices.SortFunc(todo, func(a, b *node) int { return cmp.Compare(a.key.index, b.key.index) })
+		v.todo = todo[:0] // reused by the next level; todo stays valid until then
 		if len(todo) == 0 {
 			continue
 		}

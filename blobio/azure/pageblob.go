@@ -432,3 +432,10 @@ func (b *PageBlob) Retries() int64 { return b.retries.Load() }
 
 // LeaseID is the id of the lease this writer holds ("" when read-only).
 func (b *PageBlob) LeaseID() string { return b.leaseID }
+
+// LeaseHeld reports whether this writer holds the blob's lease now: false for a reader, after
+// Close, and once the lease is lost (its renewal failed, or another client broke it), when
+// every write fails.
+func (b *PageBlob) LeaseHeld() bool {
+	return b.leaseID != "" && !b.closed.Load() && b.lostErr() == nil
+}

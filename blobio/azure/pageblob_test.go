@@ -270,6 +270,9 @@ func TestPageBlobLeaseLostFailsEveryLaterWrite(t *testing.T) {
 	if err := b.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if !b.LeaseHeld() {
+		t.Fatal("LeaseHeld is false while the writer holds the lease")
+	}
 	breakLease(t, az, u)
 
 	// The service refuses the next write (it carries a lease id that no longer holds); from
@@ -293,6 +296,9 @@ func TestPageBlobLeaseLostFailsEveryLaterWrite(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "lost the lease"); n != 1 {
 		t.Fatalf("%d log lines about the lost lease, want 1:\n%s", n, logs.String())
+	}
+	if b.LeaseHeld() {
+		t.Error("LeaseHeld is true after the lease was lost")
 	}
 	ro := o
 	ro.ReadOnly = true

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -52,8 +53,9 @@ func run(t *testing.T, dir string, name string, args ...string) {
 }
 
 // liveMetricNames builds the real encfs binary, packs a small image, and runs `encfs mount
-// --config` on it as a sidecar would, with two filesystems: one streamed over HTTP with an
-// on-disk cache, which mounts and is read, and one with the wrong key, which fails. It scrapes
+// --config` on it as a sidecar would, with three filesystems: one streamed over HTTP with an
+// on-disk cache, which mounts and is read, one with the wrong key, which fails, and a
+// read-write volume in a local file, which is written and flushed. It scrapes
 // /metrics and returns every series name the scrape holds (a summary's NAME_sum and
 // NAME_count, a histogram's NAME_bucket too), then stops the sidecar, which unmounts.
 func liveMetricNames(t *testing.T) map[string]bool {
@@ -97,11 +99,15 @@ func liveMetricNames(t *testing.T) map[string]bool {
 	if err := os.Mkdir(shared, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	good, bad := filepath.Join(shared, "data"), filepath.Join(shared, "refused")
+	// A read-write volume in a local file, for the volume metrics.
+	vol := filepath.Join(dir, "data.vol")
+	run(t, dir, bin, "--log-format", "text", "volume", "create", "--key-file", key, "--size", "64M", vol)
+	good, bad, rw := filepath.Join(shared, "data"), filepath.Join(shared, "refused"), filepath.Join(dir, "rw")
 	cfg := map[string]any{"azure_filesystems": []map[string]any{
 		{"mount_point": good, "azure_url": srv.URL + "/data.img", "key_file": key, "publish_symlink": true,
 			"disk_cache_dir": filepath.Join(dir, "cache"), "disk_cache_size": "64MiB"},
 		{"mount_point": bad, "azure_url": img, "key_file": wrongKey},
+		{"mount_point": rw, "azure_url": vol, "key_file": key, "read_write": true},
 	}}
 	cfgFile := filepath.Join(dir, "config.json")
 	js, _ := json.Marshal(cfg)
@@ -152,6 +158,7 @@ func liveMetricNames(t *testing.T) map[string]bool {
 		}
 		// Belt and braces: nothing may stay mounted under the test's directory.
 		exec.Command("umount", "-l", filepath.Join(shared, ".filesystem-0")).Run()
+		exec.Command("umount", "-l", rw).Run()
 	}
 	defer stop()
 
@@ -170,11 +177,12 @@ func liveMetricNames(t *testing.T) map[string]bool {
 	for deadline := time.Now().Add(60 * time.Second); ; {
 		text = scrape(t, base+"/metrics")
 		if strings.Contains(text, `encfs_filesystem_state{filesystem="0",mount_point="`+good+`",state="mounted"} 1`) &&
-			strings.Contains(text, `encfs_filesystem_state{filesystem="1",mount_point="`+bad+`",state="failed"} 1`) {
+			strings.Contains(text, `encfs_filesystem_state{filesystem="1",mount_point="`+bad+`",state="failed"} 1`) &&
+			strings.Contains(text, `encfs_filesystem_state{filesystem="2",mount_point="`+rw+`",state="mounted"} 1`) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("filesystem 0 not mounted or 1 not failed after 60 s; /metrics:\n%s\nlog:\n%s", text, logs.String())
+			t.Fatalf("filesystem 0 or 2 not mounted or 1 not failed after 60 s; /metrics:\n%s\nlog:\n%s", text, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -184,6 +192,15 @@ func liveMetricNames(t *testing.T) map[string]bool {
 		want, _ := os.ReadFile(filepath.Join(src, name))
 		if err != nil || !bytes.Equal(got, want) {
 			t.Fatalf("reading %s through the mount: %v (%d bytes, want %d)", name, err, len(got), len(want))
+		}
+	}
+	// Write durably to the volume so that its write and commit counters move.
+	if f, err := os.Create(filepath.Join(rw, "written")); err != nil {
+		t.Fatal(err)
+	} else {
+		_, err := f.Write(big)
+		if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
+			t.Fatalf("writing to the volume: %v", err)
 		}
 	}
 	text = scrape(t, base+"/metrics")

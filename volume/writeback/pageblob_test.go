@@ -176,6 +176,9 @@ func TestPageBlobWriteOutFailure(t *testing.T) {
 		t.Fatalf("flush through a failing store: %v", err)
 	}
 	t.Logf("flush: %v", err)
+	if st := c.Stats(); st.WriteOutErrors != 1 || st.DirtyBytes != 0 {
+		t.Errorf("stats after the failed write-out: %+v, want 1 write-out error and nothing dirty", st)
+	}
 	px.Always(faultproxy.None)
 	if err2 := c.Flush(ctx); !errors.Is(err2, writeback.ErrLost) || err2.Error() != err.Error() {
 		t.Fatalf("a later flush, the store working again: %v", err2)

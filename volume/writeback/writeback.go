@@ -119,6 +119,9 @@ type Stats struct {
 	WriteOutBytes int64
 	Waits         int64 // WriteAt calls that waited for room
 	ReadHits      int64 // pages read from memory
+	// WriteOutErrors counts write-outs (and inner flushes) that failed: after the first, the
+	// Store is broken for the rest of the session (see WriteError).
+	WriteOutErrors int64
 }
 
 // A WriteError is a write-out that failed: the bytes [Off, Off+Len) that WriteAt accepted never
@@ -385,6 +388,7 @@ func (c *Store) worker() {
 			// The bytes stay in j.buf and j stays busy: reads keep seeing them, and no later
 			// write-out can be issued over them.
 			j.lost = true
+			c.stats.WriteOutErrors++
 			if c.failed == nil {
 				c.failed = &WriteError{Store: c.inner.String(), Off: j.off, Len: int64(j.n), Err: err}
 			}
@@ -503,6 +507,7 @@ func (c *Store) Flush(ctx context.Context) error {
 		// The inner store could not make its writes durable: they may be lost too.
 		c.mu.Lock()
 		defer c.mu.Unlock()
+		c.stats.WriteOutErrors++
 		if c.failed == nil {
 			c.failed = &WriteError{Store: c.inner.String(), Err: fmt.Errorf("flush: %w", err)}
 		}
@@ -554,6 +559,9 @@ func (c *Store) Close() error {
 func (c *Store) String() string { return c.inner.String() }
 
 // Stats returns the cache's counters.
+// Inner is the store the cache writes out to.
+func (c *Store) Inner() volume.Store { return c.inner }
+
 func (c *Store) Stats() Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
