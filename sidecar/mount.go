@@ -290,6 +290,7 @@ func (m *Mounted) Unmount() error {
 		} else {
 			m.Spec.Log.Info("access profile written", "path", m.Spec.RecordProfile, "files", len(p.Inodes))
 		}
+		m.recorder = nil // written once, however often Unmount is called
 	}
 	if m.Spec.ReadyFile != "" {
 		os.Remove(m.Spec.ReadyFile)
