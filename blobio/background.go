@@ -2,6 +2,7 @@ package blobio
 
 import (
 	"context"
+	"iter"
 	"time"
 )
 
@@ -21,40 +22,138 @@ import (
 func (c *Chunked) FetchAll(ctx context.Context) error {
 	c.background.Store(true)
 	defer c.background.Store(false)
-	limit := max(1, c.workers/2)
-	var mine []*call // the background's fetches, until they end
+	c.wholeImage.Store(true)
+	defer c.wholeImage.Store(false)
+	bg := c.newBackground()
 	last := (c.size - 1) / c.chunk
 	for idx := int64(0); idx <= last; {
-		if err := ctx.Err(); err != nil {
+		if err := bg.alive(ctx); err != nil {
 			return err
 		}
-		if err := c.ctx.Err(); err != nil {
-			return err
-		}
-		if c.cachedOrDue(idx) {
+		gaps, whole := c.missing(idx)
+		if len(gaps) == 0 {
 			idx++
 			continue
 		}
-		mine = running(mine)
-		if len(mine) >= limit || c.demandWaiting.Load() > 0 || c.readerStarved() || !c.health.prefetchAllowed() {
+		if !bg.mayStart() {
 			c.pause(ctx)
 			continue
 		}
-		cl, dropped := c.start(idx, true)
-		if dropped {
-			c.pause(ctx) // every worker the background may take is busy
-			continue
-		}
-		if cl != nil {
-			mine = append(mine, cl)
+		if whole {
+			cl, dropped := c.start(idx, true)
+			if dropped {
+				c.pause(ctx) // every worker the background may take is busy
+				continue
+			}
+			if cl != nil {
+				bg.mine = append(bg.mine, cl.done)
+				c.backgroundFetches.Add(1)
+			}
+		} else {
+			// Readers fetched ranges of this chunk already: fetch only what lies between them,
+			// so that no byte is fetched twice.
+			for _, g := range gaps {
+				for _, s := range c.prefetchRange(g[0], g[1]-g[0], true) {
+					bg.mine = append(bg.mine, s.done)
+				}
+			}
 			c.backgroundFetches.Add(1)
 		}
 		idx++
 	}
-	// Wait for the last fetches, so that a caller sees the image wholly cached on return.
-	for _, cl := range mine {
+	return bg.finish(ctx)
+}
+
+// FetchRanges fetches the given ranges of the image (offset, length), in order, into the
+// caches, the way FetchAll fetches the whole image: demand reads first, at most half the
+// workers. Ranges are fetched exactly (whole chunks where a range covers one), and what the
+// caches hold already is skipped. It is the replay of an access profile: each range is one
+// file's extent, in the order a workload first read them.
+func (c *Chunked) FetchRanges(ctx context.Context, ranges iter.Seq2[int64, int64]) error {
+	c.background.Store(true)
+	defer c.background.Store(false)
+	bg := c.newBackground()
+	for off, n := range ranges {
+		if off < 0 || n <= 0 || off >= c.size {
+			continue
+		}
+		end := min(off+n, c.size)
+		for pos := off; pos < end; {
+			if err := bg.alive(ctx); err != nil {
+				return err
+			}
+			if !bg.mayStart() {
+				c.pause(ctx)
+				continue
+			}
+			// A piece of up to a chunk's length at a time: a small file that straddles two chunks
+			// goes out as one request (its two spans are coalesced), a large one chunk by chunk.
+			idx := pos / c.chunk
+			stop := min(end, pos+c.chunk)
+			if _, whole := c.missing(idx); whole && pos == idx*c.chunk && stop == idx*c.chunk+int64(c.chunkLen(idx)) {
+				cl, dropped := c.start(idx, true)
+				if dropped {
+					c.pause(ctx)
+					continue
+				}
+				if cl != nil {
+					bg.mine = append(bg.mine, cl.done)
+				}
+			} else {
+				spans := c.prefetchRange(pos, stop-pos, true)
+				for _, s := range spans {
+					bg.mine = append(bg.mine, s.done)
+				}
+				// The next piece waits until this one's request is out, so that requests go out
+				// in the order given, not in the order their goroutines happen to run.
+				for _, s := range spans {
+					select {
+					case <-s.sent:
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				}
+			}
+			c.backgroundFetches.Add(1)
+			pos = stop
+		}
+	}
+	return bg.finish(ctx)
+}
+
+// background is the bookkeeping of one background pass: the fetches it started, until they
+// end, and how many it may have in flight.
+type background struct {
+	c     *Chunked
+	limit int
+	mine  []<-chan struct{}
+}
+
+func (c *Chunked) newBackground() *background {
+	return &background{c: c, limit: max(1, c.workers/2)}
+}
+
+// alive reports why the pass must stop: its context ended or the layer closed.
+func (b *background) alive(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return b.c.ctx.Err()
+}
+
+// mayStart reports whether the pass may start a fetch now: fewer than its limit in flight, no
+// demand read waiting for a worker or turned away lately, the storage serving.
+func (b *background) mayStart() bool {
+	b.mine = running(b.mine)
+	c := b.c
+	return len(b.mine) < b.limit && c.demandWaiting.Load() == 0 && !c.readerStarved() && c.health.prefetchAllowed()
+}
+
+// finish waits for the pass's last fetches, so that a caller sees them cached on return.
+func (b *background) finish(ctx context.Context) error {
+	for _, done := range b.mine {
 		select {
-		case <-cl.done:
+		case <-done:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -62,14 +161,19 @@ func (c *Chunked) FetchAll(ctx context.Context) error {
 	return nil
 }
 
-// running keeps the calls that have not ended.
-func running(calls []*call) []*call {
-	keep := calls[:0]
-	for _, cl := range calls {
+// ExpectFetchAll says that FetchAll will run soon (a mount starts it after a delay): from now
+// on a miss fetches its whole chunk, as during FetchAll, rather than a range that the
+// background would then fetch around (see rangeMode). FetchAll ends the mode when it returns.
+func (c *Chunked) ExpectFetchAll() { c.wholeImage.Store(true) }
+
+// running keeps the fetches that have not ended.
+func running(fetches []<-chan struct{}) []<-chan struct{} {
+	keep := fetches[:0]
+	for _, done := range fetches {
 		select {
-		case <-cl.done:
+		case <-done:
 		default:
-			keep = append(keep, cl)
+			keep = append(keep, done)
 		}
 	}
 	return keep
@@ -95,12 +199,18 @@ func (c *Chunked) pause(ctx context.Context) {
 	}
 }
 
-// cachedOrDue reports whether chunk idx is in memory, being fetched, or whole in the disk
-// cache: the background fetch then has nothing to do for it.
-func (c *Chunked) cachedOrDue(idx int64) bool {
+// missing returns the parts of chunk idx that no cache holds and no fetch brings: none when
+// it is in memory, being fetched, or whole in the disk cache; whole when nothing of it is
+// anywhere; else the gaps between the ranges readers fetched.
+func (c *Chunked) missing(idx int64) (gaps [][2]int64, whole bool) {
 	c.mu.Lock()
 	_, inflight := c.inflight[idx]
 	held := inflight || c.mem.Has(idx)
 	c.mu.Unlock()
-	return held || (c.disk != nil && c.disk.has(idx, c.chunkLen(idx)))
+	if held || (c.disk != nil && c.disk.has(idx, c.chunkLen(idx))) {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gapsLocked(idx)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/encfs/encfs/internal/lru"
 )
 
 // DefaultChunkSize is the unit of every range GET, chosen by measurement against Azurite
@@ -44,6 +46,12 @@ type ChunkOptions struct {
 	// read costs just its own bytes, and sequential readers are served by prefetch. Reads
 	// passed through do not take a worker: the caller's own concurrency bounds them.
 	ReadThrough bool
+	// WholeChunks turns range fetches off: every miss fetches its whole chunk, as sequential
+	// readers' misses do anyway (spans.go).
+	WholeChunks bool
+	// CoalesceWindow is how long a range fetch waits for neighbouring requests to join its GET
+	// (default DefaultCoalesceWindow).
+	CoalesceWindow time.Duration
 	// Log receives the source's changes of state (outage, breaker) and disk cache trouble;
 	// default slog.Default().
 	Log *slog.Logger
@@ -71,11 +79,15 @@ func (o ChunkOptions) withDefaults() ChunkOptions {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.CoalesceWindow <= 0 {
+		o.CoalesceWindow = DefaultCoalesceWindow
+	}
 	return o
 }
 
 // MemoryBound is the most memory a Chunked layer with these options holds in chunk buffers:
-// the memory cache, one chunk per worker in flight, and the buffers kept for reuse (Workers+2,
+// the memory cache (chunks and spans together), one chunk per worker in flight (a range fetch
+// takes a worker too, and is at most a chunk long), and the buffers kept for reuse (Workers+2,
 // see recycleLocked). A chunk that a reader is still copying or verifying when the cache drops
 // it lives on until the reader lets go; that is transient and not counted.
 func (o ChunkOptions) MemoryBound() int64 {
@@ -85,13 +97,21 @@ func (o ChunkOptions) MemoryBound() int64 {
 
 // HeapBound is the part of MemoryBound on the Go heap. Whole chunks of a multiple of 2 MiB
 // live in mappings of their own (chunkmem.go), outside it; then only a short last chunk of the
-// image is on the heap.
+// image, the spans (range fetches) cached and those in flight are on the heap.
 func (o ChunkOptions) HeapBound() int64 {
 	o = o.withDefaults()
 	if o.ChunkSize%hugePageSize == 0 {
-		return o.ChunkSize
+		return o.ChunkSize + o.spanCacheBytes() + int64(o.Workers)*o.ChunkSize
 	}
 	return o.MemoryBound()
+}
+
+// spanCacheBytes is the part of CacheBytes that holds spans (spans.go).
+func (o ChunkOptions) spanCacheBytes() int64 {
+	if o.WholeChunks || o.ReadThrough {
+		return 0
+	}
+	return o.CacheBytes / 4
 }
 
 // Identifier is implemented by sources that can name the exact version they read (location
@@ -123,6 +143,8 @@ type Stats struct {
 	PrefetchDropped    int64 // prefetch hints dropped because workers were busy
 	ReadThrough        int64 // reads passed straight to the source (ChunkOptions.ReadThrough)
 	BackgroundFetches  int64 // chunks the background fetch (FetchAll) started
+	RangeFetches       int64 // GETs of a range smaller than a chunk (spans.go)
+	Coalesced          int64 // range requests that joined another's GET
 	BackgroundRunning  bool  // FetchAll is running
 	Retries            int64 // retried attempts in the source
 	CachedBytes        int64 // bytes in the memory cache now
@@ -171,15 +193,17 @@ type failure struct {
 // bytes, an optional disk cache, and asynchronous prefetch. It holds ciphertext only; the image
 // layer verifies every block it takes from here.
 type Chunked struct {
-	src       Source
-	size      int64
-	chunk     int64
-	workers   int
-	through   bool // ChunkOptions.ReadThrough
-	sem       chan struct{}
-	prefetchN atomic.Int64 // prefetch fetches in flight
-	ctx       context.Context
-	cancel    context.CancelFunc
+	src     Source
+	size    int64
+	chunk   int64
+	workers int
+	through bool // ChunkOptions.ReadThrough
+	// wholeChunks is ChunkOptions.WholeChunks.
+	wholeChunks bool
+	sem         chan struct{}
+	prefetchN   atomic.Int64 // prefetch fetches in flight
+	ctx         context.Context
+	cancel      context.CancelFunc
 
 	mu       sync.Mutex
 	mem      memLRU
@@ -210,10 +234,23 @@ type Chunked struct {
 	// (FetchAll) starts nothing while any does. background is set while FetchAll runs.
 	demandWaiting, backgroundFetches atomic.Int64
 	background                       atomic.Bool
+	// wholeImage is set while FetchAll runs: every byte is about to be fetched anyway, so a
+	// miss fetches its whole chunk rather than a range (spans.go, rangeMode).
+	wholeImage atomic.Bool
 	// hintDropped is when (Unix nanoseconds) a reader's prefetch hint last found no worker:
 	// the background fetch then steps back for a moment, so that a sequential reader's
 	// readahead comes before chunks nobody asked for yet.
 	hintDropped atomic.Int64
+
+	// Range fetches (spans.go), guarded by mu: the spans cached or in flight, the memory cache
+	// of finished ones (a quarter of CacheBytes), those waiting to go out (for coalescing), and
+	// the chunks a sequential reader's readahead named recently (Unix nanoseconds).
+	coalesce                time.Duration
+	spans                   spanIndex
+	spanLRU                 *lru.Cache[int64, *span]
+	pending                 map[*span]struct{}
+	hinted                  map[int64]int64
+	rangeFetches, coalesced atomic.Int64
 }
 
 // NewChunked puts a chunk layer in front of src. It takes ownership of src: Close closes it.
@@ -227,8 +264,12 @@ func NewChunked(src Source, o ChunkOptions) *Chunked {
 		sem: make(chan struct{}, o.Workers), ctx: ctx, cancel: cancel,
 		inflight: map[int64]*call{}, failed: map[int64]failure{}, diskServed: map[int64]struct{}{},
 		health: newHealthTracker(o.Log, src.String()), log: o.Log,
+		coalesce: o.CoalesceWindow, spans: spanIndex{}, pending: map[*span]struct{}{}, hinted: map[int64]int64{},
 	}
-	c.mem = newMemLRU(o.CacheBytes, c.unrefLocked)
+	spanBytes := o.spanCacheBytes()
+	c.spanLRU = lru.New(spanBytes, c.dropSpanLocked)
+	c.wholeChunks = o.WholeChunks
+	c.mem = newMemLRU(o.CacheBytes-spanBytes, c.unrefLocked)
 	if o.DiskCache != "" {
 		c.disk, c.diskErr = c.openDiskCache(o)
 		if c.diskErr != nil {
@@ -271,7 +312,7 @@ func (c *Chunked) DiskCacheBytes() int64 {
 }
 
 // MemoryCacheBytes is the size bound of the memory cache.
-func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.Max() }
+func (c *Chunked) MemoryCacheBytes() int64 { return c.mem.Max() + c.spanLRU.Max() }
 
 // Health reports whether the source is serving, in an outage, or broken (breaker open).
 func (c *Chunked) Health() Health { return c.health.snapshot() }
@@ -302,6 +343,7 @@ func (c *Chunked) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	c.mem.Clear()
+	c.spanLRU.Clear()
 	for _, b := range c.free {
 		c.discardLocked(b)
 	}
@@ -358,14 +400,30 @@ func (c *Chunked) ReadAt(ctx context.Context, p []byte, off int64) (int, error) 
 	if c.readFromDisk(p, off, first, last) {
 		return len(p), eof
 	}
-	// Start every chunk first so they are fetched in parallel, then copy in order.
+	// Start every chunk first so they are fetched in parallel, then copy in order. A chunk
+	// that a random reader misses is read through range fetches instead (nil call).
 	calls := make([]*call, 0, last-first+1)
 	for idx := first; idx <= last; idx++ {
+		lo, hi := max(off, idx*c.chunk), min(off+int64(len(p)), (idx+1)*c.chunk)
+		if c.useRange(idx, lo, hi) {
+			calls = append(calls, nil)
+			continue
+		}
 		cl, _ := c.start(idx, false)
 		calls = append(calls, cl)
 	}
 	n := 0
 	for i, cl := range calls {
+		if cl == nil {
+			idx := first + int64(i)
+			lo, hi := max(off, idx*c.chunk), min(off+int64(len(p)), (idx+1)*c.chunk)
+			if err := c.readRanges(ctx, p[n:n+int(hi-lo)], lo, idx); err != nil {
+				c.leave(idx+1, calls[i+1:], err)
+				return 0, err
+			}
+			n += int(hi - lo)
+			continue
+		}
 		select {
 		case <-cl.done:
 		case <-ctx.Done():
@@ -400,6 +458,9 @@ func (c *Chunked) View(ctx context.Context, off int64, n int) (view []byte, rele
 	idx := off / c.chunk
 	if c.through && !c.held(idx, idx) || c.onDiskOnly(idx, idx) {
 		return nil, nil, false, nil // ReadAt reads it through, or from the disk cache
+	}
+	if c.useRange(idx, off, off+int64(n)) {
+		return c.viewRange(ctx, off, n, idx)
 	}
 	cl, _ := c.start(idx, false)
 	select {
@@ -466,6 +527,21 @@ func (c *Chunked) readFromDisk(p []byte, off, first, last int64) bool {
 	return true
 }
 
+// useRange reports whether a demand read of [lo, hi) in chunk idx goes through range fetches:
+// the chunk is neither cached nor being fetched, and the read is not part of a sequential
+// stream (see rangeMode) or spans hold all of it already.
+func (c *Chunked) useRange(idx, lo, hi int64) bool {
+	if c.wholeChunks || c.through || c.held(idx, idx) {
+		return false
+	}
+	if c.rangeMode(idx, hi-lo) {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.coveredLocked(idx, lo, hi)
+}
+
 // held reports whether chunks first..last are all cached or being fetched.
 func (c *Chunked) held(first, last int64) bool {
 	c.mu.Lock()
@@ -516,6 +592,9 @@ func (c *Chunked) leave(first int64, calls []*call, why error) {
 	var late []int64 // chunks the reader gave up waiting for
 	c.mu.Lock()
 	for i, cl := range calls {
+		if cl == nil { // read through range fetches, which need no leaving
+			continue
+		}
 		if cl.finished {
 			if cl.buf != nil {
 				c.unrefLocked(cl.buf)
@@ -529,20 +608,32 @@ func (c *Chunked) leave(first int64, calls []*call, why error) {
 		}
 	}
 	c.mu.Unlock()
+	c.gaveUp(late, why)
+}
+
+// gaveUp records that a reader stopped waiting for chunks (or ranges in them) because of why.
+// When its deadline came, the storage did not deliver in time: requests that arrive now for
+// these chunks fail at once, even while readers that came earlier still wait for a fetch in
+// flight, because the kernel retries a failed read page by page, and each retry would
+// otherwise wait its own deadline.
+func (c *Chunked) gaveUp(late []int64, why error) error {
 	if !errors.Is(why, context.DeadlineExceeded) || len(late) == 0 {
-		return
+		return why
 	}
-	// The storage did not deliver in time. Requests that arrive now for these chunks fail at
-	// once, even while readers that came earlier still wait for a fetch in flight: the kernel
-	// retries a failed read page by page, and each retry would otherwise wait its own deadline.
-	err := &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
-		Err: errors.New("no answer within the reader's deadline")}
+	err := c.unreachable()
 	for _, idx := range late {
 		c.rememberFailure(idx, err)
 	}
 	c.fetchErrors.Add(1)
 	c.errorsByCause[causeIndex(why)].Add(1)
 	c.health.failed(err)
+	return err
+}
+
+// unreachable is the error of a fetch that did not deliver within its readers' deadline.
+func (c *Chunked) unreachable() error {
+	return &Error{Op: "read", Source: c.src.String(), Kind: ErrUnreachable,
+		Err: errors.New("no answer within the reader's deadline")}
 }
 
 // rememberFailure records that chunk idx failed, for FailedChunkTTL.
@@ -831,6 +922,9 @@ func (c *Chunked) Prefetch(off, length int64) {
 	if end > c.size {
 		end = c.size
 	}
+	c.mu.Lock()
+	c.noteHintLocked(off/c.chunk, (end-1)/c.chunk)
+	c.mu.Unlock()
 	for idx := off / c.chunk; idx <= (end-1)/c.chunk; idx++ {
 		if _, dropped := c.start(idx, true); dropped {
 			c.hintDropped.Store(time.Now().UnixNano())
@@ -846,8 +940,12 @@ func (c *Chunked) Invalidate(off, length int64) bool {
 	if length <= 0 || off < 0 {
 		return true
 	}
+	if c.disk != nil {
+		c.disk.removeSpans(off, off+length)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.invalidateSpansLocked(off, off+length)
 	for idx := off / c.chunk; idx <= (off+length-1)/c.chunk; idx++ {
 		_, served := c.diskServed[idx]
 		delete(c.diskServed, idx)
@@ -878,6 +976,7 @@ func (c *Chunked) Stats() Stats {
 		PrefetchDropped: c.prefetchDropped.Load(), InFlight: c.running.Load(), ReadThrough: c.readThrough.Load(),
 		DiskMisses: c.diskMisses.Load(), DiskCorrupt: c.diskCorrupt.Load(),
 		BackgroundFetches: c.backgroundFetches.Load(), BackgroundRunning: c.background.Load(),
+		RangeFetches: c.rangeFetches.Load(), Coalesced: c.coalesced.Load(),
 	}
 	for i := range c.errorsByCause {
 		s.FetchErrorsByCause[i] = c.errorsByCause[i].Load()
@@ -889,7 +988,7 @@ func (c *Chunked) Stats() Stats {
 		s.Retries = r.Retries()
 	}
 	c.mu.Lock()
-	s.CachedBytes = c.mem.Cost()
+	s.CachedBytes = c.mem.Cost() + c.spanLRU.Cost()
 	c.mu.Unlock()
 	return s
 }

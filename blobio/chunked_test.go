@@ -120,7 +120,7 @@ func TestChunkedReadsMatchSource(t *testing.T) {
 func TestChunkedDeduplicatesConcurrentFetches(t *testing.T) {
 	m := newMem(t, 4<<20)
 	m.delay = 50 * time.Millisecond
-	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 8})
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 8, WholeChunks: true})
 	defer c.Close()
 	var wg sync.WaitGroup
 	for i := 0; i < 32; i++ {
@@ -664,8 +664,10 @@ func TestChunkedFetchAll(t *testing.T) {
 	}
 	time.Sleep(50 * time.Millisecond) // the last disk writes
 	st := c.Stats()
-	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 || st.BackgroundFetches != 40 {
-		t.Fatalf("fetched %d bytes in %d fetches; the image is %d bytes in 41 chunks", st.BytesFetched, st.Fetches, len(m.data))
+	// While the whole image is fetched, a miss fetches its whole chunk (no range): every
+	// chunk once, none twice.
+	if st.BytesFetched != int64(len(m.data)) || st.Fetches != 41 || st.RangeFetches != 0 || st.BackgroundFetches != 40 {
+		t.Fatalf("fetched %d bytes in %d fetches (%d ranges); the image is %d bytes in 41 chunks", st.BytesFetched, st.Fetches, st.RangeFetches, len(m.data))
 	}
 	reads := m.reads.Load()
 	q := make([]byte, 1<<20)
@@ -718,8 +720,9 @@ func TestChunkedFetchAllPausesInAnOutage(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the background fetch did not resume after the outage")
 	}
-	if c.Stats().BackgroundFetches != 7 {
-		t.Fatalf("stats %+v", c.Stats())
+	// The read during the background fetch took chunk 1 whole; the background the 7 others.
+	if st := c.Stats(); st.BackgroundFetches != 7 || st.BytesFetched != 8<<20 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
@@ -753,5 +756,72 @@ func TestChunkedAutoDiskCache(t *testing.T) {
 	c.Close()
 	if entries, _ := os.ReadDir(base); len(entries) != 0 {
 		t.Fatalf("left behind after Close: %v", entries)
+	}
+}
+
+// TestRangeReadsStayInTheMemoryBound: many random small reads from concurrent readers fetch
+// about what they read, not whole chunks, and the caches stay within CacheBytes.
+func TestRangeReadsStayInTheMemoryBound(t *testing.T) {
+	m := newMem(t, 64<<20)
+	const cache = 4 << 20
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 8, CacheBytes: cache})
+	defer c.Close()
+	var wg sync.WaitGroup
+	var peak atomic.Int64
+	for r := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(r), 1))
+			p := make([]byte, 4096)
+			for range 200 {
+				off := rng.Int64N(int64(len(m.data))/4096) * 4096
+				if _, err := c.ReadAt(context.Background(), p, off); err != nil || !bytes.Equal(p, m.data[off:off+4096]) {
+					t.Errorf("read at %d: %v", off, err)
+					return
+				}
+				if b := c.Stats().CachedBytes; b > peak.Load() {
+					peak.Store(b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := c.Stats()
+	if peak.Load() > cache || st.CachedBytes > cache {
+		t.Fatalf("cached %d bytes at most, %d now; the bound is %d", peak.Load(), st.CachedBytes, cache)
+	}
+	if st.BytesFetched > 1600*4096 || st.RangeFetches == 0 {
+		t.Fatalf("1600 reads of 4 KiB fetched %d bytes in %d range fetches", st.BytesFetched, st.RangeFetches)
+	}
+}
+
+// TestFetchAllSkipsRangesFetched: ranges readers fetched before the background fetch started
+// are not fetched again; the background fetches only the gaps around them.
+func TestFetchAllSkipsRangesFetched(t *testing.T) {
+	m := newMem(t, 8<<20)
+	c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 1 << 20, Workers: 4, CacheBytes: 4 << 20,
+		DiskCache: t.TempDir(), DiskCacheBytes: 64 << 20})
+	defer c.Close()
+	p := make([]byte, 4096)
+	if _, err := c.ReadAt(context.Background(), p, 3<<20+512<<10); err != nil || !bytes.Equal(p, m.data[3<<20+512<<10:][:4096]) {
+		t.Fatalf("range read: %v", err)
+	}
+	if err := c.FetchAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := c.Stats()
+	// 7 whole chunks, the range, and the two gaps around it in chunk 3.
+	if st.BytesFetched != 8<<20 || st.Fetches != 10 || st.RangeFetches != 3 {
+		t.Fatalf("fetched %d bytes in %d fetches (%d ranges), want the image once in 10", st.BytesFetched, st.Fetches, st.RangeFetches)
+	}
+	q := make([]byte, 1<<20)
+	for off := int64(0); off < 8<<20; off += 1 << 20 {
+		if _, err := c.ReadAt(context.Background(), q, off); err != nil || !bytes.Equal(q, m.data[off:off+1<<20]) {
+			t.Fatalf("read at %d after the background fetch: %v", off, err)
+		}
+	}
+	if c.Stats().Fetches != 10 {
+		t.Fatalf("%d more fetches after the background fetch", c.Stats().Fetches-10)
 	}
 }

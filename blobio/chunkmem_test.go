@@ -51,7 +51,7 @@ func TestChunkedUnmapsBuffers(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := mappedChunks.Load()
-	c := NewChunked(f, ChunkOptions{ChunkSize: hugePageSize, Workers: 2, CacheBytes: 2 * hugePageSize})
+	c := NewChunked(f, ChunkOptions{ChunkSize: hugePageSize, Workers: 2, CacheBytes: 2 * hugePageSize, WholeChunks: true})
 	ctx := context.Background()
 	buf := make([]byte, len(data))
 	if n, err := c.ReadAt(ctx, buf, 0); n != len(data) || !bytes.Equal(buf, data) {

@@ -262,6 +262,10 @@ func (s *diskStore) forget(path string) {
 type diskCache struct {
 	store *diskStore
 	sub   string
+	chunk int64
+
+	spanMu sync.Mutex
+	spans  map[int64][]diskExtent // span files by chunk index, sorted by offset (diskspans.go)
 }
 
 func newDiskCache(dir string, max int64, identity string, chunkSize int64, log *slog.Logger) (*diskCache, error) {
@@ -275,7 +279,9 @@ func newDiskCache(dir string, max int64, identity string, chunkSize int64, log *
 		st.release()
 		return nil, fmt.Errorf("disk cache: %w", err)
 	}
-	return &diskCache{store: st, sub: sub}, nil
+	d := &diskCache{store: st, sub: sub, chunk: chunkSize, spans: map[int64][]diskExtent{}}
+	d.loadSpans()
+	return d, nil
 }
 
 func (d *diskCache) path(idx int64) string {
@@ -330,14 +336,18 @@ func (d *diskCache) get(idx int64, dst []byte) bool {
 	return true
 }
 
-// readRange reads p from offset off of cached chunk idx (n bytes long). It reads the whole
-// segments around the range and checks their CRCs, so that a damaged file is a miss (and is
-// dropped) here too.
+// readRange reads p from offset off of cached chunk idx (n bytes long).
 func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
+	return d.readFileRange(d.path(idx), n, p, off)
+}
+
+// readFileRange reads p from offset off of the cached file path holding n bytes. It reads the
+// whole segments around the range and checks their CRCs, so that a damaged file is a miss (and
+// is dropped) here too.
+func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool {
 	if off < 0 || off+int64(len(p)) > int64(n) {
 		return false
 	}
-	path := d.path(idx)
 	f, err := os.Open(path)
 	if err != nil {
 		d.store.forget(path)
@@ -361,14 +371,33 @@ func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
 	return true
 }
 
-// put stores a chunk atomically (temporary file, then rename) and evicts to the bound.
+// touch makes path the most recently used file of the store.
+func (s *diskStore) touch(path string, now time.Time) {
+	s.mu.Lock()
+	if e, ok := s.m[path]; ok {
+		s.ll.MoveToFront(e)
+	}
+	s.mu.Unlock()
+	_ = os.Chtimes(path, now, now)
+}
+
+// put stores a chunk atomically (temporary file, then rename) and evicts to the bound. Span
+// files inside the chunk are then redundant and removed.
 func (d *diskCache) put(idx int64, data []byte) error {
+	if err := d.putFile(d.path(idx), fmt.Sprint(idx), data); err != nil {
+		return err
+	}
+	d.removeSpans(idx*d.chunk, idx*d.chunk+int64(len(data)))
+	return nil
+}
+
+// putFile writes data as the cache file p (tmpTag names its temporary file), then accounts it.
+func (d *diskCache) putFile(p, tmpTag string, data []byte) error {
 	size := diskFileSize(len(data))
 	if size > d.store.max {
 		return nil
 	}
-	p := d.path(idx)
-	tmp := filepath.Join(d.sub, fmt.Sprintf(".tmp-%d-%d", idx, time.Now().UnixNano()))
+	tmp := filepath.Join(d.sub, fmt.Sprintf(".tmp-%s-%d", tmpTag, time.Now().UnixNano()))
 	err := writeChunkFile(tmp, data)
 	if err == nil {
 		err = os.Rename(tmp, p)

@@ -77,8 +77,13 @@ type FileSystem struct {
 	DiskCacheDir  string   `json:"disk_cache_dir,omitempty"`
 	DiskCacheSize ByteSize `json:"disk_cache_size,omitempty"`
 	// Prefetch is "auto" (the default: fetch the whole image in the background when it fits
-	// the caches), "all" (always) or "none".
+	// the caches), "all" (always), "none", or the absolute path of an access profile (encfs
+	// mount --record-profile): its files first, in its order, then as auto.
 	Prefetch string `json:"prefetch,omitempty"`
+	// RecordProfile is an absolute path where the order in which files are first read is
+	// written (by image inode number, see docs/OPERATIONS.md), for prefetch or encfs pack
+	// --profile.
+	RecordProfile string `json:"record_profile,omitempty"`
 	// PublishSymlink mounts at a hidden <dir of mount_point>/.filesystem-N and then atomically
 	// points mount_point at it, so consumers see the path only once it is ready (the reference
 	// sidecar's behaviour).

@@ -134,7 +134,12 @@ func (fs *FileSystem) validate() []*PathError {
 	switch fs.Prefetch {
 	case "", "auto", "all", "none":
 	default:
-		add("prefetch", "%q: want auto, all or none", fs.Prefetch)
+		if !filepath.IsAbs(fs.Prefetch) {
+			add("prefetch", "%q: want auto, all, none or the absolute path of an access profile", fs.Prefetch)
+		}
+	}
+	if fs.RecordProfile != "" && !filepath.IsAbs(fs.RecordProfile) {
+		add("record_profile", "%q must be an absolute path", fs.RecordProfile)
 	}
 	return errs
 }

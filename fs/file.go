@@ -21,8 +21,18 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 		return nil, 0, syscall.EINVAL
 	}
 	n.fsys.openFiles.Add(1)
+	window := n.fsys.opts.MaxPrefetch
+	if small := n.fsys.opts.SmallFile; small > 0 && n.in.Size <= uint64(small) {
+		// A small file is fetched whole now, exactly, and nothing is left to read ahead. Only
+		// at its first open: later ones find it in the kernel's page cache or in the source's
+		// caches, and a read of what they lost fetches just that.
+		if n.fetched.CompareAndSwap(false, true) {
+			n.fsys.im.FetchFile(&n.in)
+		}
+		window = -1
+	}
 	// The content can never change, so whatever the kernel cached on an earlier open is valid.
-	return &handle{node: n, ra: newReadahead(n.fsys.opts.MaxPrefetch)}, fuse.FOPEN_KEEP_CACHE, 0
+	return &handle{node: n, ra: newReadahead(window)}, fuse.FOPEN_KEEP_CACHE, 0
 }
 
 // handle is one open file: the node plus that opener's readahead state.
@@ -44,6 +54,9 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	size := int64(n.in.Size)
 	if off >= size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
+	}
+	if fsys.opts.FirstRead != nil && n.read.CompareAndSwap(false, true) {
+		fsys.opts.FirstRead(n.in.Ino)
 	}
 	if pfOff, pfLen := h.ra.advise(off, int64(len(dest)), size); pfLen > 0 {
 		fsys.im.PrefetchFile(&n.in, uint64(pfOff), uint64(pfLen))

@@ -12,6 +12,10 @@ import (
 	"github.com/encfs/encfs/image"
 )
 
+// DefaultSmallFile is the default of Options.SmallFile: half of a remote source's 8 MiB chunk,
+// below which a read is served by exact range fetches rather than whole chunks anyway.
+const DefaultSmallFile = 4 << 20
+
 // Timeout is how long the kernel may cache entries, negative lookups and attributes. The image
 // is immutable for the life of the mount, so anything long is correct; a year is effectively
 // forever without risking overflow in the kernel's jiffies arithmetic.
@@ -26,6 +30,14 @@ type Options struct {
 	// (default DefaultMaxPrefetch). Keep it well below the source's chunk cache, or prefetched
 	// chunks are evicted before they are read. Negative disables prefetching.
 	MaxPrefetch int64
+	// SmallFile is the size up to which opening a file fetches its whole extent at once, in
+	// one exact range (default DefaultSmallFile; negative: never). A data loader reads such
+	// files whole, and one request for the file beats several for its pieces. Sequential
+	// readahead is off for these files: there is nothing left to read ahead.
+	SmallFile int64
+	// FirstRead, if set, is called with the image inode number of each regular file the first
+	// time it is read through this filesystem (an access profile records them, in order).
+	FirstRead func(ino uint64)
 	// Log receives integrity failures and I/O errors; default slog.Default(). They name the
 	// image inode and content block only: logs leave the TEE, and paths, file offsets and
 	// sizes are part of what the image encrypts.
@@ -71,6 +83,9 @@ func New(ctx context.Context, im *image.Image, opts Options) (*FS, error) {
 	}
 	if opts.MaxPrefetch == 0 {
 		opts.MaxPrefetch = DefaultMaxPrefetch
+	}
+	if opts.SmallFile == 0 {
+		opts.SmallFile = DefaultSmallFile
 	}
 	root, err := im.Inode(ctx, image.RootIno)
 	if err != nil {

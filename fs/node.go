@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
@@ -22,8 +23,10 @@ const blockSize = 1 << 20
 // something needed it (see dir.go).
 type node struct {
 	fusefs.Inode
-	fsys *FS
-	in   image.Inode
+	fsys    *FS
+	in      image.Inode
+	read    atomic.Bool // read at least once (Options.FirstRead)
+	fetched atomic.Bool // fetched whole at open (Options.SmallFile)
 
 	dirMu   sync.Mutex // serialises the first load of entries, so one load serves all waiters
 	entries []image.DirEntry

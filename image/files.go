@@ -13,6 +13,7 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 		return Inode{}, formatErr(ErrCorrupt, "inode %d out of range (%d inodes)", ino, im.sb.InodeCount)
 	}
 	var rec [InodeSize]byte
+	im.hintIndex(im.sb.InodeTableOffset+ino*InodeSize, InodeSize)
 	if err := im.readContent(ctx, rec[:], im.sb.InodeTableOffset+ino*InodeSize, cacheIndex); err != nil {
 		return Inode{}, err
 	}
@@ -22,6 +23,7 @@ func (im *Image) Inode(ctx context.Context, ino uint64) (Inode, error) {
 // readMeta reads n bytes of the metadata region at a region-relative offset.
 func (im *Image) readMeta(ctx context.Context, off, n uint64) ([]byte, error) {
 	buf := make([]byte, n)
+	im.hintIndex(im.sb.MetaOffset+off, n)
 	// Large lists (big directories) bypass the unit cache so they do not flush it.
 	policy := cacheIndex
 	if n >= 16*BlockSize {

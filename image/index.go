@@ -19,7 +19,7 @@ const (
 	InodeSize      = 64
 	RootIno        = 0
 	MaxNameLen     = 255
-	superblockSize = 72
+	superblockSize = 88
 	direntHeader   = 8 + 2 + 1 // inode, name length, type
 )
 
@@ -33,13 +33,18 @@ type Superblock struct {
 	Dirs             uint64
 	Symlinks         uint64
 	FileBytes        uint64 // sum of regular file sizes
+	// The access profile stored by encfs pack --profile (package profile): ProfileCount inode
+	// numbers, 8 bytes each, little-endian, at content offset ProfileOffset. Zero: none.
+	ProfileOffset uint64
+	ProfileCount  uint64
 }
 
 func (s *Superblock) marshal() []byte {
 	b := make([]byte, BlockSize)
 	copy(b, IndexMagic)
 	le := binary.LittleEndian
-	for i, v := range []uint64{s.InodeTableOffset, s.InodeCount, s.MetaOffset, s.MetaLength, s.Files, s.Dirs, s.Symlinks, s.FileBytes} {
+	for i, v := range []uint64{s.InodeTableOffset, s.InodeCount, s.MetaOffset, s.MetaLength, s.Files, s.Dirs, s.Symlinks, s.FileBytes,
+		s.ProfileOffset, s.ProfileCount} {
 		le.PutUint64(b[8+8*i:], v)
 	}
 	return b
@@ -55,6 +60,7 @@ func parseSuperblock(b []byte, contentBytes uint64) (*Superblock, error) {
 		InodeTableOffset: le.Uint64(b[8:]), InodeCount: le.Uint64(b[16:]),
 		MetaOffset: le.Uint64(b[24:]), MetaLength: le.Uint64(b[32:]),
 		Files: le.Uint64(b[40:]), Dirs: le.Uint64(b[48:]), Symlinks: le.Uint64(b[56:]), FileBytes: le.Uint64(b[64:]),
+		ProfileOffset: le.Uint64(b[72:]), ProfileCount: le.Uint64(b[80:]),
 	}
 	if s.InodeCount == 0 || s.InodeCount > contentBytes/InodeSize ||
 		!within(s.InodeTableOffset, s.InodeCount*InodeSize, contentBytes) {
@@ -62,6 +68,9 @@ func parseSuperblock(b []byte, contentBytes uint64) (*Superblock, error) {
 	}
 	if !within(s.MetaOffset, s.MetaLength, contentBytes) {
 		return nil, formatErr(ErrCorrupt, "metadata region (%d bytes at %d) outside the content", s.MetaLength, s.MetaOffset)
+	}
+	if s.ProfileCount > s.InodeCount || !within(s.ProfileOffset, s.ProfileCount*8, contentBytes) {
+		return nil, formatErr(ErrCorrupt, "access profile (%d entries at %d) outside the content or longer than the inode table", s.ProfileCount, s.ProfileOffset)
 	}
 	return s, nil
 }

@@ -156,8 +156,9 @@ func (im *Image) Close() error { return im.src.Close() }
 
 // Prefetch hints that content bytes [off, off+n) will be read soon.
 func (im *Image) Prefetch(off, n uint64) {
-	if within(off, n, im.contentBytes) {
+	if n > 0 && within(off, n, im.contentBytes) {
 		im.src.Prefetch(int64(contentOffset+off), int64(n))
+		im.prefetchLeaves(off, n)
 	}
 }
 
@@ -321,6 +322,7 @@ func noRelease() {}
 
 func (im *Image) readUnitsOnce(ctx context.Context, dst []byte, first uint64) error {
 	n := uint64(len(dst) / UnitSize)
+	im.fetchLeaves(first, n) // fetched alongside the content, not after it
 	src, release, err := im.ciphertext(ctx, dst, unitOffset(first))
 	if err != nil {
 		clear(dst)

@@ -23,9 +23,14 @@ type Source interface {
 	// verification, and reports whether reading the range again may return other bytes (a
 	// source that keeps no copy reports false, and the reader does not try again).
 	Invalidate(off, length int64) bool
-	// Prefetch hints that [off, off+length) will be read soon; a source that cannot fetch
-	// ahead ignores it. It never blocks.
+	// Prefetch hints that [off, off+length) will be read soon by a sequential reader; a source
+	// that cannot fetch ahead ignores it. It never blocks.
 	Prefetch(off, length int64)
+	// PrefetchRange asks for exactly [off, off+length) now, aligned to the verification unit
+	// by the caller: a range known to be wanted whole (a small file being opened, the next
+	// file of an access profile), not the start of a stream. A source that cannot fetch ahead
+	// ignores it. It never blocks.
+	PrefetchRange(off, length int64)
 }
 
 // ByteSource is a read-only, immutable byte range with no capability beyond reading it.
@@ -57,3 +62,4 @@ func (plainSource) View(context.Context, int64, int) ([]byte, func(), bool, erro
 
 func (plainSource) Invalidate(int64, int64) bool { return false }
 func (plainSource) Prefetch(int64, int64)        {}
+func (plainSource) PrefetchRange(int64, int64)   {}

@@ -7,6 +7,7 @@ package pack
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,10 @@ type Options struct {
 	NoReplace bool
 	// Log receives warnings (skipped special files); default slog.Default().
 	Log *slog.Logger
+	// Profile is an access profile to store in the image (package profile): image inode
+	// numbers in first-read order, recorded by encfs mount --record-profile on an earlier pack
+	// of the same tree. Numbers past the tree's inodes are refused.
+	Profile []uint64
 }
 
 // Result describes a packed image.
@@ -526,6 +531,22 @@ func (t *tree) appendIndex() (*image.Superblock, error) {
 	sb.InodeTableOffset, sb.InodeCount = t.w.Offset(), t.nextIno
 	if err := t.copySpool(t.inodes, int64(t.nextIno*image.InodeSize)); err != nil {
 		return nil, err
+	}
+	if len(t.opts.Profile) > 0 {
+		if err := t.w.PadToBlock(); err != nil {
+			return nil, err
+		}
+		buf := make([]byte, 8*len(t.opts.Profile))
+		for i, ino := range t.opts.Profile {
+			if ino >= t.nextIno {
+				return nil, fmt.Errorf("access profile: inode %d does not exist in this tree (%d inodes): was the profile recorded on an image of another tree?", ino, t.nextIno)
+			}
+			binary.LittleEndian.PutUint64(buf[8*i:], ino)
+		}
+		sb.ProfileOffset, sb.ProfileCount = t.w.Offset(), uint64(len(t.opts.Profile))
+		if _, err := t.w.Write(buf); err != nil {
+			return nil, err
+		}
 	}
 	return &sb, nil
 }

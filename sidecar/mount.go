@@ -3,6 +3,7 @@ package sidecar
 import (
 	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"os"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/metrics"
 	"github.com/encfs/encfs/mount"
+	"github.com/encfs/encfs/profile"
 )
 
 // Mounted is a live filesystem made by Mount.
@@ -26,6 +28,10 @@ type Mounted struct {
 	Health func() blobio.Health
 	// stopBackground ends the background fetch, if one runs.
 	stopBackground context.CancelFunc
+	// recorder collects the first reads for Spec.RecordProfile; stopRecorder ends its flushes.
+	recorder     *profile.Recorder
+	stopRecorder chan struct{}
+	recorderDone chan struct{}
 	// vol is set for a read-write volume (Spec.Volume), instead of Image, FS and Point.
 	vol *volumeMount
 }
@@ -75,6 +81,13 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
 		return nil, err
 	}
+	var replay *profile.Profile
+	if isProfilePath(spec.Prefetch) { // a bad profile fails now, before the key release
+		var err error
+		if replay, err = profile.Load(spec.Prefetch); err != nil {
+			return nil, err
+		}
+	}
 	ks, err := spec.Keys(ctx)
 	defer func() {
 		for _, k := range ks {
@@ -103,6 +116,10 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		m.Health = h.Health
 	}
 	fo := encfs.Options{UID: spec.UID, GID: spec.GID, Log: spec.Log, RequestTimeout: spec.RequestTimeout, LogPaths: spec.LogPaths}
+	if spec.RecordProfile != "" {
+		m.recorder = profile.NewRecorder(im.Header().UUIDString())
+		fo.FirstRead = m.recorder.Add
+	}
 	if m.FS, err = encfs.New(ctx, im, fo); err != nil {
 		im.Close()
 		return nil, err
@@ -113,6 +130,9 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		im.Close()
 		return nil, err
 	}
+	if m.recorder != nil {
+		m.startRecorder()
+	}
 	if spec.ReadyFile != "" {
 		if err := writeReadyFile(spec.ReadyFile, m.Point.Target); err != nil {
 			m.Unmount()
@@ -120,7 +140,7 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		}
 	}
 	if ch, ok := src.(*blobio.Chunked); ok && blobio.IsRemote(spec.Image) {
-		m.startBackgroundFetch(ch)
+		m.startBackgroundFetch(ch, replay)
 	}
 	return m, nil
 }
@@ -130,21 +150,32 @@ func Mount(ctx context.Context, spec MountSpec) (*Mounted, error) {
 // instead of 90-130 ms against Azurite.
 const backgroundFetchDelay = time.Second
 
-// startBackgroundFetch fetches the whole image into the caches in the background when the
-// spec asks for it (all), or by default when the image fits the memory and disk caches (auto):
-// every file is then read at the speed of one sequential download, whatever the order.
-func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
+// isProfilePath reports whether a Prefetch setting names an access profile file.
+func isProfilePath(prefetch string) bool {
+	switch prefetch {
+	case "", "auto", "all", "none":
+		return false
+	}
+	return true
+}
+
+// startBackgroundFetch starts the background fetch the spec asks for:
+//   - none: nothing;
+//   - an access profile (a file given as Prefetch, else the one stored in the image): the files
+//     it names first, in its order, each file's extent, then as auto;
+//   - all: the whole image, in order, into the caches;
+//   - auto (the default): as all when the image fits the memory and disk caches.
+//
+// Every file is then read at the speed of one sequential download, whatever the order, and
+// demand reads always go first (blobio.Chunked.FetchAll).
+func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked, replay *profile.Profile) {
 	size, room := ch.Size(), ch.MemoryCacheBytes()+ch.DiskCacheBytes()
-	switch m.Spec.Prefetch {
-	case "none":
+	if m.Spec.Prefetch == "none" {
 		return
-	case "all":
-	default: // auto
-		if size > room {
-			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (prefetch all fetches it anyway)",
-				"image_bytes", size, "cache_bytes", room)
-			return
-		}
+	}
+	whole := m.Spec.Prefetch == "all" || size <= room
+	if whole {
+		ch.ExpectFetchAll()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.stopBackground = cancel
@@ -154,6 +185,20 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
 		select {
 		case <-time.After(backgroundFetchDelay):
 		case <-ctx.Done():
+			return
+		}
+		inodes, from := m.profileToReplay(ctx, replay)
+		if len(inodes) > 0 {
+			start := time.Now()
+			m.Spec.Log.Info("background fetch: the files of the access profile first", "profile", from, "files", len(inodes))
+			if err := ch.FetchRanges(ctx, m.extents(ctx, inodes)); err != nil {
+				return // unmounting
+			}
+			m.Spec.Log.Info("background fetch: the access profile's files are fetched", "took", time.Since(start).Round(time.Millisecond).String())
+		}
+		if !whole {
+			m.Spec.Log.Info("background fetch: off, the image is larger than the caches (prefetch all fetches it anyway)",
+				"image_bytes", size, "cache_bytes", room)
 			return
 		}
 		start := time.Now()
@@ -166,10 +211,86 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked) {
 	}()
 }
 
+// profileToReplay returns the access profile to replay: the file given, else the image's own.
+func (m *Mounted) profileToReplay(ctx context.Context, given *profile.Profile) (inodes []uint64, from string) {
+	if given != nil {
+		return given.Inodes, "file"
+	}
+	inodes, err := m.Image.Profile(ctx)
+	if err != nil {
+		m.Spec.Log.Warn("background fetch: the image's access profile cannot be read; fetching without it", "err", err)
+		return nil, ""
+	}
+	return inodes, "image"
+}
+
+// extents yields the image extent of each regular file of inodes, in order; entries that name
+// no regular file of this image are skipped.
+func (m *Mounted) extents(ctx context.Context, inodes []uint64) iter.Seq2[int64, int64] {
+	return func(yield func(int64, int64) bool) {
+		for _, ino := range inodes {
+			if ino >= m.Image.Superblock().InodeCount {
+				continue
+			}
+			in, err := m.Image.Inode(ctx, ino)
+			if err != nil {
+				continue
+			}
+			if off, n, ok := m.Image.FileExtent(&in); ok && !yield(off, n) {
+				return
+			}
+		}
+	}
+}
+
+// ProfileFlushInterval is how often a recorded access profile is written while it grows, so
+// that a sidecar that is killed leaves most of it behind.
+const ProfileFlushInterval = 10 * time.Second
+
+// startRecorder writes the recorded profile every ProfileFlushInterval while it changes.
+func (m *Mounted) startRecorder() {
+	m.stopRecorder, m.recorderDone = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(m.recorderDone)
+		t := time.NewTicker(ProfileFlushInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				m.flushProfile()
+			case <-m.stopRecorder:
+				return
+			}
+		}
+	}()
+}
+
+// flushProfile writes the profile recorded so far, if it changed.
+func (m *Mounted) flushProfile() {
+	p, changed := m.recorder.Snapshot()
+	if !changed {
+		return
+	}
+	if err := p.WriteFile(m.Spec.RecordProfile); err != nil {
+		m.Spec.Log.Warn("access profile not written", "err", err)
+	}
+}
+
 // Unmount removes the ready file, unmounts and closes the image.
 func (m *Mounted) Unmount() error {
 	if m.stopBackground != nil {
 		m.stopBackground()
+	}
+	if m.recorder != nil {
+		close(m.stopRecorder)
+		<-m.recorderDone
+		p, _ := m.recorder.Snapshot()
+		if err := p.WriteFile(m.Spec.RecordProfile); err != nil {
+			m.Spec.Log.Warn("access profile not written", "err", err)
+		} else {
+			m.Spec.Log.Info("access profile written", "path", m.Spec.RecordProfile, "files", len(p.Inodes))
+		}
+		m.recorder = nil // written once, however often Unmount is called
 	}
 	if m.Spec.ReadyFile != "" {
 		os.Remove(m.Spec.ReadyFile)

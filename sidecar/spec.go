@@ -28,17 +28,22 @@ type MountSpec struct {
 	CacheBytes int64 // verified-plaintext cache of the image reader
 	// RequestTimeout bounds each FUSE request's wait for storage (--read-timeout).
 	RequestTimeout time.Duration
-	// Prefetch is auto, all or none: whether to fetch a remote image whole in the background.
-	Prefetch   string
-	AllowOther bool
-	UID, GID   *uint32 // owner override
-	Publish    bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
-	HiddenDir  string  // where Publish mounts; default beside Mountpoint
-	LogPaths   bool    // name paths inside the image in error logs (debugging only)
-	ReadyFile  string  // written once the mount is live, removed at unmount
-	Log        *slog.Logger
+	// Prefetch is auto, all, none, or the path of an access profile: what a remote image's
+	// background fetch brings, in which order (see startBackgroundFetch).
+	Prefetch string
+	// RecordProfile, if set, is where the order of first reads is written (package profile):
+	// every ProfileFlushInterval while it changes, and at unmount.
+	RecordProfile string
+	AllowOther    bool
+	UID, GID      *uint32 // owner override
+	Publish       bool    // mount at a hidden directory and publish Mountpoint as a symlink to it
+	HiddenDir     string  // where Publish mounts; default beside Mountpoint
+	LogPaths      bool    // name paths inside the image in error logs (debugging only)
+	ReadyFile     string  // written once the mount is live, removed at unmount
+	Log           *slog.Logger
 	// Volume, when set, makes Image a read-write volume's store, mounted through a loop
-	// device; the image-only fields (Pin, CacheBytes, Prefetch, UID, GID, Publish) are unused.
+	// device; the image-only fields (Pin, CacheBytes, Prefetch, RecordProfile, UID, GID,
+	// Publish) are unused.
 	Volume *VolumeOptions
 }
 
@@ -82,7 +87,7 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 		}
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,
-			Prefetch:   fsys.Prefetch,
+			Prefetch: fsys.Prefetch, RecordProfile: fsys.RecordProfile,
 			AllowOther: os.Geteuid() == 0, Publish: fsys.PublishSymlink, HiddenDir: fsys.HiddenMountPoint(i), Log: log,
 			LogPaths: o.LogPaths,
 			Volume:   vol,

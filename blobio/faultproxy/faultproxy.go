@@ -4,6 +4,7 @@
 package faultproxy
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,7 +51,11 @@ type Proxy struct {
 
 	injected atomic.Int64
 	requests atomic.Int64
+	ranges   []Range // the ranged reads seen, in order (guarded by mu)
 }
+
+// Range is one ranged read the proxy forwarded or faulted: bytes [Off, End) of the blob.
+type Range struct{ Off, End int64 }
 
 // New starts a proxy to target (scheme://host[:port]) and closes it in t.Cleanup. By default
 // faults hit only GET requests that carry a Range or x-ms-range header: the reads.
@@ -124,6 +129,31 @@ func (p *Proxy) SetStall(d time.Duration) {
 func (p *Proxy) Injected() int64 { return p.injected.Load() }
 func (p *Proxy) Requests() int64 { return p.requests.Load() }
 
+// Ranges returns the ranged reads seen so far, in the order they arrived.
+func (p *Proxy) Ranges() []Range {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]Range(nil), p.ranges...)
+}
+
+// recordRange notes a ranged read ("bytes=FIRST-LAST" in Range or x-ms-range).
+func (p *Proxy) recordRange(r *http.Request) {
+	h := r.Header.Get("x-ms-range")
+	if h == "" {
+		h = r.Header.Get("Range")
+	}
+	var first, last int64
+	if r.Method != http.MethodGet || h == "" {
+		return
+	}
+	if _, err := fmt.Sscanf(h, "bytes=%d-%d", &first, &last); err != nil {
+		return
+	}
+	p.mu.Lock()
+	p.ranges = append(p.ranges, Range{first, last + 1})
+	p.mu.Unlock()
+}
+
 func (p *Proxy) pick(r *http.Request) (Fault, time.Duration, time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -139,6 +169,7 @@ func (p *Proxy) pick(r *http.Request) (Fault, time.Duration, time.Duration) {
 
 func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	p.requests.Add(1)
+	p.recordRange(r)
 	f, retryAfter, stallFor := p.pick(r)
 	if f != None {
 		p.injected.Add(1)

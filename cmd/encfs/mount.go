@@ -15,6 +15,7 @@ import (
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/config"
 	"github.com/encfs/encfs/image"
+	"github.com/encfs/encfs/profile"
 	"github.com/encfs/encfs/sidecar"
 )
 
@@ -29,7 +30,7 @@ type mountOptions struct {
 	configFile, configEnv         string
 	pinRoot, pinSeries, pinSigner string
 	minGeneration                 uint64
-	prefetch                      string
+	prefetch, recordProfile       string
 	source                        *sourceFlags
 }
 
@@ -98,7 +99,8 @@ each independently: one that fails is reported and the others keep serving.`,
 	f.StringVar(&opts.configFile, "config", "", "mount every filesystem of this JSON configuration file")
 	f.StringVar(&opts.configEnv, "config-env", "", "mount every filesystem of the base64 JSON configuration in this environment variable (e.g. EncfsSideCarArgs)")
 	f.StringVar(&opts.metricsAddr, "metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this address (e.g. 127.0.0.1:9090; a bare :PORT means localhost; default off)")
-	f.StringVar(&opts.prefetch, "prefetch", "auto", "fetch a remote image whole in the background: auto (when it fits the memory and disk caches), all or none")
+	f.StringVar(&opts.prefetch, "prefetch", "auto", "what a remote image's background fetch brings: auto (the whole image when it fits the memory and disk caches; first the files of the image's access profile, if it has one), all, none, or an access profile FILE (its files first, in order, then as auto)")
+	f.StringVar(&opts.recordProfile, "record-profile", "", "write the order in which files are first read (image inode numbers, no names) to this file, for --prefetch FILE or encfs pack --profile")
 	opts.source = addSourceFlags(cmd, blobio.AutoDiskCache)
 	return cmd
 }
@@ -136,7 +138,7 @@ func runMount(ctx context.Context, opts *mountOptions, args []string, out io.Wri
 	if err := checkPrefetch(opts.prefetch); err != nil {
 		return err
 	}
-	spec := sidecar.MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: opts.source.readTimeout, Prefetch: opts.prefetch,
+	spec := sidecar.MountSpec{Image: args[0], Mountpoint: args[1], Source: so, CacheBytes: int64(cache), RequestTimeout: opts.source.readTimeout, Prefetch: opts.prefetch, RecordProfile: opts.recordProfile,
 		AllowOther: opts.allowOther, Publish: opts.publish, ReadyFile: opts.readyFile, Log: slog.Default(), LogPaths: opts.logPaths,
 		Pin: image.Pin{Root: opts.pinRoot, Series: opts.pinSeries, MinGeneration: opts.minGeneration, Signer: opts.pinSigner},
 		Keys: func(context.Context) ([][]byte, error) {
@@ -161,7 +163,10 @@ func checkPrefetch(v string) error {
 	case "auto", "all", "none":
 		return nil
 	}
-	return fmt.Errorf("--prefetch %q: want auto, all or none", v)
+	if _, err := profile.Load(v); err != nil {
+		return fmt.Errorf("--prefetch %q: want auto, all, none or an access profile file: %w", v, err)
+	}
+	return nil
 }
 
 // configModeFlags are the mount flags that also apply with --config: everything else is set per

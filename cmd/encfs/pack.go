@@ -19,6 +19,7 @@ import (
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/pack"
+	"github.com/encfs/encfs/profile"
 	"github.com/encfs/encfs/sidecar"
 )
 
@@ -31,6 +32,7 @@ type packOptions struct {
 	uuidStr, created                 string
 	workers                          int
 	force                            bool
+	profile                          string
 }
 
 func newPackCommand() *cobra.Command {
@@ -67,6 +69,7 @@ key accepts any later generation of the series without a new container policy.`,
 	f.StringVar(&opts.created, "created", "", "fixed creation time, RFC 3339 or Unix seconds (default now)")
 	f.IntVar(&opts.workers, "workers", 0, "encryption goroutines (default: one per core)")
 	f.BoolVar(&opts.force, "force", false, "replace IMAGE if it exists")
+	f.StringVar(&opts.profile, "profile", "", "store this access profile (encfs mount --record-profile, recorded on an earlier image of the same tree) in the image: mounts fetch its files first")
 	return cmd
 }
 
@@ -113,6 +116,13 @@ func runPack(ctx context.Context, opts *packOptions, args []string, stdout io.Wr
 		}
 		defer keys.Zero(k)
 		po.ReleaseKeys = append(po.ReleaseKeys, k)
+	}
+	if opts.profile != "" {
+		p, err := profile.Load(opts.profile)
+		if err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+		po.Profile = p.Inodes
 	}
 	if opts.uuidStr != "" {
 		u, err := uuid.Parse(opts.uuidStr)
