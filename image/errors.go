@@ -3,7 +3,8 @@ package image
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/encfs/encfs/internal/keyslot"
 )
 
 // Sentinel kinds, matched with errors.Is. Each says what a user has to do differently.
@@ -12,7 +13,7 @@ var (
 	ErrTruncated          = errors.New("image is truncated")
 	ErrUnsupportedVersion = errors.New("unsupported image format")
 	ErrCorrupt            = errors.New("image is corrupt")
-	ErrWrongKey           = errors.New("wrong key")
+	ErrWrongKey           = keyslot.ErrWrongKey
 	ErrIntegrity          = errors.New("integrity check failed")
 	ErrNotFound           = errors.New("no such file or directory")
 )
@@ -32,16 +33,7 @@ func formatErr(kind error, format string, args ...any) error {
 
 // WrongKeyError says that none of the given release keys opens any keyslot of the image. It
 // shows fingerprints only, never key material.
-type WrongKeyError struct {
-	Given    []string // fingerprints of the keys that were tried
-	Accepted []string // fingerprints of the image's keyslots
-}
-
-func (e *WrongKeyError) Error() string {
-	return fmt.Sprintf("wrong key: key fingerprint %s does not match any keyslot of this image (it accepts fingerprint %s)",
-		strings.Join(e.Given, ", "), strings.Join(e.Accepted, ", "))
-}
-func (e *WrongKeyError) Unwrap() error { return ErrWrongKey }
+type WrongKeyError = keyslot.WrongKeyError
 
 // Region names a part of the image, for integrity errors.
 type Region string

@@ -92,11 +92,7 @@ func authenticate(h *Header, releaseKeys [][]byte) (master []byte, k *imageKeys,
 		}
 	}
 	if master == nil {
-		we := &WrongKeyError{Accepted: slotFingerprints(h)}
-		for _, rk := range releaseKeys {
-			we.Given = append(we.Given, Fingerprint(rk))
-		}
-		return nil, nil, we
+		return nil, nil, keyslot.NewWrongKeyError("image", h.Keyslots, releaseKeys)
 	}
 	if k, err = deriveKeys(master, h.Salt[:]); err != nil {
 		clear(master)

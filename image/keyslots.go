@@ -49,8 +49,6 @@ func (h headerFile) Size() int64    { return h.size }
 func (h headerFile) String() string { return h.f.Name() }
 func (h headerFile) Close() error   { return nil } // the caller's file
 
-func slotFingerprints(h *Header) []string { return keyslot.Fingerprints(h.Keyslots) }
-
 // AddKeyslot adds a keyslot for newKey to the image file f, authorised by currentKey.
 func AddKeyslot(ctx context.Context, f *os.File, currentKey, newKey []byte) error {
 	return EditKeyslots(ctx, f, currentKey, func(h *Header, master []byte) (err error) {

@@ -3,7 +3,8 @@ package volume
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/encfs/encfs/internal/keyslot"
 )
 
 // Sentinel kinds, matched with errors.Is. Each says what a user has to do differently.
@@ -11,7 +12,7 @@ var (
 	ErrNotVolume          = errors.New("not an encfs volume")
 	ErrUnsupportedVersion = errors.New("unsupported volume format")
 	ErrCorrupt            = errors.New("volume is corrupt")
-	ErrWrongKey           = errors.New("wrong key")
+	ErrWrongKey           = keyslot.ErrWrongKey
 	ErrIntegrity          = errors.New("integrity check failed")
 	ErrLocked             = errors.New("volume is in use")
 	ErrReadOnly           = errors.New("volume is open read-only")
@@ -34,16 +35,7 @@ func formatErr(kind error, format string, args ...any) error {
 
 // WrongKeyError says that none of the given release keys opens any keyslot of the volume. It
 // shows fingerprints only, never key material.
-type WrongKeyError struct {
-	Given    []string // fingerprints of the keys that were tried
-	Accepted []string // fingerprints of the volume's keyslots
-}
-
-func (e *WrongKeyError) Error() string {
-	return fmt.Sprintf("wrong key: key fingerprint %s does not match any keyslot of this volume (it accepts fingerprint %s)",
-		strings.Join(e.Given, ", "), strings.Join(e.Accepted, ", "))
-}
-func (e *WrongKeyError) Unwrap() error { return ErrWrongKey }
+type WrongKeyError = keyslot.WrongKeyError
 
 // IntegrityError reports a unit that failed verification: a data block (Level 0, Index = block
 // number) or a tree node (Level >= 1), or the header (Level -1). It was modified, moved,

@@ -83,11 +83,7 @@ func authenticate(h *header, releaseKeys [][]byte) (master []byte, k *volumeKeys
 		}
 	}
 	if master == nil {
-		we := &WrongKeyError{Accepted: keyslot.Fingerprints(h.Keyslots)}
-		for _, rk := range releaseKeys {
-			we.Given = append(we.Given, Fingerprint(rk))
-		}
-		return nil, nil, we
+		return nil, nil, keyslot.NewWrongKeyError("volume", h.Keyslots, releaseKeys)
 	}
 	k = deriveKeys(master, h.Salt[:])
 	if !h.checkMAC(k.macKey) {

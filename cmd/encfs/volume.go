@@ -73,6 +73,36 @@ func (vf *volumeFlags) blob() (location.Options, error) {
 	return o, nil
 }
 
+// openStore opens the store at target (a local file or a page blob URL) with the command's
+// storage flags: exclusively unless readOnly.
+func (vf *volumeFlags) openStore(ctx context.Context, target string, readOnly bool) (volume.Store, error) {
+	blob, err := vf.blob()
+	if err != nil {
+		return nil, err
+	}
+	return sidecar.OpenVolumeStore(ctx, target, readOnly, blob)
+}
+
+// openVolume opens the volume at target with the key in keyFile, and returns it with the key's
+// fingerprint. Closing the volume closes its store.
+func (vf *volumeFlags) openVolume(ctx context.Context, target, keyFile string, readOnly bool) (*volume.Volume, string, error) {
+	key, err := oneKey(keyFile)
+	if err != nil {
+		return nil, "", err
+	}
+	defer keys.Zero(key)
+	s, err := vf.openStore(ctx, target, readOnly)
+	if err != nil {
+		return nil, "", err
+	}
+	v, err := volume.Open(ctx, s, [][]byte{key}, volume.OpenOptions{ReadOnly: readOnly, Log: slog.Default()})
+	if err != nil {
+		s.Close()
+		return nil, "", fmt.Errorf("%s: %w", blobio.Display(target), err)
+	}
+	return v, volume.Fingerprint(key), nil
+}
+
 // oneKey reads exactly one key file.
 func oneKey(keyFile string) ([]byte, error) {
 	if keyFile == "" {
@@ -211,7 +241,7 @@ func runVolumeMount(ctx context.Context, opts *volumeMountOptions, target, mount
 			}
 			return [][]byte{k}, nil
 		}}
-	return sidecar.Run(ctx, out, []sidecar.MountSpec{spec}, sidecar.RunOptions{MetricsAddr: opts.metricsAddr})
+	return sidecar.Run(ctx, out, []sidecar.MountSpec{spec}, sidecar.RunOptions{MetricsAddr: opts.metricsAddr, Advice: advice})
 }
 
 // ---- grow ----
@@ -251,23 +281,9 @@ func runVolumeGrow(ctx context.Context, opts *volumeGrowOptions, target string, 
 	if err != nil {
 		return fmt.Errorf("--size: %w", err)
 	}
-	key, err := oneKey(opts.keyFile)
+	v, _, err := opts.vf.openVolume(ctx, target, opts.keyFile, false)
 	if err != nil {
 		return err
-	}
-	defer keys.Zero(key)
-	blob, err := opts.vf.blob()
-	if err != nil {
-		return err
-	}
-	s, err := sidecar.OpenVolumeStore(ctx, target, false, blob)
-	if err != nil {
-		return err
-	}
-	v, err := volume.Open(ctx, s, [][]byte{key}, volume.OpenOptions{Log: slog.Default()})
-	if err != nil {
-		s.Close()
-		return fmt.Errorf("%s: %w", blobio.Display(target), err)
 	}
 	old := v.Size()
 	if int64(size) < old {
@@ -314,15 +330,11 @@ func newVolumeInspectCommand() *cobra.Command {
 }
 
 func runVolumeInspect(ctx context.Context, opts *volumeInspectOptions, target string, out io.Writer) error {
-	blob, err := opts.vf.blob()
-	if err != nil {
-		return err
-	}
-	s, err := sidecar.OpenVolumeStore(ctx, target, true, blob)
-	if err != nil {
-		return err
-	}
 	if opts.keyFile == "" {
+		s, err := opts.vf.openStore(ctx, target, true)
+		if err != nil {
+			return err
+		}
 		defer s.Close()
 		pi, err := volume.Inspect(ctx, s)
 		if err != nil {
@@ -335,20 +347,13 @@ func runVolumeInspect(ctx context.Context, opts *volumeInspectOptions, target st
 		}
 		return nil
 	}
-	key, err := oneKey(opts.keyFile)
+	v, fingerprint, err := opts.vf.openVolume(ctx, target, opts.keyFile, true)
 	if err != nil {
-		s.Close()
 		return err
-	}
-	defer keys.Zero(key)
-	v, err := volume.Open(ctx, s, [][]byte{key}, volume.OpenOptions{ReadOnly: true, Log: slog.Default()})
-	if err != nil {
-		s.Close()
-		return fmt.Errorf("%s: %w", blobio.Display(target), err)
 	}
 	defer v.Close(ctx)
 	in := v.Info()
-	fmt.Fprintf(out, "volume %s (header authenticated with key %s)\n", blobio.Display(target), volume.Fingerprint(key))
+	fmt.Fprintf(out, "volume %s (header authenticated with key %s)\n", blobio.Display(target), fingerprint)
 	printVolumeInfo(out, in.UUID, in.Generation, in.Size, in.BlockSize, in.Label, in.Created, in.Keyslots, in.StoreSize)
 	if fs, err := blockdev.Detect(ctx, v); err == nil {
 		fmt.Fprintf(out, "filesystem: %s\n", fs)
@@ -411,11 +416,7 @@ func runVolumeVerify(ctx context.Context, opts *volumeVerifyOptions, target stri
 		return err
 	}
 	defer keys.Zero(key)
-	blob, err := opts.vf.blob()
-	if err != nil {
-		return err
-	}
-	s, err := sidecar.OpenVolumeStore(ctx, target, true, blob)
+	s, err := opts.vf.openStore(ctx, target, true)
 	if err != nil {
 		return err
 	}

@@ -142,6 +142,33 @@ func Parse(b []byte) (Slot, error) {
 	return s, nil
 }
 
+// ErrWrongKey: none of the release keys given has a keyslot. image.ErrWrongKey and
+// volume.ErrWrongKey are this error.
+var ErrWrongKey = errors.New("wrong key")
+
+// WrongKeyError says that none of the given release keys opens any keyslot of an image or a
+// volume. It shows fingerprints only, never key material.
+type WrongKeyError struct {
+	Noun     string   // "image" or "volume"
+	Given    []string // fingerprints of the keys that were tried
+	Accepted []string // fingerprints of the keyslots
+}
+
+// NewWrongKeyError describes releaseKeys failing to open any of slots.
+func NewWrongKeyError(noun string, slots []Slot, releaseKeys [][]byte) *WrongKeyError {
+	e := &WrongKeyError{Noun: noun, Accepted: Fingerprints(slots)}
+	for _, rk := range releaseKeys {
+		e.Given = append(e.Given, FingerprintHex(rk))
+	}
+	return e
+}
+
+func (e *WrongKeyError) Error() string {
+	return fmt.Sprintf("wrong key: key fingerprint %s does not match any keyslot of this %s (it accepts fingerprint %s)",
+		strings.Join(e.Given, ", "), e.Noun, strings.Join(e.Accepted, ", "))
+}
+func (e *WrongKeyError) Unwrap() error { return ErrWrongKey }
+
 // Fingerprints lists the slots' fingerprints in hex, for messages.
 func Fingerprints(slots []Slot) []string {
 	out := make([]string, 0, len(slots))
