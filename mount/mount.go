@@ -97,7 +97,7 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 	if err := CleanStale(m.Dir, o.Log); err != nil {
 		return nil, err
 	}
-	if m.createdDir, err = makeMountPoint(m.Dir); err != nil {
+	if m.createdDir, err = MakeMountPoint(m.Dir); err != nil {
 		return nil, err
 	}
 	timeout := encfs.Timeout
@@ -135,9 +135,9 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 	return m, nil
 }
 
-// makeMountPoint creates dir if it is missing (its parent must exist) and reports whether it
+// MakeMountPoint creates dir if it is missing (its parent must exist) and reports whether it
 // did. Anything but a directory at dir is refused.
-func makeMountPoint(dir string) (created bool, err error) {
+func MakeMountPoint(dir string) (created bool, err error) {
 	st, err := os.Stat(dir)
 	switch {
 	case err == nil && st.IsDir():

@@ -181,7 +181,7 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		vm.writeBack = wb
 		vm.pageBlob, _ = wb.Inner().(*azure.PageBlob)
 	}
-	if vm.createdDir, err = makeDir(spec.Mountpoint); err != nil {
+	if vm.createdDir, err = mount.MakeMountPoint(spec.Mountpoint); err != nil {
 		v.Close(ctx)
 		return nil, err
 	}
@@ -240,21 +240,4 @@ func (vm *volumeMount) unmount(dir string) error {
 		os.Remove(dir)
 	}
 	return err
-}
-
-// makeDir creates dir if it is missing (its parent must exist) and reports whether it did.
-func makeDir(dir string) (bool, error) {
-	st, err := os.Stat(dir)
-	switch {
-	case err == nil && st.IsDir():
-		return false, nil
-	case err == nil:
-		return false, fmt.Errorf("mount point %s is not a directory", dir)
-	case !errors.Is(err, os.ErrNotExist):
-		return false, fmt.Errorf("mount point %s: %w", dir, err)
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return false, fmt.Errorf("create the mount point: %w", err)
-	}
-	return true, nil
 }
