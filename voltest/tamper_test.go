@@ -2,16 +2,17 @@ package voltest
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,7 +27,6 @@ func TestTamperThroughMount(t *testing.T) {
 	e := newEnv(t)
 	store := filepath.Join(e.dir, "vol")
 	e.create(store, "128M")
-	before := blockHashes(t, store)
 
 	const fileSize = 64 << 20
 	want := make([]byte, fileSize)
@@ -49,27 +49,36 @@ func TestTamperThroughMount(t *testing.T) {
 			t.Errorf("the volume's write metrics do not match %s:\n%s", re, grepLines(m, "encfs_volume"))
 		}
 	}
+	// Where the file's data lies on the device, from ext4's own extent map, while mounted.
+	devBlocks := fileDeviceBlocks(t, filepath.Join(d.mnt, "data"))
+	if len(devBlocks) != fileSize/4096 {
+		t.Fatalf("filefrag maps %d device blocks of the 64 MiB file, want %d", len(devBlocks), fileSize/4096)
+	}
 	d.stop()
 
-	// The store blocks the file's write changed (the file's ciphertext, mostly, and some
-	// tree nodes and filesystem metadata); damage a few from the middle of the largest run,
-	// where the file's data lies.
-	changed := changedBlocks(t, store, before)
-	run := longestRun(changed)
-	if len(run) < 1000 {
-		t.Fatalf("only %d contiguous changed store blocks after writing 64 MiB: the test cannot find the file's data", len(run))
-	}
+	// Damage 8 of the file's blocks, spread over its middle, in both physical slots of each
+	// (docs/VOLUME.md, "Layout"): whichever slot the last commit made live fails to verify.
 	f, err := os.OpenFile(store, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var hdr [24]byte
+	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+		t.Fatal(err)
+	}
+	extent := int64(binary.LittleEndian.Uint32(hdr[20:24]))
 	for i := range 8 {
-		blk := run[len(run)/4+i*len(run)/16]
-		var b [1]byte
-		f.ReadAt(b[:], blk*4096+100)
-		b[0] ^= 0x40
-		if _, err := f.WriteAt(b[:], blk*4096+100); err != nil {
-			t.Fatal(err)
+		blk := devBlocks[len(devBlocks)/4+i*len(devBlocks)/16]
+		for slot := range int64(2) {
+			off := dataSlotOffset(blk, slot, extent) + 100
+			var b [1]byte
+			if _, err := f.ReadAt(b[:], off); err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0x40
+			if _, err := f.WriteAt(b[:], off); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	f.Close()
@@ -125,64 +134,33 @@ func TestTamperThroughMount(t *testing.T) {
 	}
 }
 
-// blockHashes hashes every 4 KiB block of the file at path that holds data (holes skipped).
-func blockHashes(t *testing.T, path string) map[int64][32]byte {
+// fileDeviceBlocks lists the device blocks that hold the file at path, in file order, from
+// ext4's extent map (filefrag, e2fsprogs).
+func fileDeviceBlocks(t *testing.T, path string) []int64 {
 	t.Helper()
-	f, err := os.Open(path)
+	out, err := exec.Command("filefrag", "-v", "-b4096", path).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("filefrag: %v: %s", err, out)
 	}
-	defer f.Close()
-	out := map[int64][32]byte{}
-	buf := make([]byte, 4096)
-	var off int64
-	for {
-		data, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
-		if err != nil {
-			break // ENXIO: no data after off
+	// "   0:        0..   16383:      34816..     51199:  16384: ..."
+	ext := regexp.MustCompile(`(?m)^\s*\d+:\s+(\d+)\.\.\s*(\d+):\s+(\d+)\.\.\s*(\d+):`)
+	var blocks []int64
+	for _, m := range ext.FindAllStringSubmatch(string(out), -1) {
+		first, _ := strconv.ParseInt(m[3], 10, 64)
+		last, _ := strconv.ParseInt(m[4], 10, 64)
+		for b := first; b <= last; b++ {
+			blocks = append(blocks, b)
 		}
-		hole, err := unix.Seek(int(f.Fd()), data, unix.SEEK_HOLE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for p := data &^ 4095; p < hole; p += 4096 {
-			n, err := f.ReadAt(buf, p)
-			if err != nil && !errors.Is(err, io.EOF) {
-				t.Fatal(err)
-			}
-			out[p/4096] = sha256.Sum256(buf[:n])
-		}
-		off = hole
 	}
-	return out
+	return blocks
 }
 
-// changedBlocks lists, in order, the blocks of path whose content differs from before.
-func changedBlocks(t *testing.T, path string, before map[int64][32]byte) []int64 {
-	after := blockHashes(t, path)
-	var out []int64
-	for blk, h := range after {
-		if before[blk] != h {
-			out = append(out, blk)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// longestRun is the longest run of consecutive block numbers in sorted.
-func longestRun(sorted []int64) []int64 {
-	var best []int64
-	start := 0
-	for i := 1; i <= len(sorted); i++ {
-		if i == len(sorted) || sorted[i] != sorted[i-1]+1 {
-			if i-start > len(best) {
-				best = sorted[start:i]
-			}
-			start = i
-		}
-	}
-	return best
+// dataSlotOffset is where slot s of data block i lies in the store (docs/VOLUME.md, "Layout"),
+// for a volume of extent E.
+func dataSlotOffset(i, s, E int64) int64 {
+	L := E / 128
+	S := 2*E + 2*L + 10
+	return 8192 + (i/E)*S*4096 + (s*E+i%E)*4096
 }
 
 // freeAddr is a free 127.0.0.1 address for a metrics server.
