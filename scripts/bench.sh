@@ -771,6 +771,7 @@ mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem 
 			export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
 			"$BIN/benchread" container "${BLOB_URL%/*}"
 			target="${BLOB_URL%/*}/vol-$(date +%s%N).img"
+			VOL_BLOB="$target"
 		fi
 		"$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
 			log "volume create failed: $(tail -3 "$RUN/vol-$t-create.log")"
@@ -809,6 +810,10 @@ unmount_volume_target() { # unmount_volume_target TARGET (the daemons unmount, d
 		unmount_target "$mnt"
 	fi
 	rm -rf "$D/vol-$t.img" "$D/vol-gocryptfs"
+	if [[ -n "${VOL_BLOB:-}" ]]; then
+		"$BIN/benchread" rmblob "$VOL_BLOB" || log "could not delete $VOL_BLOB"
+		VOL_BLOB=""
+	fi
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
 
@@ -851,12 +856,15 @@ bench_volume() {
 				--size="${VOL_RAND_MIB}M" --ioengine=libaio --iodepth=16 --direct=1 --time_based --runtime="$VOL_RUNTIME")"
 			rm -f "$mnt/rand"
 			sync
+			# A metadata step that fails gives no figure (n/a), not the time it took to fail.
 			t0=$(date +%s.%N)
-			mkdir "$mnt/tree" && tar -xf "$tarball" -C "$mnt/tree" && sync
-			untar[$t]="${untar[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			if mkdir "$mnt/tree" && tar -xf "$tarball" -C "$mnt/tree" && sync; then
+				untar[$t]="${untar[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			fi
 			t0=$(date +%s.%N)
-			rm -rf "$mnt/tree" && sync
-			rmrf[$t]="${rmrf[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			if rm -rf "$mnt/tree" && sync; then
+				rmrf[$t]="${rmrf[$t]:-} $(calc "$(date +%s.%N) - $t0" 2)"
+			fi
 			if [[ -n "$MPID" ]]; then
 				cpu[$t]="${cpu[$t]:-} $(calc "($(cpu_ticks "$MPID") - $c0) / $TICK" 1)"
 				hwm[$t]="${hwm[$t]:-} $(awk '/^VmHWM:/ {printf "%.0f", $2 / 1024}' "/proc/$MPID/status")"

@@ -75,6 +75,8 @@ func main() {
 		err = plainVol(args)
 	case "container":
 		err = mkContainer(args)
+	case "rmblob":
+		err = rmBlob(args)
 	default:
 		usage()
 	}
@@ -85,7 +87,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport|container|plainvol ... (see the source)")
+	fmt.Fprintln(os.Stderr, "usage: benchread genbig|gensmall|gentree|list|seq|shuffle|start|download|freeport|container|rmblob|plainvol ... (see the source)")
 	os.Exit(2)
 }
 
