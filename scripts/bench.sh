@@ -644,7 +644,11 @@ prepare_epoch() { # prepare_epoch SET: the dataset, its index (path<TAB>size) an
 	# An image of an older format (or none yet) is packed again, as for the other parts.
 	if [[ "${BENCH_REPACK:-0}" == 1 ]] || ! "$BIN/encfs" inspect --key-file "$KEY" "$dir/data.img" >/dev/null 2>&1; then
 		log "packing $dir/data into $dir/data.img"
-		"$BIN/encfs" --log-format text pack --key-file "$KEY" "$dir/data" "$dir/data.img" >"$dir/pack.log"
+		rm -f "$dir/data.img"
+		"$BIN/encfs" --log-format text pack --key-file "$KEY" "$dir/data" "$dir/data.img" >"$dir/pack.log" 2>&1 || {
+			log "packing the $set epoch image failed: $(tail -3 "$dir/pack.log")"
+			return 1
+		}
 	fi
 	printf '%s' "$dir"
 }
@@ -659,7 +663,7 @@ bench_epoch() {
 	taskset -pc 1 "$AZ_PID" >/dev/null 2>&1 || true
 	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
 	for set in "${EPOCH_SETS[@]}"; do
-		dir="$(prepare_epoch "$set")"
+		dir="$(prepare_epoch "$set")" || return 1
 		url="${BLOB_URL%/*}/epoch-$set.img"
 		img_bytes="$(stat -c %s "$dir/data.img")"
 		"$BIN/encfs" --log-format text upload --quiet "$dir/data.img" "$url" >"$RUN/epoch-upload.log" 2>&1 || {
