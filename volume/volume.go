@@ -472,15 +472,25 @@ func (v *Volume) ReadAt(ctx context.Context, p []byte, off int64) error {
 	}
 	sc := v.getScratch()
 	defer v.putScratch(sc)
+	if err := v.eachBatch(ctx, sc, p, off, false, v.readBlocks); err != nil {
+		clear(p)
+		return err
+	}
+	return nil
+}
+
+// eachBatch splits p, the bytes at off, into runs of at most maxBatch blocks and calls do for
+// each, with the run's stripes locked (exclusively when write). It stops at the first error.
+func (v *Volume) eachBatch(ctx context.Context, sc *scratch, p []byte, off int64, write bool,
+	do func(ctx context.Context, sc *scratch, b0, n uint64, p []byte, skip int) error) error {
 	for len(p) > 0 {
 		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
 		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
 		take := min(len(p), int(n)*BlockSize-skip)
-		v.lockRange(b0, n, false)
-		err := v.readBlocks(ctx, sc, b0, n, p[:take], skip)
-		v.unlockRange(b0, n, false)
+		v.lockRange(b0, n, write)
+		err := do(ctx, sc, b0, n, p[:take], skip)
+		v.unlockRange(b0, n, write)
 		if err != nil {
-			clear(p)
 			return err
 		}
 		p, off = p[take:], off+int64(take)
@@ -819,19 +829,7 @@ func (v *Volume) WriteAt(ctx context.Context, p []byte, off int64) error {
 	}
 	sc := v.getScratch()
 	defer v.putScratch(sc)
-	for len(p) > 0 {
-		b0, skip := uint64(off/BlockSize), int(off%BlockSize)
-		n := min(maxBatch, uint64(skip+len(p)+BlockSize-1)/BlockSize)
-		take := min(len(p), int(n)*BlockSize-skip)
-		v.lockRange(b0, n, true)
-		err := v.writeBlocks(ctx, sc, b0, n, p[:take], skip)
-		v.unlockRange(b0, n, true)
-		if err != nil {
-			return err
-		}
-		p, off = p[take:], off+int64(take)
-	}
-	return nil
+	return v.eachBatch(ctx, sc, p, off, true, v.writeBlocks)
 }
 
 // writeBlocks seals blocks b0..b0+n-1 from p (starting skip bytes into b0, perhaps ending
