@@ -181,7 +181,11 @@ func main() {
 	// filesystem mounted, which would leave a dead mount: writes fail with EPIPE instead.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCommand().ExecuteContext(ctx)
+	stopProfile, err := startCPUProfile()
+	if err == nil {
+		err = newRootCommand().ExecuteContext(ctx)
+		stopProfile()
+	}
 	stop()
 	if errors.Is(err, syscall.EPIPE) {
 		os.Exit(141) // the reader went away (cat ... | head): quietly, as SIGPIPE would
