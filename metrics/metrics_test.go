@@ -17,7 +17,7 @@ import (
 func TestHandler(t *testing.T) {
 	c := NewCollector()
 	remove := c.Add("/mnt/a", func() Stats {
-		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, OpenFiles: 5},
+		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, FilesRead: 5},
 			Image: image.Stats{CacheHits: 7, IntegrityFailures: 2},
 			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4,
 				FetchErrors: 3, FetchErrorsByCause: [7]int64{2, 0, 0, 1}, DiskHits: 9, DiskMisses: 4, DiskWrites: 4,
@@ -66,7 +66,7 @@ func TestHandler(t *testing.T) {
 		`encfs_fetch_bytes_total{mount="/mnt/a"} 4096`,
 		`encfs_fetch_duration_seconds_sum{mount="/mnt/a"} 1`,
 		`encfs_fetch_duration_seconds_count{mount="/mnt/a"} 4`,
-		`encfs_open_files{mount="/mnt/a"} 5`,
+		`encfs_files_read_total{mount="/mnt/a"} 5`,
 		`encfs_fetch_errors_total{cause="unreachable",mount="/mnt/a"} 2`,
 		`encfs_fetch_errors_total{cause="changed",mount="/mnt/a"} 1`,
 		`encfs_fetch_errors_total{cause="timeout",mount="/mnt/a"} 0`,
