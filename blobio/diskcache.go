@@ -86,10 +86,13 @@ func checkSegments(tr []byte, n int, b []byte, first int) bool {
 func diskFileSize(n int) int64 { return int64((n+diskAlign-1)/diskAlign*diskAlign + diskAlign) }
 
 // alignedBlock returns a zeroed diskAlign-byte buffer aligned for direct I/O.
-func alignedBlock() []byte {
-	b := make([]byte, 2*diskAlign)
+func alignedBlock() []byte { return alignedBuf(diskAlign) }
+
+// alignedBuf returns a zeroed n-byte buffer aligned for direct I/O.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+diskAlign)
 	off := (diskAlign - int(uintptr(unsafe.Pointer(&b[0]))%diskAlign)) % diskAlign
-	return b[off : off+diskAlign : off+diskAlign]
+	return b[off : off+n : off+n]
 }
 
 // directOK reports whether b can be read or written with O_DIRECT.
@@ -343,32 +346,71 @@ func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
 
 // readFileRange reads p from offset off of the cached file path holding n bytes. It reads the
 // whole segments around the range and checks their CRCs, so that a damaged file is a miss (and
-// is dropped) here too.
+// is dropped) rather than a verification failure.
+//
+// It reads with O_DIRECT, into a reused aligned buffer, as chunks are written. A shuffled epoch
+// reads every file of a dataset once from here, in random order; through the page cache each
+// small read started the disk's readahead (megabytes) around it, and the daemon spent more CPU
+// on those pages, and on allocating and zeroing a fresh buffer per read, than on decrypting.
 func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool {
 	if off < 0 || off+int64(len(p)) > int64(n) {
 		return false
 	}
-	f, err := os.Open(path)
+	f, _, err := openMaybeDirect(path, os.O_RDONLY, true)
 	if err != nil {
 		d.store.forget(path)
 		return false
 	}
 	defer f.Close()
-	tr := alignedBlock()
 	seg := int64(segmentSize(n))
 	lo, hi := off/seg*seg, min((off+int64(len(p))+seg-1)/seg*seg, int64(n))
-	buf := make([]byte, hi-lo)
+	// Whole aligned blocks: the end of a short last chunk is padded on disk (diskFileSize).
+	span := (hi - lo + diskAlign - 1) / diskAlign * diskAlign
+	buf := getAligned(diskAlign + int(span))
+	defer putAligned(buf)
+	tr, data := buf[:diskAlign], buf[diskAlign:diskAlign+span]
 	_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
 	if err == nil {
-		_, err = f.ReadAt(buf, lo)
+		_, err = f.ReadAt(data, lo)
 	}
-	if err != nil || !checkSegments(tr, n, buf, int(lo/seg)) {
+	if err != nil || !checkSegments(tr, n, data[:hi-lo], int(lo/seg)) {
 		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path)
 		d.store.forget(path)
 		return false
 	}
-	copy(p, buf[off-lo:])
+	copy(p, data[off-lo:])
 	return true
+}
+
+// alignedPools hold reusable aligned buffers by size class: class c holds buffers of
+// diskAlign<<c bytes.
+var alignedPools [16]sync.Pool
+
+// getAligned returns a buffer of n bytes aligned for direct I/O, reused when one of its size
+// class is free. Its contents are whatever it last held.
+func getAligned(n int) []byte {
+	c := 0
+	for diskAlign<<c < n {
+		c++
+	}
+	if c < len(alignedPools) {
+		if b, ok := alignedPools[c].Get().(*[]byte); ok {
+			return (*b)[:n]
+		}
+	}
+	return alignedBuf(diskAlign << c)[:n]
+}
+
+// putAligned gives back a buffer from getAligned.
+func putAligned(b []byte) {
+	b = b[:cap(b)]
+	c := 0
+	for diskAlign<<c < len(b) {
+		c++
+	}
+	if c < len(alignedPools) && diskAlign<<c == len(b) {
+		alignedPools[c].Put(&b)
+	}
 }
 
 // touch makes path the most recently used file of the store.
