@@ -132,6 +132,10 @@ type diskStore struct {
 type diskEntry struct {
 	path string
 	size int64
+	// crcs is the file's trailer, cut after its last CRC, once a read has checked it: later
+	// range reads of the file read just their segments, one I/O instead of two. 528 bytes for
+	// an 8 MiB chunk: 6.6 MiB of memory for a full disk cache of 100 GiB.
+	crcs []byte
 }
 
 var (
@@ -191,7 +195,7 @@ func openDiskStore(dir string, max int64, log *slog.Logger) (*diskStore, error) 
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
 	for _, f := range files {
-		s.m[f.path] = s.ll.PushFront(&diskEntry{f.path, f.size})
+		s.m[f.path] = s.ll.PushFront(&diskEntry{path: f.path, size: f.size})
 		s.total += f.size
 	}
 	s.evictLocked()
@@ -247,6 +251,27 @@ func (s *diskStore) shrinkToFit(chunk int64) {
 		s.full = true
 		s.log.Warn("disk cache: the filesystem is full; shrinking the cache to fit (logged once)",
 			"dir", s.dir, "bound_was", old, "bound_now", s.max)
+	}
+}
+
+// checkedTrailer returns the trailer of the file at path that an earlier read checked, or nil.
+func (s *diskStore) checkedTrailer(path string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[path]; ok {
+		return e.Value.(*diskEntry).crcs
+	}
+	return nil
+}
+
+// keepTrailer remembers the checked trailer tr of the n-byte file at path, up to its last CRC.
+func (s *diskStore) keepTrailer(path string, tr []byte, n int) {
+	used := trailerHead + 4*((n+segmentSize(n)-1)/segmentSize(n))
+	crcs := append([]byte(nil), tr[:used]...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[path]; ok {
+		e.Value.(*diskEntry).crcs = crcs
 	}
 }
 
@@ -368,8 +393,12 @@ func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool 
 	span := (hi - lo + diskAlign - 1) / diskAlign * diskAlign
 	buf := getAligned(diskAlign + int(span))
 	defer putAligned(buf)
-	tr, data := buf[:diskAlign], buf[diskAlign:diskAlign+span]
-	_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
+	tr, data := d.store.checkedTrailer(path), buf[diskAlign:diskAlign+span]
+	fresh := tr == nil
+	if fresh {
+		tr = buf[:diskAlign]
+		_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
+	}
 	if err == nil {
 		_, err = f.ReadAt(data, lo)
 	}
@@ -377,6 +406,9 @@ func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool 
 		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path)
 		d.store.forget(path)
 		return false
+	}
+	if fresh {
+		d.store.keepTrailer(path, tr, n)
 	}
 	copy(p, data[off-lo:])
 	return true
@@ -456,9 +488,10 @@ func (d *diskCache) putFile(p, tmpTag string, data []byte) error {
 	if e, ok := s.m[p]; ok {
 		s.total -= e.Value.(*diskEntry).size
 		e.Value.(*diskEntry).size = size
+		e.Value.(*diskEntry).crcs = nil // another file now
 		s.ll.MoveToFront(e)
 	} else {
-		s.m[p] = s.ll.PushFront(&diskEntry{p, size})
+		s.m[p] = s.ll.PushFront(&diskEntry{path: p, size: size})
 	}
 	s.total += size
 	s.evictLocked()
