@@ -31,7 +31,7 @@ func TestFioVerify(t *testing.T) {
 
 func fio(t *testing.T, dir, name, args string, extra ...string) {
 	t.Helper()
-	cmd := exec.Command("sh", "-c", "fio --name="+name+" --filename="+filepath.Join(dir, name)+" "+args+" "+shellJoin(extra))
+	cmd := exec.Command("sh", "-c", "fio --name="+name+" --filename="+filepath.Join(dir, name)+" --verify_state_save=0 "+args+" "+shellJoin(extra))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("fio %s %v: %v\n%s", name, extra, err, out)
