@@ -25,26 +25,19 @@ func TestMemoryLimit(t *testing.T) {
 	cg := newMemoryCgroup(t, volumeBudget)
 	store := filepath.Join(e.dir, "vol")
 	e.create(store, "1G")
-	jobs := []struct{ name, args string }{
+	jobs := []fioJob{
 		{"rand", "--rw=randwrite --bs=4k --size=64M --ioengine=libaio --iodepth=16 --direct=1 --end_fsync=1"},
 		{"seq", "--rw=write --bs=1M --size=384M --ioengine=psync --end_fsync=1"},
 	}
 	d := e.mount(store)
 	cg.add(t, d.cmd.Process.Pid)
-	for _, j := range jobs {
-		fio(t, d.mnt, j.name, j.args, "--verify=crc32c", "--do_verify=1")
-	}
+	writeVerified(t, d.mnt, jobs)
 	if n := cg.ooms(t); n != 0 {
 		t.Fatalf("the OOM killer acted %d times in the daemon's cgroup (limit %d MiB)", n, volumeBudget>>20)
 	}
 	t.Logf("peak memory of the daemon's cgroup, page cache included: %d MiB of %d", cg.peak(t)>>20, volumeBudget>>20)
 	d.stop()
-	d = e.mount(store)
-	for _, j := range jobs {
-		fio(t, d.mnt, j.name, j.args, "--verify=crc32c", "--verify_only=1")
-	}
-	d.stop()
-	e.fsck(store)
+	verifyThroughFreshMount(t, e, store, jobs)
 }
 
 // memoryCgroup is a child memory cgroup of this test process's own, cgroup v1 or v2.
