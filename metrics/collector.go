@@ -113,7 +113,7 @@ var (
 	descFetchLatency   = desc("fetch_duration_seconds", "Time taken by reads from the image's storage.")
 	descFetchRequests  = desc("fetch_requests_total", "Reads from the image's storage, by kind (chunk: a whole chunk; range: a smaller range for random reads, see docs/PERFORMANCE.md).", "kind")
 	descCoalesced      = desc("fetch_ranges_coalesced_total", "Range reads that went out inside a neighbour's request instead of their own.")
-	descBackground     = desc("background_fetches_total", "Chunks the whole-image background fetch started (--prefetch).")
+	descBackground     = desc("background_fetches_total", "Chunks the whole-image background fetch started.")
 	descFetchErrors    = desc("fetch_errors_total", "Reads from storage that failed after retries, by cause (unreachable, not_found, auth, changed, bad_response, timeout: no answer within the reader's deadline, other).", "cause")
 	descFetchRetries   = desc("fetch_retries_total", "Retried attempts of reads from storage.")
 	descBreakerOpen    = desc("storage_breaker_open", "1 while a permanent storage condition (blob replaced or deleted, access refused) stops reads; the sidecar should be restarted.")
