@@ -86,10 +86,13 @@ func checkSegments(tr []byte, n int, b []byte, first int) bool {
 func diskFileSize(n int) int64 { return int64((n+diskAlign-1)/diskAlign*diskAlign + diskAlign) }
 
 // alignedBlock returns a zeroed diskAlign-byte buffer aligned for direct I/O.
-func alignedBlock() []byte {
-	b := make([]byte, 2*diskAlign)
+func alignedBlock() []byte { return alignedBuf(diskAlign) }
+
+// alignedBuf returns a zeroed n-byte buffer aligned for direct I/O.
+func alignedBuf(n int) []byte {
+	b := make([]byte, n+diskAlign)
 	off := (diskAlign - int(uintptr(unsafe.Pointer(&b[0]))%diskAlign)) % diskAlign
-	return b[off : off+diskAlign : off+diskAlign]
+	return b[off : off+n : off+n]
 }
 
 // directOK reports whether b can be read or written with O_DIRECT.
@@ -129,6 +132,10 @@ type diskStore struct {
 type diskEntry struct {
 	path string
 	size int64
+	// crcs is the file's trailer, cut after its last CRC, once a read has checked it: later
+	// range reads of the file read just their segments, one I/O instead of two. 528 bytes for
+	// an 8 MiB chunk: 6.6 MiB of memory for a full disk cache of 100 GiB.
+	crcs []byte
 }
 
 var (
@@ -188,7 +195,7 @@ func openDiskStore(dir string, max int64, log *slog.Logger) (*diskStore, error) 
 	}
 	sort.Slice(files, func(i, j int) bool { return files[i].mtime.Before(files[j].mtime) })
 	for _, f := range files {
-		s.m[f.path] = s.ll.PushFront(&diskEntry{f.path, f.size})
+		s.m[f.path] = s.ll.PushFront(&diskEntry{path: f.path, size: f.size})
 		s.total += f.size
 	}
 	s.evictLocked()
@@ -244,6 +251,27 @@ func (s *diskStore) shrinkToFit(chunk int64) {
 		s.full = true
 		s.log.Warn("disk cache: the filesystem is full; shrinking the cache to fit (logged once)",
 			"dir", s.dir, "bound_was", old, "bound_now", s.max)
+	}
+}
+
+// checkedTrailer returns the trailer of the file at path that an earlier read checked, or nil.
+func (s *diskStore) checkedTrailer(path string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[path]; ok {
+		return e.Value.(*diskEntry).crcs
+	}
+	return nil
+}
+
+// keepTrailer remembers the checked trailer tr of the n-byte file at path, up to its last CRC.
+func (s *diskStore) keepTrailer(path string, tr []byte, n int) {
+	used := trailerHead + 4*((n+segmentSize(n)-1)/segmentSize(n))
+	crcs := append([]byte(nil), tr[:used]...)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.m[path]; ok {
+		e.Value.(*diskEntry).crcs = crcs
 	}
 }
 
@@ -343,32 +371,78 @@ func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
 
 // readFileRange reads p from offset off of the cached file path holding n bytes. It reads the
 // whole segments around the range and checks their CRCs, so that a damaged file is a miss (and
-// is dropped) here too.
+// is dropped) rather than a verification failure.
+//
+// It reads with O_DIRECT, into a reused aligned buffer, as chunks are written. A shuffled epoch
+// reads every file of a dataset once from here, in random order; through the page cache each
+// small read started the disk's readahead (megabytes) around it, and the daemon spent more CPU
+// on those pages, and on allocating and zeroing a fresh buffer per read, than on decrypting.
 func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool {
 	if off < 0 || off+int64(len(p)) > int64(n) {
 		return false
 	}
-	f, err := os.Open(path)
+	f, _, err := openMaybeDirect(path, os.O_RDONLY, true)
 	if err != nil {
 		d.store.forget(path)
 		return false
 	}
 	defer f.Close()
-	tr := alignedBlock()
 	seg := int64(segmentSize(n))
 	lo, hi := off/seg*seg, min((off+int64(len(p))+seg-1)/seg*seg, int64(n))
-	buf := make([]byte, hi-lo)
-	_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
-	if err == nil {
-		_, err = f.ReadAt(buf, lo)
+	// Whole aligned blocks: the end of a short last chunk is padded on disk (diskFileSize).
+	span := (hi - lo + diskAlign - 1) / diskAlign * diskAlign
+	buf := getAligned(diskAlign + int(span))
+	defer putAligned(buf)
+	tr, data := d.store.checkedTrailer(path), buf[diskAlign:diskAlign+span]
+	fresh := tr == nil
+	if fresh {
+		tr = buf[:diskAlign]
+		_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
 	}
-	if err != nil || !checkSegments(tr, n, buf, int(lo/seg)) {
+	if err == nil {
+		_, err = f.ReadAt(data, lo)
+	}
+	if err != nil || !checkSegments(tr, n, data[:hi-lo], int(lo/seg)) {
 		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path)
 		d.store.forget(path)
 		return false
 	}
-	copy(p, buf[off-lo:])
+	if fresh {
+		d.store.keepTrailer(path, tr, n)
+	}
+	copy(p, data[off-lo:])
 	return true
+}
+
+// alignedPools hold reusable aligned buffers by size class: class c holds buffers of
+// diskAlign<<c bytes.
+var alignedPools [16]sync.Pool
+
+// getAligned returns a buffer of n bytes aligned for direct I/O, reused when one of its size
+// class is free. Its contents are whatever it last held.
+func getAligned(n int) []byte {
+	c := 0
+	for diskAlign<<c < n {
+		c++
+	}
+	if c < len(alignedPools) {
+		if b, ok := alignedPools[c].Get().(*[]byte); ok {
+			return (*b)[:n]
+		}
+	}
+	return alignedBuf(diskAlign << c)[:n]
+}
+
+// putAligned gives back a buffer from getAligned.
+func putAligned(b []byte) {
+	b = b[:cap(b)]
+	c := 0
+	for diskAlign<<c < len(b) {
+		c++
+	}
+	if c < len(alignedPools) && diskAlign<<c == len(b) {
+		alignedPools[c].Put(&b)
+	}
 }
 
 // touch makes path the most recently used file of the store.
@@ -414,9 +488,10 @@ func (d *diskCache) putFile(p, tmpTag string, data []byte) error {
 	if e, ok := s.m[p]; ok {
 		s.total -= e.Value.(*diskEntry).size
 		e.Value.(*diskEntry).size = size
+		e.Value.(*diskEntry).crcs = nil // another file now
 		s.ll.MoveToFront(e)
 	} else {
-		s.m[p] = s.ll.PushFront(&diskEntry{p, size})
+		s.m[p] = s.ll.PushFront(&diskEntry{path: p, size: size})
 	}
 	s.total += size
 	s.evictLocked()

@@ -59,7 +59,8 @@ func TestDiskCacheDirectIO(t *testing.T) {
 }
 
 // TestDiskCacheRanges: a range of a cached chunk is read by itself, its segments checked; a
-// damaged segment makes the read a miss and drops the file.
+// damaged segment makes the read a miss and drops the file, also once the file's trailer is
+// kept in memory.
 func TestDiskCacheRanges(t *testing.T) {
 	d, err := newDiskCache(t.TempDir(), 64<<20, "test v1", 1<<20, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -79,6 +80,15 @@ func TestDiskCacheRanges(t *testing.T) {
 	}
 	if d.readRange(3, len(data), make([]byte, 10), int64(len(data)-5)) {
 		t.Fatal("a range past the chunk was served")
+	}
+	// The reads above left the file's checked trailer in memory; a new file at the same place
+	// must be read with its own.
+	rand.Read(data)
+	if err := d.put(3, data); err != nil {
+		t.Fatal(err)
+	}
+	if p := make([]byte, 5000); !d.readRange(3, len(data), p, 70000) || !bytes.Equal(p, data[70000:75000]) {
+		t.Fatal("a range of the replaced chunk file")
 	}
 	f, err := os.OpenFile(d.path(3), os.O_RDWR, 0)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// alignedBuf returns n bytes whose address is a multiple of align.
-func alignedBuf(n int, align int64) []byte {
+// alignedTo returns n bytes whose address is a multiple of align.
+func alignedTo(n int, align int64) []byte {
 	b := make([]byte, n+int(align))
 	skip := (align - int64(uintptr(unsafe.Pointer(&b[0])))%align) % align
 	return b[skip : skip+int64(n)]
@@ -92,11 +92,11 @@ func TestFileSourceReads(t *testing.T) {
 			t.Errorf("%s: read %d at %d = %d bytes, %v; want %d bytes, %v, and the file's bytes", name, len(p), off, n, err, len(want), wantErr)
 		}
 	}
-	check("large, aligned", alignedBuf(16*page, align), page, nil)               // pages 1-16, direct
-	check("small, aligned", alignedBuf(page, align), 20*page, nil)               // page 20, buffered
-	check("unaligned buffer", alignedBuf(16*page+1, align)[1:], 22*page, nil)    // pages 22-37, buffered
-	check("large, through the end", alignedBuf(16*page, align), 38*page, io.EOF) // pages 38-40, buffered
-	check("past the end", alignedBuf(16*page, align), 41*page, io.EOF)
+	check("large, aligned", alignedTo(16*page, align), page, nil)               // pages 1-16, direct
+	check("small, aligned", alignedTo(page, align), 20*page, nil)               // page 20, buffered
+	check("unaligned buffer", alignedTo(16*page+1, align)[1:], 22*page, nil)    // pages 22-37, buffered
+	check("large, through the end", alignedTo(16*page, align), 38*page, io.EOF) // pages 38-40, buffered
+	check("past the end", alignedTo(16*page, align), 41*page, io.EOF)
 
 	if s.direct == nil {
 		return

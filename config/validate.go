@@ -78,7 +78,7 @@ func (fs *FileSystem) validate() []*PathError {
 		}{
 			{"pinned_root", fs.PinnedRoot != ""}, {"series", fs.Series != ""}, {"pinned_signer", fs.PinnedSigner != ""},
 			{"cache_size", fs.CacheSize != 0}, {"disk_cache_dir", fs.DiskCacheDir != ""}, {"disk_cache_size", fs.DiskCacheSize != 0},
-			{"prefetch", fs.Prefetch != ""}, {"publish_symlink", fs.PublishSymlink},
+			{"prefetch", fs.Prefetch != ""},
 		} {
 			if f.set {
 				add(f.name, "applies to read-only images, not to a read_write volume; remove it")

@@ -8,11 +8,23 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
-var _ fusefs.NodeOpener = (*node)(nil)
+// Files are read without being opened. A training epoch opens, reads and closes every file of
+// a dataset once: five requests per file (LOOKUP, OPEN, READ, FLUSH, RELEASE), each a round
+// trip between the reader and this daemon. The content never changes and nothing is kept per
+// open, so OPEN and FLUSH answer ENOSYS: the kernel then stops sending OPEN, RELEASE and FLUSH
+// for the rest of the mount (FUSE_NO_OPEN_SUPPORT, which go-fuse announces), opens files by
+// itself with FOPEN_KEEP_CACHE, and sends each READ to the node. What was per open before (the
+// sequential-read detection) is per file now.
 
-// Open opens a regular file for reading. Write access is refused here as well as by the
-// read-only mount, so that the filesystem stays read-only however it is mounted (without
-// "ro" and default_permissions, root could open a 0444 file for writing).
+var (
+	_ fusefs.NodeOpener  = (*node)(nil)
+	_ fusefs.NodeReader  = (*node)(nil)
+	_ fusefs.NodeFlusher = (*node)(nil)
+)
+
+// Open refuses write access, as the read-only mount does before it (without "ro" and
+// default_permissions, root could open a 0444 file for writing), and answers every read-only
+// open with ENOSYS, which tells the kernel to stop sending OPEN at all.
 func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
@@ -20,47 +32,30 @@ func (n *node) Open(_ context.Context, flags uint32) (fusefs.FileHandle, uint32,
 	if !n.in.IsRegular() {
 		return nil, 0, syscall.EINVAL
 	}
-	n.fsys.openFiles.Add(1)
-	window := n.fsys.opts.MaxPrefetch
-	if small := n.fsys.opts.SmallFile; small > 0 && n.in.Size <= uint64(small) {
-		// A small file is fetched whole now, exactly, and nothing is left to read ahead. Only
-		// at its first open: later ones find it in the kernel's page cache or in the source's
-		// caches, and a read of what they lost fetches just that.
-		if n.fetched.CompareAndSwap(false, true) {
-			n.fsys.im.FetchFile(&n.in)
-		}
-		window = -1
-	}
-	// The content can never change, so whatever the kernel cached on an earlier open is valid.
-	return &handle{node: n, ra: newReadahead(window)}, fuse.FOPEN_KEEP_CACHE, 0
+	return nil, 0, syscall.ENOSYS
 }
 
-// handle is one open file: the node plus that opener's readahead state.
-type handle struct {
-	node *node
-	ra   readahead
-}
-
-var (
-	_ fusefs.FileReader   = (*handle)(nil)
-	_ fusefs.FileReleaser = (*handle)(nil)
-)
+// Flush (sent at every close) has nothing to do on a read-only file; ENOSYS stops the kernel
+// from sending it.
+func (n *node) Flush(context.Context, fusefs.FileHandle) syscall.Errno { return syscall.ENOSYS }
 
 // Read fills dest, the request buffer go-fuse took from its pool, directly from the verifying
 // reader: whole blocks are decrypted in place there, so the hot path neither allocates nor
 // copies. A read at or past the end returns no bytes.
-func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, fsys := h.node, h.node.fsys
+func (n *node) Read(ctx context.Context, _ fusefs.FileHandle, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	fsys := n.fsys
 	size := int64(n.in.Size)
 	if off >= size || len(dest) == 0 {
 		return fuse.ReadResultData(nil), 0
 	}
-	if fsys.opts.FirstRead != nil && n.read.CompareAndSwap(false, true) {
-		fsys.opts.FirstRead(n.in.Ino)
+	if n.read.CompareAndSwap(false, true) {
+		n.firstRead()
 	}
-	if pfOff, pfLen := h.ra.advise(off, int64(len(dest)), size); pfLen > 0 {
-		fsys.im.PrefetchFile(&n.in, uint64(pfOff), uint64(pfLen))
-		fsys.prefetched.Add(uint64(pfLen))
+	if ra := n.ra.Load(); ra != nil {
+		if pfOff, pfLen := ra.advise(off, int64(len(dest)), size); pfLen > 0 {
+			fsys.im.PrefetchFile(&n.in, uint64(pfOff), uint64(pfLen))
+			fsys.prefetched.Add(uint64(pfLen))
+		}
 	}
 	ctx, cancel := fsys.requestContext(ctx)
 	defer cancel()
@@ -75,7 +70,19 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	return fuse.ReadResultData(dest[:got]), 0
 }
 
-func (h *handle) Release(context.Context) syscall.Errno {
-	h.node.fsys.openFiles.Add(-1)
-	return 0
+// firstRead runs once per file, before its first read is served. A small file is fetched
+// whole, exactly, and nothing is left to read ahead: later reads find it in the kernel's page
+// cache or in the source's caches, and a read of what they lost fetches just that. A larger
+// file gets its sequential-read detection.
+func (n *node) firstRead() {
+	fsys := n.fsys
+	fsys.filesRead.Add(1)
+	if fsys.opts.FirstRead != nil {
+		fsys.opts.FirstRead(n.in.Ino)
+	}
+	if small := fsys.opts.SmallFile; small > 0 && n.in.Size <= uint64(small) {
+		fsys.im.FetchFile(&n.in)
+		return
+	}
+	n.ra.CompareAndSwap(nil, newReadahead(fsys.opts.MaxPrefetch))
 }

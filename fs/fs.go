@@ -62,8 +62,7 @@ type FS struct {
 	reported reportOnce // integrity failures already logged
 	ioLog    logLimiter // other I/O failures: at most a line a second
 
-	bytesRead, reads, readErrors, integrityErrors, prefetched atomic.Uint64
-	openFiles                                                 atomic.Int64
+	bytesRead, reads, readErrors, integrityErrors, prefetched, filesRead atomic.Uint64
 }
 
 // Stats are the filesystem's counters, for metrics. The image and the source keep their own.
@@ -73,7 +72,7 @@ type Stats struct {
 	ReadErrors      uint64 // requests (reads, lookups, listings) that failed with an I/O error
 	IntegrityErrors uint64 // of those, the ones refused because a block failed verification
 	PrefetchBytes   uint64 // bytes hinted ahead of sequential readers
-	OpenFiles       int64  // files open now
+	FilesRead       uint64 // files read at least once since the mount
 }
 
 // New reads the image's root directory and returns the filesystem.
@@ -111,7 +110,7 @@ func (f *FS) Image() *image.Image { return f.im }
 // Stats returns a snapshot of the counters.
 func (f *FS) Stats() Stats {
 	return Stats{BytesRead: f.bytesRead.Load(), Reads: f.reads.Load(), ReadErrors: f.readErrors.Load(),
-		IntegrityErrors: f.integrityErrors.Load(), PrefetchBytes: f.prefetched.Load(), OpenFiles: f.openFiles.Load()}
+		IntegrityErrors: f.integrityErrors.Load(), PrefetchBytes: f.prefetched.Load(), FilesRead: f.filesRead.Load()}
 }
 
 // fuseIno maps an image inode number to the FUSE one: FUSE reserves 0, and the root must be 1.

@@ -23,10 +23,10 @@ const blockSize = 1 << 20
 // something needed it (see dir.go).
 type node struct {
 	fusefs.Inode
-	fsys    *FS
-	in      image.Inode
-	read    atomic.Bool // read at least once (Options.FirstRead)
-	fetched atomic.Bool // fetched whole at open (Options.SmallFile)
+	fsys *FS
+	in   image.Inode
+	read atomic.Bool               // read at least once (see firstRead)
+	ra   atomic.Pointer[readahead] // sequential-read detection of a file larger than Options.SmallFile
 
 	dirMu   sync.Mutex // serialises the first load of entries, so one load serves all waiters
 	entries []image.DirEntry

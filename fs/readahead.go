@@ -25,7 +25,7 @@ const (
 	topUpDivisor = 8
 )
 
-// readahead detects whether one open file is being read sequentially and, if so, says what to
+// readahead detects whether a file is being read sequentially and, if so, says what to
 // prefetch: a window ahead of the furthest read, topped up whenever the reader has used an
 // eighth of it, and doubled (up to the maximum) each time the reader has gone through half of
 // it. The first read that jumps away turns prefetching off until the reader is sequential again.
@@ -40,7 +40,7 @@ type readahead struct {
 	ahead  int64 // end of what has been prefetched
 }
 
-func newReadahead(max int64) readahead { return readahead{max: max, next: -1} }
+func newReadahead(max int64) *readahead { return &readahead{max: max, next: -1} }
 
 // advise records a read of n bytes at off in a file of size bytes and returns the range to
 // prefetch, if any (length 0 when there is nothing to do).

@@ -34,6 +34,12 @@ func (im *Image) FileExtent(in *Inode) (off, n int64, ok bool) {
 	return int64(contentOffset + lo), int64(hi - lo), true
 }
 
+// TreeExtent is where the image's integrity tree lies (offset and length): about 1/255 of the
+// content, the blocks that every first read of a file is verified against.
+func (im *Image) TreeExtent() (off, n int64) {
+	return int64(im.hdr.TreeOffset), int64(im.geo.totalBlocks * BlockSize)
+}
+
 // fetchContent asks for content bytes [off, off+n) and their leaf blocks.
 func (im *Image) fetchContent(off, n uint64) {
 	if n == 0 || !within(off, n, im.contentBytes) {

@@ -107,10 +107,13 @@ var (
 	descVerified       = desc("blocks_verified_total", "4 KiB blocks verified and decrypted.")
 	descCacheHits      = desc("cache_hits_total", "Cache lookups served from memory, by cache (plaintext: verified blocks; chunk: fetched ciphertext).", "cache")
 	descCacheMisses    = desc("cache_misses_total", "Cache lookups that had to read from below, by cache.", "cache")
-	descOpenFiles      = desc("open_files", "Files open on the mount now.")
+	descFilesRead      = desc("files_read_total", "Files read at least once since the mount (the kernel does not tell a read-only mount about opens and closes).")
 	descPrefetch       = desc("prefetch_bytes_total", "Bytes hinted for prefetch ahead of sequential readers.")
 	descFetched        = desc("fetch_bytes_total", "Bytes read from the image's storage.")
 	descFetchLatency   = desc("fetch_duration_seconds", "Time taken by reads from the image's storage.")
+	descFetchRequests  = desc("fetch_requests_total", "Reads from the image's storage, by kind (chunk: a whole chunk; range: a smaller range for random reads, see docs/PERFORMANCE.md).", "kind")
+	descCoalesced      = desc("fetch_ranges_coalesced_total", "Range reads that went out inside a neighbour's request instead of their own.")
+	descBackground     = desc("background_fetches_total", "Chunks the whole-image background fetch started (--prefetch).")
 	descFetchErrors    = desc("fetch_errors_total", "Reads from storage that failed after retries, by cause (unreachable, not_found, auth, changed, bad_response, timeout: no answer within the reader's deadline, other).", "cause")
 	descFetchRetries   = desc("fetch_retries_total", "Retried attempts of reads from storage.")
 	descBreakerOpen    = desc("storage_breaker_open", "1 while a permanent storage condition (blob replaced or deleted, access refused) stops reads; the sidecar should be restarted.")
@@ -132,7 +135,7 @@ var (
 	descWBWaits        = desc("volume_writeback_waits_total", "Writes that waited for room in the full write-back cache (storage slower than the writers).")
 	descVolLock        = desc("volume_writer_lock_held", "1 while this writer holds the store's exclusive lock (a local file's flock, a page blob's lease); 0 once a lease is lost (every write then fails). Absent for read-only mounts.")
 	descMemBudget      = prometheus.NewDesc("encfs_memory_budget_bytes", "The memory the sidecar is configured to stay within (see docs/OPERATIONS.md, Memory); the Go runtime's memory limit is set from it.", nil, nil)
-	allDescs           = []*prometheus.Desc{descBytesRead, descReads, descReadErrors, descIntegrity, descVerified, descCacheHits, descCacheMisses, descOpenFiles, descPrefetch, descFetched, descFetchLatency, descFetchErrors, descFetchRetries, descBreakerOpen, descOutage, descDiskWrites, descDiskErrors, descDiskCorrupt, descDiskBytes, descVolWriteBytes, descVolWrites, descVolWriteErrors, descVolFlushes, descVolFlushErrors, descVolCommit, descVolCommitFails, descWBDirty, descWBBytes, descWBErrors, descWBWaits, descVolLock, descMemBudget}
+	allDescs           = []*prometheus.Desc{descBytesRead, descReads, descReadErrors, descIntegrity, descVerified, descCacheHits, descCacheMisses, descFilesRead, descPrefetch, descFetched, descFetchLatency, descFetchRequests, descCoalesced, descBackground, descFetchErrors, descFetchRetries, descBreakerOpen, descOutage, descDiskWrites, descDiskErrors, descDiskCorrupt, descDiskBytes, descVolWriteBytes, descVolWrites, descVolWriteErrors, descVolFlushes, descVolFlushErrors, descVolCommit, descVolCommitFails, descWBDirty, descWBBytes, descWBErrors, descWBWaits, descVolLock, descMemBudget}
 )
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
@@ -166,7 +169,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descCacheHits, float64(s.Image.CacheHits), "plaintext")
 		counter(descCacheMisses, float64(s.Image.CacheMisses), "plaintext")
 		counter(descPrefetch, float64(s.FS.PrefetchBytes))
-		ch <- prometheus.MustNewConstMetric(descOpenFiles, prometheus.GaugeValue, float64(s.FS.OpenFiles), mp)
+		counter(descFilesRead, float64(s.FS.FilesRead))
 		gauge := func(d *prometheus.Desc, v float64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, mp)
 		}
@@ -180,6 +183,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descDiskCorrupt, float64(src.DiskCorrupt))
 			gauge(descDiskBytes, float64(src.DiskBytes))
 			counter(descFetched, float64(src.BytesFetched))
+			counter(descFetchRequests, float64(src.Fetches-src.RangeFetches), "chunk")
+			counter(descFetchRequests, float64(src.RangeFetches), "range")
+			counter(descCoalesced, float64(src.Coalesced))
+			counter(descBackground, float64(src.BackgroundFetches))
 			for i, cause := range blobio.FetchErrorCauses() {
 				counter(descFetchErrors, float64(src.FetchErrorsByCause[i]), cause)
 			}

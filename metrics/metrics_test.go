@@ -17,9 +17,9 @@ import (
 func TestHandler(t *testing.T) {
 	c := NewCollector()
 	remove := c.Add("/mnt/a", func() Stats {
-		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, OpenFiles: 5},
+		return Stats{FS: encfs.Stats{BytesRead: 1234, ReadErrors: 3, IntegrityErrors: 2, FilesRead: 5},
 			Image: image.Stats{CacheHits: 7, IntegrityFailures: 2},
-			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4,
+			Source: &blobio.Stats{BytesFetched: 4096, FetchLatencySum: time.Second, FetchLatencyCount: 4, Fetches: 11, RangeFetches: 7, Coalesced: 5, BackgroundFetches: 2,
 				FetchErrors: 3, FetchErrorsByCause: [7]int64{2, 0, 0, 1}, DiskHits: 9, DiskMisses: 4, DiskWrites: 4,
 				DiskErrors: 1, DiskCorrupt: 1, DiskBytes: 1 << 20},
 			Health: &blobio.Health{State: blobio.StateBroken}}
@@ -66,7 +66,11 @@ func TestHandler(t *testing.T) {
 		`encfs_fetch_bytes_total{mount="/mnt/a"} 4096`,
 		`encfs_fetch_duration_seconds_sum{mount="/mnt/a"} 1`,
 		`encfs_fetch_duration_seconds_count{mount="/mnt/a"} 4`,
-		`encfs_open_files{mount="/mnt/a"} 5`,
+		`encfs_fetch_requests_total{kind="chunk",mount="/mnt/a"} 4`,
+		`encfs_fetch_requests_total{kind="range",mount="/mnt/a"} 7`,
+		`encfs_fetch_ranges_coalesced_total{mount="/mnt/a"} 5`,
+		`encfs_background_fetches_total{mount="/mnt/a"} 2`,
+		`encfs_files_read_total{mount="/mnt/a"} 5`,
 		`encfs_fetch_errors_total{cause="unreachable",mount="/mnt/a"} 2`,
 		`encfs_fetch_errors_total{cause="changed",mount="/mnt/a"} 1`,
 		`encfs_fetch_errors_total{cause="timeout",mount="/mnt/a"} 0`,

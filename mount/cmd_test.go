@@ -123,7 +123,7 @@ func TestMountCommandSIGTERM(t *testing.T) {
 		t.Errorf("no metrics address logged:\n%s", d.stderr.String())
 	} else {
 		body := get(t, "http://"+addr+"/metrics")
-		for _, m := range []string{"encfs_read_bytes_total", "encfs_fetch_bytes_total", "encfs_cache_hits_total", "encfs_integrity_failures_total", "encfs_open_files", "encfs_fetch_duration_seconds_count"} {
+		for _, m := range []string{"encfs_read_bytes_total", "encfs_fetch_bytes_total", "encfs_cache_hits_total", "encfs_integrity_failures_total", "encfs_files_read_total", "encfs_fetch_duration_seconds_count"} {
 			if !strings.Contains(body, m) {
 				t.Errorf("/metrics has no %s", m)
 			}

@@ -127,7 +127,7 @@ func Mount(f *encfs.FS, o Options) (*Point, error) {
 		}
 	}
 	if o.Publish {
-		if err := publish(target, m.Dir); err != nil {
+		if err := Publish(target, m.Dir); err != nil {
 			m.Unmount()
 			return nil, err
 		}
@@ -213,7 +213,7 @@ func (m *Point) Unmount() error {
 func (m *Point) unmount() error {
 	var errs []error
 	if m.opts.Publish {
-		if err := unpublish(m.Target, m.Dir); err != nil {
+		if err := Unpublish(m.Target, m.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("remove symlink %s: %w", m.Target, err))
 		}
 	}

@@ -16,11 +16,11 @@ func HiddenDir(target string) string {
 	return filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".encfs-mnt")
 }
 
-// publish atomically makes target a symlink to the hidden mount directory: consumers see
+// Publish atomically makes target a symlink to the hidden mount directory: consumers see
 // either nothing (or an earlier run's link) or the live mount, never an empty directory.
 // target may be missing, a symlink (replaced atomically) or an empty directory (removed
 // first; it holds nothing a consumer could miss).
-func publish(target, hidden string) error {
+func Publish(target, hidden string) error {
 	st, err := os.Lstat(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -46,8 +46,8 @@ func publish(target, hidden string) error {
 	return nil
 }
 
-// unpublish removes target if it is still the symlink publish made.
-func unpublish(target, hidden string) error {
+// Unpublish removes target if it is still the symlink Publish made.
+func Unpublish(target, hidden string) error {
 	if dest, err := os.Readlink(target); err != nil || dest != filepath.Base(hidden) {
 		return nil // gone already, or replaced by someone else: not ours to remove
 	}

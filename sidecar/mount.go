@@ -191,7 +191,7 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked, replay *profile.Profi
 		if len(inodes) > 0 {
 			start := time.Now()
 			m.Spec.Log.Info("background fetch: the files of the access profile first", "profile", from, "files", len(inodes))
-			if err := ch.FetchRanges(ctx, m.extents(ctx, inodes)); err != nil {
+			if err := ch.FetchRanges(ctx, m.replayRanges(ctx, inodes, room)); err != nil {
 				return // unmounting
 			}
 			m.Spec.Log.Info("background fetch: the access profile's files are fetched", "took", time.Since(start).Round(time.Millisecond).String())
@@ -224,10 +224,16 @@ func (m *Mounted) profileToReplay(ctx context.Context, given *profile.Profile) (
 	return inodes, "image"
 }
 
-// extents yields the image extent of each regular file of inodes, in order; entries that name
-// no regular file of this image are skipped.
-func (m *Mounted) extents(ctx context.Context, inodes []uint64) iter.Seq2[int64, int64] {
+// replayRanges yields what the replay of an access profile fetches, in order: the integrity
+// tree whole, when it takes at most an eighth of the caches (room bytes), so that the first
+// read of each file finds the tree blocks that verify it at hand instead of fetching them then;
+// then the image extent of each regular file of inodes, in order. Entries that name no regular
+// file of this image are skipped.
+func (m *Mounted) replayRanges(ctx context.Context, inodes []uint64, room int64) iter.Seq2[int64, int64] {
 	return func(yield func(int64, int64) bool) {
+		if off, n := m.Image.TreeExtent(); n <= room/8 && !yield(off, n) {
+			return
+		}
 		for _, ino := range inodes {
 			if ino >= m.Image.Superblock().InodeCount {
 				continue

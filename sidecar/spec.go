@@ -42,8 +42,8 @@ type MountSpec struct {
 	ReadyFile     string  // written once the mount is live, removed at unmount
 	Log           *slog.Logger
 	// Volume, when set, makes Image a read-write volume's store, mounted through a loop
-	// device; the image-only fields (Pin, CacheBytes, Prefetch, RecordProfile, UID, GID,
-	// Publish) are unused.
+	// device; the image-only fields (Pin, CacheBytes, Prefetch, RecordProfile, UID, GID) are
+	// unused.
 	Volume *VolumeOptions
 }
 

@@ -135,7 +135,11 @@ func CreateVolume(ctx context.Context, target string, releaseKey []byte, o Creat
 type volumeMount struct {
 	vol   *volume.Volume
 	block *blockdev.Mounted
-	// createdDir: mountVolume created the mount point, so unmount removes it.
+	// dir is where the filesystem is mounted: the mount point, or the hidden directory the
+	// mount point is published as a symlink to (MountSpec.Publish), as for images.
+	dir     string
+	publish bool
+	// createdDir: mountVolume created dir, so unmount removes it.
 	createdDir bool
 	// The store's write-back cache and page blob, for their metrics (nil for a local file).
 	writeBack *writeback.Store
@@ -152,8 +156,14 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 	if err := blockdev.CleanStale(spec.Log); err != nil {
 		spec.Log.Warn("cleaning up after an earlier run", "err", err)
 	}
-	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint}); err != nil {
+	if err := mount.Check(mount.Options{Mountpoint: spec.Mountpoint, Publish: spec.Publish, HiddenDir: spec.HiddenDir}); err != nil {
 		return nil, err
+	}
+	dir := spec.Mountpoint
+	if spec.Publish {
+		if dir = spec.HiddenDir; dir == "" {
+			dir = mount.HiddenDir(spec.Mountpoint)
+		}
 	}
 	// The store first: a second writer is refused before a key is released.
 	s, err := OpenVolumeStore(ctx, spec.Image, vo.ReadOnly, spec.Source.Blob)
@@ -175,24 +185,30 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		s.Close()
 		return nil, fmt.Errorf("%s: %w", blobio.Display(spec.Image), err)
 	}
-	vm := &volumeMount{vol: v, readOnly: vo.ReadOnly}
+	vm := &volumeMount{vol: v, readOnly: vo.ReadOnly, dir: dir, publish: spec.Publish}
 	vm.pageBlob, _ = s.(*azure.PageBlob)
 	if wb, ok := s.(*writeback.Store); ok {
 		vm.writeBack = wb
 		vm.pageBlob, _ = wb.Inner().(*azure.PageBlob)
 	}
-	if vm.createdDir, err = mount.MakeMountPoint(spec.Mountpoint); err != nil {
+	if vm.createdDir, err = mount.MakeMountPoint(dir); err != nil {
 		v.Close(ctx)
 		return nil, err
 	}
-	vm.block, err = blockdev.Mount(ctx, v, spec.Mountpoint, blockdev.Options{FS: vo.FS, ReadOnly: vo.ReadOnly, Log: spec.Log})
+	vm.block, err = blockdev.Mount(ctx, v, dir, blockdev.Options{FS: vo.FS, ReadOnly: vo.ReadOnly, Log: spec.Log})
 	if err != nil {
 		if vm.createdDir {
-			os.Remove(spec.Mountpoint)
+			os.Remove(dir)
 		}
 		return nil, errors.Join(err, v.Close(ctx))
 	}
 	m := &Mounted{Spec: spec, vol: vm}
+	if spec.Publish {
+		if err := mount.Publish(spec.Mountpoint, dir); err != nil {
+			m.Unmount()
+			return nil, err
+		}
+	}
 	if spec.ReadyFile != "" {
 		if err := writeReadyFile(spec.ReadyFile, spec.Mountpoint); err != nil {
 			m.Unmount()
@@ -231,13 +247,18 @@ func (vm *volumeMount) stats() metrics.Stats {
 	}
 }
 
-// unmount unmounts the filesystem (which flushes the volume), then closes the volume: a final
-// commit, and the store's lock or lease released.
-func (vm *volumeMount) unmount(dir string) error {
+// unmount takes the published symlink down first, if any, then unmounts the filesystem
+// (which flushes the volume) and closes the volume: a final commit, and the store's lock or
+// lease released.
+func (vm *volumeMount) unmount(mountpoint string) error {
 	ctx := context.Background()
-	err := errors.Join(vm.block.Unmount(ctx), vm.vol.Close(ctx))
+	var err error
+	if vm.publish {
+		err = mount.Unpublish(mountpoint, vm.dir)
+	}
+	err = errors.Join(err, vm.block.Unmount(ctx), vm.vol.Close(ctx))
 	if vm.createdDir {
-		os.Remove(dir)
+		os.Remove(vm.dir)
 	}
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -78,7 +79,8 @@ func TestPageBlobVolume(t *testing.T) {
 }
 
 // TestMountConfig mounts an image and a read_write volume from one configuration with
-// `encfs mount --config`; on SIGTERM the volume is flushed and released.
+// `encfs mount --config`, the volume published as a symlink (publish_symlink); on SIGTERM the
+// symlink goes first, and the volume is flushed and released.
 func TestMountConfig(t *testing.T) {
 	e := newEnv(t)
 	store := filepath.Join(e.dir, "vol")
@@ -94,7 +96,7 @@ func TestMountConfig(t *testing.T) {
 	imgMnt, volMnt := filepath.Join(e.dir, "img"), filepath.Join(e.dir, "vol-mnt")
 	cfg, _ := json.Marshal(map[string]any{"azure_filesystems": []map[string]any{
 		{"mount_point": imgMnt, "azure_url": img, "key_file": e.key, "read_write": false},
-		{"mount_point": volMnt, "azure_url": store, "key_file": e.key, "read_write": true},
+		{"mount_point": volMnt, "azure_url": store, "key_file": e.key, "read_write": true, "publish_symlink": true},
 	}})
 	cfgFile := filepath.Join(e.dir, "config.json")
 	if err := os.WriteFile(cfgFile, cfg, 0o600); err != nil {
@@ -105,10 +107,16 @@ func TestMountConfig(t *testing.T) {
 	if got, err := os.ReadFile(filepath.Join(imgMnt, "hello")); err != nil || string(got) != "from the image" {
 		t.Fatalf("image beside the volume: %q, %v", got, err)
 	}
+	if st, err := os.Lstat(volMnt); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the volume's mount point is not published as a symlink: %v, %v", st, err)
+	}
 	if err := os.WriteFile(filepath.Join(volMnt, "result"), []byte("written by the job"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	d.stop() // no fsync: the shutdown flushes
+	if _, err := os.Lstat(volMnt); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the published symlink is still there after the sidecar stopped: %v", err)
+	}
 	d = e.mount(store)
 	if got, err := os.ReadFile(filepath.Join(d.mnt, "result")); err != nil || string(got) != "written by the job" {
 		t.Fatalf("after the sidecar stopped: %q, %v", got, err)
