@@ -625,6 +625,8 @@ bench_blob() {
 	BL[encfs_cpu_mount]="$(median "${encmnt[@]}")"
 	BL[hwm_mib]="$(median "${hwm[@]}")"
 	[[ "${BL[hwm_mib]}" == n/a ]] || BL[hwm_mib]="$(calc "${BL[hwm_mib]} / 1024" 0)"
+	# Azurite keeps blobs in memory, bounded: what the later parts upload must fit.
+	"$BIN/benchread" rmblob "$BLOB_URL" || log "could not delete $BLOB_URL"
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
 
@@ -722,6 +724,7 @@ bench_epoch() {
 		EP[$set.fetched_x]="$(median "${fetched[@]}")"
 		EP[$set.hwm_mib]="$(median "${hwm[@]}")"
 		[[ "${EP[$set.hwm_mib]}" == n/a ]] || EP[$set.hwm_mib]="$(calc "${EP[$set.hwm_mib]} / 1024" 0)"
+		"$BIN/benchread" rmblob "$url" || log "could not delete $url"
 	done
 	unset AZURE_STORAGE_CONNECTION_STRING
 }
