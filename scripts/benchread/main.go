@@ -520,18 +520,8 @@ func download(args []string) error {
 	u := fl.Arg(0)
 	var c *blob.Client
 	var err error
-	if cs := os.Getenv("AZURE_STORAGE_CONNECTION_STRING"); cs != "" && !strings.Contains(u, "sig=") {
-		name, key := "", ""
-		for _, kv := range strings.Split(cs, ";") {
-			k, v, _ := strings.Cut(kv, "=")
-			switch strings.ToLower(k) {
-			case "accountname":
-				name = v
-			case "accountkey":
-				key = strings.TrimSpace(kv[len(k)+1:])
-			}
-		}
-		cred, cerr := blob.NewSharedKeyCredential(name, key)
+	if os.Getenv("AZURE_STORAGE_CONNECTION_STRING") != "" && !strings.Contains(u, "sig=") {
+		cred, cerr := connStringCredential()
 		if cerr != nil {
 			return cerr
 		}
