@@ -3,11 +3,9 @@ package blobio
 import (
 	"container/list"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -22,71 +20,29 @@ import (
 )
 
 // The on-disk chunk cache. Layout: DIR/<hash of source identity and chunk size>/<index>.chunk,
-// each file the chunk's ciphertext, zero-padded to a multiple of diskAlign, followed by one
-// diskAlign-byte trailer block: magic, the ciphertext's length, a segment size, and the CRC-32C
-// of each segment of the ciphertext, zeros after. The identity includes the blob's ETag, so a
-// replaced blob never meets chunks of the old one; the CRCs turn a torn or corrupted file into
-// a miss instead of a verification failure on every read, for a whole chunk or for a range of
-// it (a random reader of small files reads just the segments it needs). Files are written to a
-// temporary name and renamed, so a crash leaves whole chunks or nothing. One process per
-// directory: a second process would not see the first's accounting.
+// each file the chunk's ciphertext, zero-padded to a multiple of diskAlign. The identity
+// includes the blob's ETag, so a replaced blob never meets chunks of the old one. Files are
+// written to a temporary name and renamed, so a crash leaves whole chunks or nothing. One
+// process per directory: a second process would not see the first's accounting.
 //
-// Whole chunks are written and read with O_DIRECT (hence the padding and the trailer block):
-// through the page cache, copying every fetched chunk into fresh page-cache pages was half of
-// the daemon's CPU while it fetched a whole image in the background, and the cached copy
-// doubled the memory the image took.
+// The files carry no checksums of their own: every byte taken from them is verified against
+// the image's integrity tree at every use, and a cached copy that fails is dropped and fetched
+// again from storage (Chunked.Invalidate, counted as encfs_disk_cache_corrupt_total). Earlier
+// versions kept a CRC-32C per 64 KiB segment in a trailer block; checking them was a tenth of
+// the daemon's CPU in a shuffled epoch, for a guarantee verification gives anyway.
+//
+// Whole chunks are written and read with O_DIRECT (hence the padding): through the page cache,
+// copying every fetched chunk into fresh page-cache pages was half of the daemon's CPU while it
+// fetched a whole image in the background, and the cached copy doubled the memory the image
+// took.
 
 const (
-	diskMagic   = "ENC3"
-	diskAlign   = 4096 // direct I/O's unit: offsets, lengths and buffers aligned to it
-	chunkExt    = ".chunk"
-	trailerHead = 16                            // magic (4), length (8), segment size (4)
-	maxSegments = (diskAlign - trailerHead) / 4 // CRCs that fit the trailer block
-	minSegment  = 64 << 10                      // the smallest segment: a range read reads whole segments
+	diskAlign = 4096 // direct I/O's unit: offsets, lengths and buffers aligned to it
+	chunkExt  = ".chunk"
 )
 
-// segmentSize is the CRC segment of an n-byte chunk: 64 KiB, or larger for chunks whose
-// segments would not fit the trailer, a multiple of diskAlign.
-func segmentSize(n int) int {
-	seg := (n + maxSegments - 1) / maxSegments
-	return max(minSegment, (seg+diskAlign-1)/diskAlign*diskAlign)
-}
-
-// trailerOf computes the trailer block of data: magic, length, segment size, CRCs.
-func trailerOf(data []byte) []byte {
-	tr := alignedBlock()
-	seg := segmentSize(len(data))
-	copy(tr[:4], diskMagic)
-	binary.LittleEndian.PutUint64(tr[4:], uint64(len(data)))
-	binary.LittleEndian.PutUint32(tr[12:], uint32(seg))
-	for i := 0; i*seg < len(data); i++ {
-		binary.LittleEndian.PutUint32(tr[trailerHead+4*i:], crc32.Checksum(data[i*seg:min((i+1)*seg, len(data))], castagnoli))
-	}
-	return tr
-}
-
-// checkSegments reports whether the bytes b, which start at segment first of a chunk described
-// by trailer tr and span whole segments (the last one possibly short, at the chunk's end),
-// match their CRCs, and whether tr describes a chunk of n bytes at all.
-func checkSegments(tr []byte, n int, b []byte, first int) bool {
-	seg := int(binary.LittleEndian.Uint32(tr[12:]))
-	if string(tr[:4]) != diskMagic || binary.LittleEndian.Uint64(tr[4:]) != uint64(n) || seg != segmentSize(n) {
-		return false
-	}
-	for i := 0; i*seg < len(b); i++ {
-		want := binary.LittleEndian.Uint32(tr[trailerHead+4*(first+i):])
-		if crc32.Checksum(b[i*seg:min((i+1)*seg, len(b))], castagnoli) != want {
-			return false
-		}
-	}
-	return true
-}
-
 // diskFileSize is the size of the file of an n-byte chunk.
-func diskFileSize(n int) int64 { return int64((n+diskAlign-1)/diskAlign*diskAlign + diskAlign) }
-
-// alignedBlock returns a zeroed diskAlign-byte buffer aligned for direct I/O.
-func alignedBlock() []byte { return alignedBuf(diskAlign) }
+func diskFileSize(n int) int64 { return int64((n + diskAlign - 1) / diskAlign * diskAlign) }
 
 // alignedBuf returns a zeroed n-byte buffer aligned for direct I/O.
 func alignedBuf(n int) []byte {
@@ -113,8 +69,6 @@ func openMaybeDirect(name string, flag int, direct bool) (*os.File, bool, error)
 	return f, false, err
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
 // diskStore is one cache directory with its LRU accounting, shared by every Chunked in the
 // process that uses the same directory.
 type diskStore struct {
@@ -132,10 +86,6 @@ type diskStore struct {
 type diskEntry struct {
 	path string
 	size int64
-	// crcs is the file's trailer, cut after its last CRC, once a read has checked it: later
-	// range reads of the file read just their segments, one I/O instead of two. 528 bytes for
-	// an 8 MiB chunk: 6.6 MiB of memory for a full disk cache of 100 GiB.
-	crcs []byte
 }
 
 var (
@@ -254,25 +204,12 @@ func (s *diskStore) shrinkToFit(chunk int64) {
 	}
 }
 
-// checkedTrailer returns the trailer of the file at path that an earlier read checked, or nil.
-func (s *diskStore) checkedTrailer(path string) []byte {
+// holds reports whether the store accounts a file at path of the given size.
+func (s *diskStore) holds(path string, size int64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.m[path]; ok {
-		return e.Value.(*diskEntry).crcs
-	}
-	return nil
-}
-
-// keepTrailer remembers the checked trailer tr of the n-byte file at path, up to its last CRC.
-func (s *diskStore) keepTrailer(path string, tr []byte, n int) {
-	used := trailerHead + 4*((n+segmentSize(n)-1)/segmentSize(n))
-	crcs := append([]byte(nil), tr[:used]...)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e, ok := s.m[path]; ok {
-		e.Value.(*diskEntry).crcs = crcs
-	}
+	e, ok := s.m[path]
+	return ok && e.Value.(*diskEntry).size == size
 }
 
 func (s *diskStore) forget(path string) {
@@ -318,13 +255,10 @@ func (d *diskCache) path(idx int64) string {
 
 // has reports whether chunk idx of n bytes is in the cache's accounting, without reading it.
 func (d *diskCache) has(idx int64, n int) bool {
-	d.store.mu.Lock()
-	defer d.store.mu.Unlock()
-	e, ok := d.store.m[d.path(idx)]
-	return ok && e.Value.(*diskEntry).size == diskFileSize(n)
+	return d.store.holds(d.path(idx), diskFileSize(n))
 }
 
-// get fills dst with chunk idx if it is cached whole and intact.
+// get fills dst with chunk idx if it is cached whole.
 func (d *diskCache) get(idx int64, dst []byte) bool {
 	p := d.path(idx)
 	d.store.mu.Lock()
@@ -337,7 +271,6 @@ func (d *diskCache) get(idx int64, dst []byte) bool {
 		return false
 	}
 	want := len(dst)
-	tr := alignedBlock()
 	f, _, err := openMaybeDirect(p, os.O_RDONLY, directOK(dst))
 	if err == nil {
 		var st os.FileInfo
@@ -347,14 +280,11 @@ func (d *diskCache) get(idx int64, dst []byte) bool {
 		if err == nil {
 			_, err = io.ReadFull(f, dst)
 		}
-		if err == nil {
-			_, err = f.ReadAt(tr, diskFileSize(want)-diskAlign)
-		}
 		f.Close()
 	}
-	if err != nil || !checkSegments(tr, want, dst, 0) {
-		if err == nil || !errors.Is(err, fs.ErrNotExist) {
-			d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", p)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", p, "err", err)
 		}
 		d.store.forget(p)
 		return false
@@ -369,16 +299,14 @@ func (d *diskCache) readRange(idx int64, n int, p []byte, off int64) bool {
 	return d.readFileRange(d.path(idx), n, p, off)
 }
 
-// readFileRange reads p from offset off of the cached file path holding n bytes. It reads the
-// whole segments around the range and checks their CRCs, so that a damaged file is a miss (and
-// is dropped) rather than a verification failure.
+// readFileRange reads p from offset off of the cached file path holding n bytes.
 //
 // It reads with O_DIRECT, into a reused aligned buffer, as chunks are written. A shuffled epoch
 // reads every file of a dataset once from here, in random order; through the page cache each
 // small read started the disk's readahead (megabytes) around it, and the daemon spent more CPU
 // on those pages, and on allocating and zeroing a fresh buffer per read, than on decrypting.
 func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool {
-	if off < 0 || off+int64(len(p)) > int64(n) {
+	if off < 0 || off+int64(len(p)) > int64(n) || !d.store.holds(path, diskFileSize(n)) {
 		return false
 	}
 	f, _, err := openMaybeDirect(path, os.O_RDONLY, true)
@@ -387,30 +315,17 @@ func (d *diskCache) readFileRange(path string, n int, p []byte, off int64) bool 
 		return false
 	}
 	defer f.Close()
-	seg := int64(segmentSize(n))
-	lo, hi := off/seg*seg, min((off+int64(len(p))+seg-1)/seg*seg, int64(n))
 	// Whole aligned blocks: the end of a short last chunk is padded on disk (diskFileSize).
-	span := (hi - lo + diskAlign - 1) / diskAlign * diskAlign
-	buf := getAligned(diskAlign + int(span))
+	lo := off / diskAlign * diskAlign
+	hi := (off + int64(len(p)) + diskAlign - 1) / diskAlign * diskAlign
+	buf := getAligned(int(hi - lo))
 	defer putAligned(buf)
-	tr, data := d.store.checkedTrailer(path), buf[diskAlign:diskAlign+span]
-	fresh := tr == nil
-	if fresh {
-		tr = buf[:diskAlign]
-		_, err = f.ReadAt(tr, diskFileSize(n)-diskAlign)
-	}
-	if err == nil {
-		_, err = f.ReadAt(data, lo)
-	}
-	if err != nil || !checkSegments(tr, n, data[:hi-lo], int(lo/seg)) {
-		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path)
+	if _, err := f.ReadAt(buf, lo); err != nil {
+		d.store.log.Warn("disk cache: dropping a damaged chunk file", "path", path, "err", err)
 		d.store.forget(path)
 		return false
 	}
-	if fresh {
-		d.store.keepTrailer(path, tr, n)
-	}
-	copy(p, data[off-lo:])
+	copy(p, buf[off-lo:])
 	return true
 }
 
@@ -488,7 +403,6 @@ func (d *diskCache) putFile(p, tmpTag string, data []byte) error {
 	if e, ok := s.m[p]; ok {
 		s.total -= e.Value.(*diskEntry).size
 		e.Value.(*diskEntry).size = size
-		e.Value.(*diskEntry).crcs = nil // another file now
 		s.ll.MoveToFront(e)
 	} else {
 		s.m[p] = s.ll.PushFront(&diskEntry{path: p, size: size})
@@ -499,20 +413,20 @@ func (d *diskCache) putFile(p, tmpTag string, data []byte) error {
 	return nil
 }
 
-// writeChunkFile writes one chunk file: the data, its padding and the trailer block. A whole
-// chunk from the layer's aligned buffers goes with O_DIRECT; anything else through the page cache.
+// writeChunkFile writes one chunk file: the data and its padding. A whole chunk from the
+// layer's aligned buffers goes with O_DIRECT; anything else through the page cache.
 func writeChunkFile(name string, data []byte) error {
 	f, direct, err := openMaybeDirect(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, directOK(data))
 	if err != nil {
 		return err
 	}
-	tail := trailerOf(data) // the trailer block, preceded by the padding when the data needs it
-	if pad := len(data) % diskAlign; pad != 0 {
-		tail = append(make([]byte, diskAlign-pad), tail...)
+	var pad []byte
+	if rem := len(data) % diskAlign; rem != 0 {
+		pad = make([]byte, diskAlign-rem)
 	}
 	_, err = f.Write(data)
-	if err == nil {
-		_, err = f.Write(tail)
+	if err == nil && pad != nil {
+		_, err = f.Write(pad)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -522,7 +436,10 @@ func writeChunkFile(name string, data []byte) error {
 		_ = os.Remove(name)
 		f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err == nil {
-			_, err = f.Write(append(append([]byte(nil), data...), tail...))
+			_, err = f.Write(data)
+			if err == nil && pad != nil {
+				_, err = f.Write(pad)
+			}
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}

@@ -62,6 +62,10 @@ type Image struct {
 	cacheHits, cacheMisses, verified, failures atomic.Uint64
 }
 
+// errHeaderRead marks a header that could not be read at all (rather than one that was read
+// and is not a valid header).
+var errHeaderRead = errors.New("read the header")
+
 // ReadHeader reads and parses the header without a key, for inspection. It also checks the
 // source length against the length the header states.
 func ReadHeader(ctx context.Context, src Source) (*Header, error) {
@@ -76,7 +80,7 @@ func ReadHeader(ctx context.Context, src Source) (*Header, error) {
 		if err == nil || err == io.EOF {
 			err = fmt.Errorf("the source returned %d of %d bytes", got, len(buf))
 		}
-		return nil, fmt.Errorf("read the header: %w", err) // the source's error names the source
+		return nil, fmt.Errorf("%w: %w", errHeaderRead, err) // the source's error names the source
 	}
 	h, err := ParseHeader(buf)
 	if err != nil {
@@ -94,15 +98,10 @@ func ReadHeader(ctx context.Context, src Source) (*Header, error) {
 // Open authenticates the image with the first of releaseKeys that opens a keyslot, and reads
 // its index superblock. A key that matches no keyslot gives a *WrongKeyError.
 func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (*Image, error) {
-	h, err := ReadHeader(ctx, src)
+	h, k, err := openHeader(ctx, src, releaseKeys)
 	if err != nil {
 		return nil, err
 	}
-	master, k, err := authenticate(h, releaseKeys)
-	if err != nil {
-		return nil, err
-	}
-	clear(master) // the derived keys are all a reader needs
 	opts = opts.withDefaults()
 	if opts.Workers <= 0 {
 		opts.Workers = runtime.GOMAXPROCS(0)
@@ -131,6 +130,31 @@ func Open(ctx context.Context, src Source, releaseKeys [][]byte, opts Options) (
 		return nil, formatErr(ErrCorrupt, "inode 0 is not a directory")
 	}
 	return im, nil
+}
+
+// openHeader reads the header and authenticates it with the first release key that opens a
+// keyslot. A source that keeps copies (a disk cache) may hand out a damaged one, which would
+// look like another file, a tampered header or a wrong key: when the header does not parse or
+// authenticate, its copies are dropped and it is read once more from storage, as content that
+// fails verification is (checked). A failed read is not tried again here.
+func openHeader(ctx context.Context, src Source, releaseKeys [][]byte) (*Header, *imageKeys, error) {
+	// try reports whether a failure is worth another read (the bytes were read, and wrong).
+	try := func() (h *Header, k *imageKeys, again bool, err error) {
+		if h, err = ReadHeader(ctx, src); err != nil {
+			return nil, nil, !errors.Is(err, errHeaderRead), err
+		}
+		master, k, err := authenticate(h, releaseKeys)
+		if err != nil {
+			return nil, nil, true, err
+		}
+		clear(master) // the derived keys are all a reader needs
+		return h, k, false, nil
+	}
+	h, k, again, err := try()
+	if again && src.Invalidate(0, HeaderSize) {
+		h, k, _, err = try()
+	}
+	return h, k, err
 }
 
 // Header returns the authenticated header.
@@ -285,13 +309,23 @@ func (im *Image) readUnits(ctx context.Context, dst []byte, first uint64) error 
 }
 
 // checked runs one read of units [first, first+n) and, if it fails verification over a
-// source that keeps copies, drops those copies and runs it once more. It counts what still
-// fails.
+// source that keeps copies (a disk cache, which keeps no checksums of its own), drops the
+// copies of what failed and runs it again. A read can meet several damaged copies (its units,
+// then each tree block above them), so it goes on while each try fails somewhere new, up to
+// maxVerifyTries; the same failure twice is the image itself. It counts what still fails.
 func (im *Image) checked(first, n uint64, once func() error) error {
+	var last *IntegrityError
 	err := once()
-	if errors.Is(err, ErrIntegrity) && im.src.Invalidate(unitOffset(first), int64(n*UnitSize)) {
+	for try := 1; try < maxVerifyTries && errors.Is(err, ErrIntegrity); try++ {
 		var ie *IntegrityError
-		if errors.As(err, &ie) && ie.Region == RegionTree {
+		if errors.As(err, &ie) && last != nil && ie.Region == last.Region && ie.Offset == last.Offset {
+			break
+		}
+		last = ie
+		if !im.src.Invalidate(unitOffset(first), int64(n*UnitSize)) {
+			break
+		}
+		if ie != nil && ie.Region == RegionTree {
 			im.src.Invalidate(ie.Offset, BlockSize)
 		}
 		err = once()
@@ -301,6 +335,10 @@ func (im *Image) checked(first, n uint64, once func() error) error {
 	}
 	return err
 }
+
+// maxVerifyTries bounds the reads of one range that fails verification: the first, and one per
+// damaged cached copy it may meet (its units and a tree path of up to six levels).
+const maxVerifyTries = 8
 
 // ciphertext returns the ciphertext of [off, off+len(buf)): a view lent by the source, or buf
 // filled by reading. release is never nil.

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/encfs/encfs/blobio"
@@ -345,6 +347,74 @@ func TestThroughChunkedSource(t *testing.T) {
 				t.Fatal("a failed read left bytes in the buffer")
 			}
 		})
+	}
+}
+
+// identifiedFile gives a local image file the identity a disk cache needs (a blob's ETag).
+type identifiedFile struct{ *blobio.FileSource }
+
+func (identifiedFile) Identity() string { return "test image v1" }
+
+// TestDamagedDiskCacheIsFetchedAgain: the disk cache keeps no checksums of its own. A cached
+// chunk whose bytes changed on disk fails verification, is dropped and fetched again, and the
+// read returns the right bytes; only damage in the image itself is an integrity error.
+func TestDamagedDiskCacheIsFetchedAgain(t *testing.T) {
+	f := newTamperFixture(t)
+	path := filepath.Join(t.TempDir(), "img")
+	os.WriteFile(path, f.img, 0o600)
+	cacheDir := t.TempDir()
+	opts := blobio.ChunkOptions{ChunkSize: 64 << 10, Workers: 2, CacheBytes: 256 << 10, DiskCache: cacheDir, DiskCacheBytes: 64 << 20}
+	want := f.snapshot["multi/mib3"].Content
+	readAll := func() (*blobio.Chunked, *image.Image, []byte, error) {
+		src, err := blobio.OpenFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := blobio.NewChunked(identifiedFile{src}, opts)
+		if err := c.DiskCacheError(); err != nil {
+			t.Fatal(err)
+		}
+		im, err := image.Open(context.Background(), c, [][]byte{f.key}, image.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := im.LookupPath(context.Background(), "multi/mib3")
+		got := make([]byte, in.Size)
+		_, err = im.ReadFile(context.Background(), &in, got, 0)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		return c, im, got, err
+	}
+	c, im, got, err := readAll()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("first read: %v", err)
+	}
+	im.Close()
+	c.Close() // waits for the disk writes
+	damaged := 0
+	filepath.WalkDir(cacheDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".chunk") {
+			b, _ := os.ReadFile(p)
+			for i := range b {
+				b[i] ^= 0x5a
+			}
+			os.WriteFile(p, b, 0o600)
+			damaged++
+		}
+		return nil
+	})
+	if damaged == 0 {
+		t.Fatal("nothing reached the disk cache")
+	}
+	c, im, got, err = readAll()
+	defer c.Close()
+	defer im.Close()
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read over a damaged disk cache: %v", err)
+	}
+	if st := c.Stats(); st.DiskCorrupt == 0 || st.DiskHits == 0 || im.Stats().IntegrityFailures != 0 {
+		t.Fatalf("disk hits %d, damaged chunks found %d, integrity failures %d", st.DiskHits, st.DiskCorrupt, im.Stats().IntegrityFailures)
 	}
 }
 

@@ -733,10 +733,10 @@ report_epoch() {
 	local set
 	# shellcheck disable=SC2016 # the backquotes are markdown
 	printf '\n### Training epochs from Azurite (Azurite on CPU 1, reader and encfs on CPU 0)\n\n%s\n%s\n%s\n%s\n\n' \
-		'`scripts/epoch.py --workers 8` (forked workers, batches of 4 files, every file once in shuffled' \
+		'`scripts/epoch.py --workers 8` (8 forked workers as a PyTorch DataLoader: an index queue each,' \
+		'2 batches of 4 files in flight per worker, batches taken in order; every file once in shuffled' \
 		'order) through a fresh `encfs mount URL` with default flags (automatic disk cache, background' \
-		'fetch); epoch 2 on the same mount. The plain download: 8 MiB range GETs, 16 in flight; the' \
-		'local image: the same epoch on the image file mounted with `encfs mount`, also on CPU 0.'
+		'fetch); epoch 2 on the same mount. The plain download: 8 MiB range GETs, 16 in flight; the local image: the same epoch on the image file mounted with `encfs mount`, also on CPU 0.'
 	printf '| dataset | files | image (MiB) | plain download (s) | epoch 1 (s) | epoch 1 / download | fetched / image | epoch 2 (files/s) | local image (files/s) | peak RSS / budget (MiB) |\n'
 	printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 	for set in "${EPOCH_SETS[@]}"; do
@@ -960,6 +960,13 @@ goal() { # goal "text" CONDITION-EXPR (awk): prints a table row
 	printf '| %s | %s |\n' "$text" "$verdict"
 }
 
+# skipped_note: the sentence of the report that names the parts a BENCH_SKIP run left out.
+skipped_note() {
+	[[ -n "${SKIP//,/}" ]] || return 0
+	local parts="${SKIP#,}"
+	printf ' Parts skipped (BENCH_SKIP): %s; their tables say n/a and their charts are empty.' "${parts%,}"
+}
+
 report() {
 	local t
 	local cpu kernel gover commit
@@ -976,7 +983,7 @@ Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $(cut -d' ' -
 stole $(steal_pct "$CPU_START")% of this VM's CPU time during the run (steal in /proc/stat). The machine
 is shared, so expect noise; each figure is the median of $RUNS runs, each run cold: the page cache is
 dropped (\`sync; echo 3 > /proc/sys/vm/drop_caches\`) and every FUSE filesystem is mounted afresh
-before it. MB/s is 10^6 bytes per second.
+before it. MB/s is 10^6 bytes per second.$(skipped_note)
 
 Data (in \`$D\`): one file of $BIG_MIB MiB and $SMALL_COUNT files of $SMALL_BYTES bytes (100 per
 directory), random bytes; the encfs image packs that directory, gocryptfs holds a copy of it
