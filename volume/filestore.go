@@ -24,16 +24,18 @@ type FileStore struct {
 	readOnly bool
 	size     atomic.Int64
 
-	// Early writeback (writers only): written bytes are handed to the kernel's writeback as
-	// they accumulate, so that Flush's fdatasync finds little left to write. Left to itself the
-	// kernel starts writing a file's dirty pages only after 30 seconds or at 10% of memory
-	// dirty, which costs twice. (1) Flush is the volume's commit, and while it runs the FUSE
+	// Early writeback (writers only): bytes written in large writes are handed to the
+	// kernel's writeback as they accumulate, so that Flush's fdatasync finds little left to
+	// write. Left to itself the kernel starts writing a file's dirty pages only after 30
+	// seconds or at 10% of memory dirty, which costs twice. (1) Flush is the volume's commit, and while it runs the FUSE
 	// file above the volume admits no write (the kernel holds the file's inode lock through a
 	// FUSE fsync): each commit would stand the device still while it writes everything since
 	// the previous one. (2) This file's dirty pages count against the same system-wide dirty
 	// limit as the filesystem's above the loop device, whose writers the kernel throttles when
 	// the sum is high: the volume's own backlog would slow the application writing to it.
-	unstarted atomic.Int64  // bytes written since the last writeback was started
+	// Only large writes count (see writebackMinWrite): small ones are left to the flush.
+	unstarted atomic.Int64  // bytes of large writes since the last writeback was started
+	starts    atomic.Int64  // writebacks started, for tests
 	kick      chan struct{} // wakes the writeback goroutine
 	stop      chan struct{} // closed by Close
 	stopped   chan struct{} // closed when the writeback goroutine has returned
@@ -44,6 +46,15 @@ type FileStore struct {
 // at most a few tens of milliseconds of writing left, large enough that each start
 // (sync_file_range over the file's dirty pages) is rare next to the writes.
 const writebackEvery = 8 << 20
+
+// writebackMinWrite is the smallest write that counts toward writebackEvery. Sequential
+// writes reach the store as large writes (up to 1 MiB, the volume's batch), and writing them
+// back early spares the commit. Small writes are random ones (4 KiB through the loop device),
+// scattered over the file: started every 8 MiB, their writeback wrote each page cache folio
+// again for every block dirtied in it, about 10 µs of the daemon's CPU per write; left to the
+// flush's fdatasync, each folio is written once for all its dirty blocks (docs/PERFORMANCE.md,
+// "Limits").
+const writebackMinWrite = 64 << 10
 
 // lockSuffix names the sidecar file in which a writer records itself.
 const lockSuffix = ".lock"
@@ -170,7 +181,7 @@ func (s *FileStore) WriteAt(_ context.Context, p []byte, off int64) error {
 	if _, err := s.f.WriteAt(p, off); err != nil {
 		return fmt.Errorf("write %s at %d+%d: %w", s.path, off, len(p), err)
 	}
-	if s.unstarted.Add(int64(len(p))) >= writebackEvery {
+	if len(p) >= writebackMinWrite && s.unstarted.Add(int64(len(p))) >= writebackEvery {
 		select {
 		case s.kick <- struct{}{}:
 		default: // a start is pending already
@@ -192,6 +203,7 @@ func (s *FileStore) writeback() {
 		case <-s.kick:
 		}
 		s.unstarted.Store(0)
+		s.starts.Add(1)
 		_ = unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 }

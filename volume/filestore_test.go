@@ -66,3 +66,36 @@ func TestFileStoreStartsWriteback(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestFileStoreLeavesSmallWritesToFlush checks that small (random) writes do not start
+// writeback early: their pages are written back by the next flush in one pass, where
+// neighbours merge, instead of a few at a time (see writebackMinWrite); and that large writes
+// still do.
+func TestFileStoreLeavesSmallWritesToFlush(t *testing.T) {
+	s, err := CreateFileStore(filepath.Join(t.TempDir(), "store"), 4*writebackEvery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	page := make([]byte, PageSize)
+	for i := int64(0); i < 2*writebackEvery/PageSize; i++ {
+		off := (i * 7919 % (4 * writebackEvery / PageSize)) * PageSize // scattered, as random writes are
+		if err := s.WriteAt(ctx, page, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.unstarted.Load(); n != 0 {
+		t.Fatalf("%d bytes of 4 KiB writes count toward early writeback, want 0", n)
+	}
+	big := make([]byte, writebackMinWrite)
+	for off := int64(0); off < 2*writebackEvery; off += int64(len(big)) {
+		if err := s.WriteAt(ctx, big, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.starts.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d MiB of %d KiB writes started no writeback", 2*writebackEvery>>20, writebackMinWrite>>10)
+		}
+	}
+}
