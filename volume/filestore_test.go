@@ -99,3 +99,47 @@ func TestFileStoreLeavesSmallWritesToFlush(t *testing.T) {
 		}
 	}
 }
+
+// TestFileStoreDropsFlushedPages checks that the pages a flush made durable leave the page
+// cache soon after it (see dropCache).
+func TestFileStoreDropsFlushedPages(t *testing.T) {
+	const written = 4 << 20
+	s, err := CreateFileStore(filepath.Join(t.TempDir(), "store"), 2*written)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cached := func() uint64 {
+		var st unix.Cachestat_t
+		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
+			t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count cached pages with")
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return st.Cache
+	}
+	chunk := make([]byte, 64<<10)
+	for i := range chunk {
+		chunk[i] = byte(i)
+	}
+	for off := int64(0); off < written; off += int64(len(chunk)) {
+		if err := s.WriteAt(ctx, chunk, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := uint64(written / os.Getpagesize())
+	if n := cached(); n < pages/2 {
+		t.Skipf("only %d of the %d pages just written are cached: the machine is short of memory", n, pages)
+	}
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.drops.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no page cache drop 10 s after a flush")
+		}
+	}
+	if n := cached(); n > pages/8 {
+		t.Fatalf("%d of the %d pages written before a flush are still cached after it", n, pages)
+	}
+}
