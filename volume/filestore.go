@@ -36,11 +36,7 @@ type FileStore struct {
 	// Only large writes count (see writebackMinWrite): small ones are left to the flush.
 	unstarted atomic.Int64  // bytes of large writes since the last writeback was started
 	starts    atomic.Int64  // writebacks started, for tests
-	kick      chan struct{} // wakes the writeback goroutine to start writeback
-	// After every flush the same goroutine drops the file's clean pages from the page cache
-	// (see dropCache).
-	drop      chan struct{}
-	drops     atomic.Int64  // page cache drops done, for tests
+	kick      chan struct{} // wakes the writeback goroutine
 	stop      chan struct{} // closed by Close
 	stopped   chan struct{} // closed when the writeback goroutine has returned
 	closeOnce sync.Once
@@ -123,7 +119,7 @@ func lockFile(f *os.File, path string, readOnly bool) (*FileStore, error) {
 	}
 	s := &FileStore{f: f, path: path, readOnly: readOnly}
 	if !readOnly {
-		s.kick, s.drop, s.stop, s.stopped = make(chan struct{}, 1), make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		s.kick, s.stop, s.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 		go s.writeback()
 		host, _ := os.Hostname()
 		info := fmt.Sprintf("pid %d on host %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
@@ -197,7 +193,7 @@ func (s *FileStore) WriteAt(_ context.Context, p []byte, off int64) error {
 // writeback starts the kernel's writeback of the file's dirty pages each time it is kicked,
 // without waiting for it to finish (SYNC_FILE_RANGE_WRITE): durability is still Flush's
 // fdatasync, this only gives it less to do. An error here is not reported: fdatasync reports
-// any failure to write the pages. It also drops the clean pages after each flush (dropCache).
+// any failure to write the pages.
 func (s *FileStore) writeback() {
 	defer close(s.stopped)
 	for {
@@ -205,51 +201,20 @@ func (s *FileStore) writeback() {
 		case <-s.stop:
 			return
 		case <-s.kick:
-			s.unstarted.Store(0)
-			s.starts.Add(1)
-			_ = unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-		case <-s.drop:
-			s.dropCache()
 		}
+		s.unstarted.Store(0)
+		s.starts.Add(1)
+		_ = unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 }
 
-// dropCache drops the file's clean pages from the page cache (POSIX_FADV_DONTNEED), which
-// Flush asks for after every fdatasync. It runs beside the writes that follow the flush, not in
-// it: a commit holds every write of the device while it runs, and dropping the pages of a few
-// seconds of random writes takes 100-200 ms. Keeping the pages would cost more than it saves:
-//
-//   - Nothing reads them back. The filesystem above the loop device caches what it reads and
-//     writes in its own page cache; these pages are a second, encrypted copy of the same data,
-//     as a loop device without direct I/O keeps.
-//   - A write into a cached page is slower than a write that takes a fresh one when the page is
-//     part of a large folio: a 1 MiB write of the store leaves folios of up to 1 MiB, and ext4
-//     visits each of the folio's 256 blocks for every 4 KiB written into it.
-//   - Every slot written for the first time takes a new page either way, and a page cache that
-//     only grows takes them from memory the system has not used for a while. On a virtual
-//     machine that reports free memory to its host (virtio-balloon free page reporting, as
-//     the benchmark machine does) the first touch of such a page costs a fault in the host,
-//     13-29 µs measured; pages dropped here are reused warm.
-//
-// Dirty pages (written since the flush) stay; the call starts their writeback, which the next
-// flush would do anyway. An error is not reported: nothing depends on the pages being gone.
-func (s *FileStore) dropCache() {
-	_ = unix.Fadvise(int(s.f.Fd()), 0, 0, unix.FADV_DONTNEED)
-	s.drops.Add(1)
-}
-
-// Flush makes completed writes durable (fdatasync), then has their pages dropped from the
-// page cache in the background (see dropCache).
+// Flush makes completed writes durable (fdatasync).
 func (s *FileStore) Flush(context.Context) error {
 	if s.readOnly {
 		return nil
 	}
 	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 		return fmt.Errorf("fdatasync %s: %w", s.path, err)
-	}
-	select {
-	case s.drop <- struct{}{}:
-	default: // a drop is pending already; it will see these pages clean
 	}
 	return nil
 }
