@@ -780,11 +780,16 @@ mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem 
 		if [[ "$t" == volume-azurite ]]; then
 			[[ -n "$AZ_PID" ]] || start_azurite || return 1
 			export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
-			"$BIN/benchread" container "${BLOB_URL%/*}"
+			# A deadline: after a target's random page writes, Azurite (in memory) once spent 14
+			# minutes on the next Create Container; the run goes on without this target then.
+			timeout 120 "$BIN/benchread" container "${BLOB_URL%/*}" || {
+				log "volume $t: Azurite did not create the container within 120 s"
+				return 1
+			}
 			target="${BLOB_URL%/*}/vol-$(date +%s%N).img"
 			VOL_BLOB="$target"
 		fi
-		"$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
+		timeout 300 "$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
 			log "volume create failed: $(tail -3 "$RUN/vol-$t-create.log")"
 			return 1
 		}
