@@ -42,7 +42,7 @@
 #   BENCH_EPOCH_MIB          size of each training-epoch dataset (default 3072; 256 with --quick)
 #   BENCH_SKIP               comma-separated parts to skip: seq,seqwarm,shuffle,tree,blob,epoch,volume,gocryptfs
 #   BENCH_VOL_RUNTIME        seconds of each random 4 KiB fio run on volumes (default 60; 10 with --quick)
-#   BENCH_VOL_TARGETS        volume targets (default volume,plainvol,gocryptfs,ext4,volume-azurite)
+#   BENCH_VOL_TARGETS        volume targets (default volume,volume-prealloc,plainvol,gocryptfs,ext4,volume-azurite)
 #   BENCH_REPACK=1           pack the encfs images again even if the cached ones open
 #   BENCH_PERF=1             record `perf record -a -g` (whole machine) during the first cold
 #                            sequential and shuffled runs of encfs (BENCH_DIR/.../perf-*.data;
@@ -759,7 +759,7 @@ goals_epoch() {
 
 # ---- 6. read-write volumes ----------------------------------------------------------------------
 declare -A VOL
-IFS=, read -r -a VOL_TARGETS <<<"${BENCH_VOL_TARGETS:-volume,plainvol,gocryptfs,ext4,volume-azurite}"
+IFS=, read -r -a VOL_TARGETS <<<"${BENCH_VOL_TARGETS:-volume,volume-prealloc,plainvol,gocryptfs,ext4,volume-azurite}"
 VOL_LOOP="" # the loop device of the plain ext4 target, detached by cleanup if still attached
 
 gosrc_tar() { # Go's source tree as one tar file, made once
@@ -771,12 +771,13 @@ gosrc_tar() { # Go's source tree as one tar file, made once
 }
 
 mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem at $MNT/vol-TARGET
-	local t="$1" mnt="$MNT/vol-$1" img="$D/vol-$1.img" target
+	local t="$1" mnt="$MNT/vol-$1" img="$D/vol-$1.img" target create_flags=()
 	MPID=""
 	rm -rf "$img" "$D/vol-gocryptfs"
 	case "$t" in
-	volume | volume-azurite)
+	volume | volume-prealloc | volume-azurite)
 		target="$img"
+		[[ "$t" == volume-prealloc ]] && create_flags=(--preallocate)
 		if [[ "$t" == volume-azurite ]]; then
 			[[ -n "$AZ_PID" ]] || start_azurite || return 1
 			export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
@@ -789,7 +790,7 @@ mount_volume_target() { # mount_volume_target TARGET: a fresh, empty filesystem 
 			target="${BLOB_URL%/*}/vol-$(date +%s%N).img"
 			VOL_BLOB="$target"
 		fi
-		timeout 300 "$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
+		timeout 300 "$BIN/encfs" --log-format text volume create --key-file "$KEY" --size "${VOL_MIB}M" "${create_flags[@]}" "$target" >"$RUN/vol-$t-create.log" 2>&1 || {
 			log "volume create failed: $(tail -3 "$RUN/vol-$t-create.log")"
 			return 1
 		}
@@ -907,7 +908,8 @@ bench_volume() {
 vol_what() {
 	# shellcheck disable=SC2016 # the backquotes are markdown
 	case "$1" in
-	volume) printf '`encfs volume mount` of a local file' ;;
+	volume) printf '`encfs volume mount` of a local file (sparse, the default)' ;;
+	volume-prealloc) printf 'the same, created with `--preallocate` (the store written whole at creation)' ;;
 	plainvol) printf 'the same ext4, loop and FUSE file without crypto (`benchread plainvol`)' ;;
 	gocryptfs) printf 'gocryptfs over a local directory' ;;
 	ext4) printf 'ext4 on a loop device (direct I/O) over a local file, no FUSE' ;;
@@ -944,6 +946,7 @@ EOF
 EOF
 	goal "sequential write >= 0.75x the no-crypto stack ($(ratio "${VOL[$v.seqw]:-n/a}" "${VOL[plainvol.seqw]:-n/a}")x)" "${VOL[$v.seqw]:-n/a} >= 0.75 * ${VOL[plainvol.seqw]:-n/a}"
 	goal "random 4K write IOPS >= 0.75x the no-crypto stack ($(ratio "${VOL[$v.randw]:-n/a}" "${VOL[plainvol.randw]:-n/a}")x)" "${VOL[$v.randw]:-n/a} >= 0.75 * ${VOL[plainvol.randw]:-n/a}"
+	goal "the same with a preallocated store ($(ratio "${VOL[volume-prealloc.randw]:-n/a}" "${VOL[plainvol.randw]:-n/a}")x)" "${VOL[volume-prealloc.randw]:-n/a} >= 0.75 * ${VOL[plainvol.randw]:-n/a}"
 	goal "sequential write >= 1.2x gocryptfs ($(ratio "${VOL[$v.seqw]:-n/a}" "${VOL[gocryptfs.seqw]:-n/a}")x)" "${VOL[$v.seqw]:-n/a} >= 1.2 * ${VOL[gocryptfs.seqw]:-n/a}"
 	goal "random 4K write IOPS >= 1.2x gocryptfs ($(ratio "${VOL[$v.randw]:-n/a}" "${VOL[gocryptfs.randw]:-n/a}")x)" "${VOL[$v.randw]:-n/a} >= 1.2 * ${VOL[gocryptfs.randw]:-n/a}"
 	goal "metadata workload >= 1.2x gocryptfs (untar + rm -rf: ${VOL[gocryptfs.meta]:-n/a} s against ${VOL[$v.meta]:-n/a} s)" "${VOL[gocryptfs.meta]:-n/a} >= 1.2 * ${VOL[$v.meta]:-n/a}"

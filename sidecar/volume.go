@@ -77,6 +77,9 @@ type CreateVolumeOptions struct {
 	Label string
 	Blob  location.Options
 	Log   *slog.Logger
+	// Preallocate writes the whole store at creation (local files only; see
+	// volume.FileStore.Preallocate).
+	Preallocate bool
 }
 
 // CreateVolume creates target (a local file that must not exist, or a page blob that must not
@@ -88,6 +91,9 @@ func CreateVolume(ctx context.Context, target string, releaseKey []byte, o Creat
 		o.Log = slog.Default()
 	}
 	target = strings.TrimPrefix(target, "file://")
+	if o.Preallocate && blobio.IsRemote(target) {
+		return nil, fmt.Errorf("preallocation is for a volume in a local file: Azure allocates a page blob's pages as they are written, and writing all of them would bill them all")
+	}
 	var s volume.Store
 	if blobio.IsRemote(target) {
 		// The smallest blob; volume.Create resizes it to what the format needs.
@@ -114,7 +120,7 @@ func CreateVolume(ctx context.Context, target string, releaseKey []byte, o Creat
 			}
 		}()
 	}
-	if _, err := volume.Create(ctx, s, releaseKey, volume.CreateOptions{Size: o.Size, Label: o.Label}); err != nil {
+	if _, err := volume.Create(ctx, s, releaseKey, volume.CreateOptions{Size: o.Size, Label: o.Label, Preallocate: o.Preallocate}); err != nil {
 		s.Close()
 		return nil, err
 	}

@@ -47,6 +47,14 @@ const presyncBlocks = 256
 type CreateOptions struct {
 	Size  int64  // bytes, a positive multiple of 4096
 	Label string // free text for operators, at most 64 bytes of UTF-8, stored unencrypted
+	// Preallocate writes the whole store before the header (FileStore.Preallocate); only a
+	// local file can be preallocated.
+	Preallocate bool
+}
+
+// preallocator is a store that can be written whole at creation (FileStore).
+type preallocator interface {
+	Preallocate(ctx context.Context) error
 }
 
 // OpenOptions describe how to open a volume.
@@ -214,6 +222,10 @@ func Create(ctx context.Context, s Store, releaseKey []byte, o CreateOptions) (*
 	if len(o.Label) > MaxLabel || !utf8.ValidString(o.Label) || containsNUL(o.Label) {
 		return nil, fmt.Errorf("label: want at most %d bytes of UTF-8 without NUL", MaxLabel)
 	}
+	pre, canPreallocate := s.(preallocator)
+	if o.Preallocate && !canPreallocate {
+		return nil, fmt.Errorf("%s: only a volume in a local file can be preallocated", s)
+	}
 	for c := int64(0); c < 2 && s.Size() >= (c+1)*headerCopySize; c++ {
 		b := make([]byte, PageSize)
 		if err := s.ReadAt(ctx, b, c*headerCopySize); err != nil {
@@ -238,6 +250,11 @@ func Create(ctx context.Context, s Store, releaseKey []byte, o CreateOptions) (*
 	if s.Size() < geo.storeSize() {
 		if err := s.Resize(ctx, geo.storeSize()); err != nil {
 			return nil, fmt.Errorf("resize %s to %d bytes: %w", s, geo.storeSize(), err)
+		}
+	}
+	if o.Preallocate {
+		if err := pre.Preallocate(ctx); err != nil {
+			return nil, err
 		}
 	}
 	// Copy 0 is cleared so that no older bytes there pass for a header.

@@ -192,6 +192,62 @@ func TestCreateRefusesBadOptions(t *testing.T) {
 	if _, err := Create(ctx, newFaultStore(), []byte("short"), CreateOptions{Size: 4096}); err == nil {
 		t.Error("create with a 5-byte key succeeded")
 	}
+	if _, err := Create(ctx, newFaultStore(), testKey(1), CreateOptions{Size: 4096, Preallocate: true}); err == nil ||
+		!strings.Contains(err.Error(), "local file") {
+		t.Errorf("preallocating a store that is not a local file: %v, want an error saying only local files can be", err)
+	}
+}
+
+// TestPreallocatedFileStore: a preallocated store is allocated on disk whole from the start,
+// holds a volume that reads, writes, reopens and verifies like a sparse one, and stays whole
+// when the volume grows.
+func TestPreallocatedFileStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "vol")
+	s, err := CreateFileStore(path, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(ctx, s, testKey(1), CreateOptions{Size: 8 << 20, Preallocate: true}); err != nil {
+		t.Fatal(err)
+	}
+	wholeOnDisk := func(when string) {
+		t.Helper()
+		if got, size := s.allocated(), s.Size(); got < size {
+			t.Fatalf("%s: %d of the store's %d bytes are allocated on disk, want all", when, got, size)
+		}
+	}
+	wholeOnDisk("after create")
+	v := openVolume(t, s, OpenOptions{})
+	if got := readAll(t, v); !bytes.Equal(got, make([]byte, 8<<20)) {
+		t.Fatal("a new preallocated volume does not read as zeros")
+	}
+	want := bytes.Repeat([]byte("thick "), 300000)
+	if err := v.WriteAt(ctx, want, 4096*7+100); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Grow(ctx, 64<<20); err != nil {
+		t.Fatal(err)
+	}
+	wholeOnDisk("after growing")
+	if err := v.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenFileStore(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	v = openVolume(t, r, OpenOptions{ReadOnly: true})
+	got := make([]byte, len(want))
+	if err := v.ReadAt(ctx, got, 4096*7+100); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back after reopening: %v", err)
+	}
+	if tail := make([]byte, 4096); v.ReadAt(ctx, tail, 64<<20-4096) != nil || !bytes.Equal(tail, make([]byte, 4096)) {
+		t.Fatal("the grown part does not read as zeros")
+	}
+	if _, err := Verify(ctx, r, [][]byte{testKey(1)}, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestInfoAndInspect(t *testing.T) {

@@ -115,6 +115,7 @@ func oneKey(keyFile string) ([]byte, error) {
 
 type volumeCreateOptions struct {
 	keyFile, size, fs, label string
+	preallocate              bool
 	vf                       *volumeFlags
 }
 
@@ -128,7 +129,9 @@ volume of SIZE bytes that KEY opens, and make a filesystem on it (ext4 by defaul
 through the same FUSE file and loop device a mount uses. Needs root (loop devices).
 
 The file or blob is sparse: it grows to about SIZE as blocks are written (up to twice SIZE: each
-block has a shadow copy for atomic commits). A page blob needs a credential that can create and
+block has a shadow copy for atomic commits). --preallocate writes a local file whole at once
+instead (about twice SIZE on disk, and a second or so per GiB to write): random writes are then
+faster, as no first write to a block's slot allocates. A page blob needs a credential that can create and
 write it (a SAS with sp=cw, a connection string, or an identity with Storage Blob Data
 Contributor).`,
 		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(opts.vf.loc, 1, 1)(cmd, args) },
@@ -145,6 +148,7 @@ Contributor).`,
 	f.StringVar(&opts.size, "size", "", "volume size, e.g. 10G (a multiple of 4 KiB)")
 	f.StringVar(&opts.fs, "fs", "ext4", "filesystem: ext4 or xfs (xfs needs 300 MiB at least)")
 	f.StringVar(&opts.label, "label", "", "free text stored unencrypted in the header, for operators")
+	f.BoolVar(&opts.preallocate, "preallocate", false, "write a local file's whole store now (about twice SIZE on disk) for faster random writes")
 	cmd.MarkFlagRequired("key-file")
 	cmd.MarkFlagRequired("size")
 	opts.vf = addVolumeFlags(cmd)
@@ -172,7 +176,7 @@ func runVolumeCreate(ctx context.Context, opts *volumeCreateOptions, target stri
 		return err
 	}
 	in, err := sidecar.CreateVolume(ctx, target, key, sidecar.CreateVolumeOptions{Size: int64(size), FS: opts.fs,
-		Label: opts.label, Blob: blob, Log: slog.Default()})
+		Label: opts.label, Blob: blob, Log: slog.Default(), Preallocate: opts.preallocate})
 	if err != nil {
 		return fmt.Errorf("create volume %s: %w", blobio.Display(target), err)
 	}
