@@ -254,10 +254,10 @@ func (s *FileStore) Resize(ctx context.Context, size int64) error {
 // sparse store the first write to each slot costs ext4 an allocation and, when the write
 // reaches the disk, the conversion of a new extent; a volume writes each block's shadow slot
 // for the first time long after it was created, so random 4 KiB writes paid that cost for a
-// long while (7-10% fewer of them per second, docs/PERFORMANCE.md). The price is the whole
-// store on disk at once, about twice the volume's size, and writing it (about a second per GiB
-// on the benchmark machine). Create calls it before writing the header, while the store holds
-// nothing.
+// long while (about a tenth fewer of them per second, docs/PERFORMANCE.md). The price is the
+// whole store on disk at once, about twice the volume's size, and writing it (about a second
+// per GiB on the benchmark machine). Create calls it before writing the header, while the
+// store holds nothing.
 func (s *FileStore) Preallocate(ctx context.Context) error {
 	if s.readOnly {
 		return fmt.Errorf("%s: %w", s.path, ErrReadOnly)

@@ -131,9 +131,9 @@ through the same FUSE file and loop device a mount uses. Needs root (loop device
 The file or blob is sparse: it grows to about SIZE as blocks are written (up to twice SIZE: each
 block has a shadow copy for atomic commits). --preallocate writes a local file whole at once
 instead (about twice SIZE on disk, and a second or so per GiB to write): random writes are then
-faster, as no first write to a block's slot allocates. A page blob needs a credential that can create and
-write it (a SAS with sp=cw, a connection string, or an identity with Storage Blob Data
-Contributor).`,
+faster, as no first write to a block's slot allocates. A page blob needs a credential that can
+create and write it (a SAS with sp=cw, a connection string, or an identity with Storage Blob
+Data Contributor).`,
 		Args: func(cmd *cobra.Command, args []string) error { return locationArgs(opts.vf.loc, 1, 1)(cmd, args) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			loc, _, err := opts.vf.loc.split(args, 1)

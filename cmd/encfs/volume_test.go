@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/encfs/encfs/fs/fstest"
@@ -18,13 +19,17 @@ func TestVolumeCreateBadInput(t *testing.T) {
 	expectFail(t, `--size: size "10X"`, "volume", "create", "--key-file", key, "--size", "10X", target)
 	expectFail(t, "multiple of 4 KiB", "volume", "create", "--key-file", key, "--size", "1000", target)
 	expectFail(t, "--fs btrfs: want one of ext4, xfs", "volume", "create", "--key-file", key, "--size", "64M", "--fs", "btrfs", target)
+	expectFail(t, "preallocation is for a volume in a local file", "volume", "create", "--key-file", key, "--size", "64M",
+		"--preallocate", "https://account.blob.core.windows.net/container/vol")
 	if _, err := os.Stat(target); !os.IsNotExist(err) {
 		t.Fatalf("a refused create left %s behind (%v)", target, err)
 	}
 	expectFail(t, "not an encfs volume", "volume", "inspect", key)
 }
 
-// TestVolumeKeyslots: key add-slot and remove-slot recognise a volume by its magic.
+// TestVolumeKeyslots: key add-slot and remove-slot recognise a volume by its magic. The volume
+// is created preallocated, so the whole create path (store written whole, mkfs through FUSE and
+// a loop device, inspect, verify) runs with that flag too.
 func TestVolumeKeyslots(t *testing.T) {
 	fstest.RequireFUSE(t)
 	if os.Geteuid() != 0 {
@@ -35,7 +40,10 @@ func TestVolumeKeyslots(t *testing.T) {
 	mustRun(t, "keygen", "--out", k1)
 	mustRun(t, "keygen", "--out", k2)
 	vol := filepath.Join(dir, "vol")
-	mustRun(t, "volume", "create", "--key-file", k1, "--size", "32M", vol)
+	mustRun(t, "volume", "create", "--key-file", k1, "--size", "32M", "--preallocate", vol)
+	if st, err := os.Stat(vol); err != nil || st.Sys().(*syscall.Stat_t).Blocks*512 < st.Size() {
+		t.Fatalf("a store created with --preallocate is not allocated whole: %v", err)
+	}
 	out := mustRun(t, "key", "add-slot", "--key-file", k1, "--new-key-file", k2, vol)
 	b2, _ := os.ReadFile(k2)
 	b1, _ := os.ReadFile(k1)
