@@ -31,10 +31,11 @@ type FileStore struct {
 	// seconds or at 10% of memory dirty, which costs twice. (1) Flush is the volume's commit,
 	// and while it runs the FUSE file above the volume admits no write (the kernel holds the
 	// file's inode lock through a FUSE fsync): each commit would stand the device still while
-	// it writes everything since the previous one. (2) This file's dirty pages count against the same system-wide dirty
-	// limit as the filesystem's above the loop device, whose writers the kernel throttles when
-	// the sum is high: the volume's own backlog would slow the application writing to it.
-	// Only large writes count (see writebackMinWrite): small ones are left to the flush.
+	// it writes everything since the previous one. (2) This file's dirty pages count against
+	// the same system-wide dirty limit as the filesystem's above the loop device, whose
+	// writers the kernel throttles when the sum is high: the volume's own backlog would slow
+	// the application writing to it. Only large writes count (see writebackMinWrite): small
+	// ones are left to the flush.
 	unstarted atomic.Int64  // bytes of large writes since the last writeback was started
 	starts    atomic.Int64  // writebacks started, for tests
 	kick      chan struct{} // wakes the writeback goroutine
