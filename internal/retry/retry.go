@@ -84,7 +84,7 @@ type Result struct {
 func (p Policy) Do(ctx context.Context, try func(ctx context.Context) error) (Result, error) {
 	p = p.WithDefaults()
 	start := time.Now()
-	deadline := p.deadline(ctx, start)
+	deadline := p.Deadline(ctx, start)
 	res := Result{}
 	for {
 		res.Tries++
@@ -125,8 +125,9 @@ func (p Policy) Do(ctx context.Context, try func(ctx context.Context) error) (Re
 	}
 }
 
-// deadline is the earlier of the context's deadline and start+Budget; with neither, 60s.
-func (p Policy) deadline(ctx context.Context, start time.Time) time.Time {
+// Deadline is when an operation that starts at start must end: the earlier of the context's
+// deadline and start+Budget; with neither, 60s.
+func (p Policy) Deadline(ctx context.Context, start time.Time) time.Time {
 	d, ok := ctx.Deadline()
 	if p.Budget > 0 && (!ok || start.Add(p.Budget).Before(d)) {
 		return start.Add(p.Budget)

@@ -55,21 +55,30 @@ func NewRetrier(p retry.Policy, retries *atomic.Int64, source string, azure bool
 	return Retrier{Policy: p, source: source, azure: azure}
 }
 
-// do runs try until it succeeds, fails permanently, or the time runs out: the earlier of the
+// Do runs try until it succeeds, fails permanently, or the time runs out: the earlier of the
 // context's deadline (a reader's) and the policy's budget. try gets a context bounded by the
 // policy's per-try timeout, and returns nil or an *Attempt. A failure comes back as a
 // *blobio.Error; a context that ended first comes back as its own error.
 func (r *Retrier) Do(ctx context.Context, op string, try func(ctx context.Context) *Attempt) error {
+	// last is the failure to report. A try that the operation's deadline cut short (rather
+	// than the per-try timeout) learned nothing about the storage, so the failure before it,
+	// which did, stays the one reported: "HTTP 500" says more than "deadline exceeded".
+	// (The deadline is taken before Do takes its own, so it is not later than Do's.)
 	var last *Attempt
+	deadline := r.Policy.Deadline(ctx, time.Now())
 	res, err := r.Policy.Do(ctx, func(ctx context.Context) error {
-		last = try(ctx)
+		a := try(ctx)
+		cut := ctx.Err() != nil && !time.Now().Before(deadline)
+		if a == nil || last == nil || !cut {
+			last = a
+		}
 		switch {
-		case last == nil:
+		case a == nil:
 			return nil
-		case last.Retryable:
-			return retry.Transient(last, last.RetryAfter)
+		case a.Retryable:
+			return retry.Transient(a, a.RetryAfter)
 		default:
-			return last
+			return a
 		}
 	})
 	switch {
