@@ -15,8 +15,9 @@
 #      reads every file once in shuffled order through a fresh `encfs mount URL` with default
 #      flags (epoch 1), then again (epoch 2), for 100 KiB and for 2 MiB files, each dataset at
 #      least 4 times the mount's memory budget; against the plain download of the same blob, the
-#      same epoch on the image mounted from a local file, and the same epoch over the plain files
-#      (the reader's own cost on its core). Azurite runs on CPU 1 (always, in
+#      same epoch on the image mounted from a local file, and the same epoch over the plain files,
+#      directly (the reader's own cost on its core) and through the go-fuse loopback (what FUSE
+#      adds). Azurite runs on CPU 1 (always, in
 #      every part), the reader, encfs and the downloader on CPU 0 (taskset), in parts 4 and 5.
 #   6. read-write volumes: fio sequential 1 MiB writes (end_fsync), random 4 KiB direct writes and
 #      reads (libaio, iodepth 16, time-based), and a metadata workload (untar Go's source tree,
@@ -28,6 +29,8 @@
 # against gocryptfs, the loopback and the plain file or download, drawn by scripts/benchchart):
 #   docs/bench/YYYY-MM-DD-HHMM.md and docs/bench/YYYY-MM-DD-HHMM-{sequential,shuffled,streaming}.svg
 # (UTC, the run's start). docs/PERFORMANCE.md links the runs it quotes; commit the ones it should.
+# After each part it also writes the report of the parts done so far to the work directory's
+# report.md, so that a run cut short keeps what it measured.
 #
 # Options and environment:
 #   --quick, BENCH_QUICK=1   small sizes for a quick run (256 MiB file, 1,000 small files,
@@ -665,7 +668,7 @@ metric() { # metric PORT NAME: the sum of a metric's samples on an encfs /metric
 }
 
 bench_epoch() {
-	local set dir url r out port e1 e2 dl fetched hwm local_e plain_e img_bytes
+	local set dir url r out port e1 e2 dl fetched hwm local_e plain_e loop_e img_bytes
 	[[ -n "$AZ_PID" ]] || start_azurite || return 1
 	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
 	for set in "${EPOCH_SETS[@]}"; do
@@ -676,7 +679,7 @@ bench_epoch() {
 			log "upload of the $set epoch image failed: $(tail -3 "$RUN/epoch-upload.log")"
 			return 1
 		}
-		e1=() e2=() dl=() fetched=() hwm=() local_e=() plain_e=()
+		e1=() e2=() dl=() fetched=() hwm=() local_e=() plain_e=() loop_e=()
 		for ((r = 1; r <= RUNS; r++)); do
 			drop_caches
 			out="$(taskset -c 0 "$BIN/benchread" download -mode ranges -block $((8 << 20)) -concurrency 16 "$url")"
@@ -717,7 +720,8 @@ bench_epoch() {
 			unmount_target "$MNT/epoch"
 
 			# The same epoch over the plain files on the local disk: what the reader alone costs
-			# on CPU 0, the floor of any filesystem there.
+			# on CPU 0, the floor of any filesystem there; then through the go-fuse loopback of
+			# them, also on CPU 0: what FUSE adds without crypto or storage.
 			drop_caches
 			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$dir/data")"; then
 				log "epoch $set: plain files run $r: $out"
@@ -725,6 +729,16 @@ bench_epoch() {
 			else
 				log "epoch $set: plain files run $r failed: $out"
 			fi
+			drop_caches
+			start_daemon loopback "$MNT/epoch" --wait-mount "$MNT/epoch" -- "$BIN/loopback" -q -ro -directmount "$MNT/epoch" "$dir/data"
+			taskset -a -pc 0 "$MPID" >/dev/null 2>&1 || true
+			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")"; then
+				log "epoch $set: loopback run $r: $out"
+				loop_e+=("$(kv seconds "$out")")
+			else
+				log "epoch $set: loopback run $r failed: $out"
+			fi
+			unmount_target "$MNT/epoch"
 		done
 		EP[$set.files]="$(wc -l <"$dir/index")"
 		EP[$set.mib]="$(calc "$img_bytes / 1048576" 0)"
@@ -733,6 +747,7 @@ bench_epoch() {
 		EP[$set.epoch2_fps]="$(median "${e2[@]}")"
 		EP[$set.local_fps]="$(median "${local_e[@]}")"
 		EP[$set.plain_s]="$(median "${plain_e[@]}")"
+		EP[$set.loop_s]="$(median "${loop_e[@]}")"
 		EP[$set.fetched_x]="$(median "${fetched[@]}")"
 		EP[$set.hwm_mib]="$(median "${hwm[@]}")"
 		[[ "${EP[$set.hwm_mib]}" == n/a ]] || EP[$set.hwm_mib]="$(calc "${EP[$set.hwm_mib]} / 1024" 0)"
@@ -748,12 +763,12 @@ report_epoch() {
 		'`scripts/epoch.py --workers 8` (8 forked workers as a PyTorch DataLoader: an index queue each,' \
 		'2 batches of 4 files in flight per worker, batches taken in order; every file once in shuffled' \
 		'order) through a fresh `encfs mount URL` with default flags (automatic disk cache, background' \
-		'fetch); epoch 2 on the same mount. The plain download: 8 MiB range GETs, 16 in flight; the local image: the same epoch on the image file mounted with `encfs mount`, also on CPU 0; plain files: the same epoch over the unencrypted dataset on the local disk, without FUSE (what the reader alone costs on CPU 0).'
-	printf '| dataset | files | image (MiB) | plain download (s) | plain files (s) | epoch 1 (s) | epoch 1 / download | fetched / image | epoch 2 (files/s) | local image (files/s) | peak RSS / budget (MiB) |\n'
-	printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
+		'fetch); epoch 2 on the same mount. The plain download: 8 MiB range GETs, 16 in flight; the local image: the same epoch on the image file mounted with `encfs mount`, also on CPU 0; plain files: the same epoch over the unencrypted dataset on the local disk, without FUSE (what the reader alone costs on CPU 0); loopback: the same through the go-fuse loopback of those files on CPU 0 (FUSE without crypto or storage).'
+	printf '| dataset | files | image (MiB) | plain download (s) | plain files (s) | loopback (s) | epoch 1 (s) | epoch 1 / download | fetched / image | epoch 2 (files/s) | local image (files/s) | peak RSS / budget (MiB) |\n'
+	printf '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n'
 	for set in "${EPOCH_SETS[@]}"; do
-		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$set ($(epoch_file_bytes "$set") B files)" \
-			"${EP[$set.files]:-n/a}" "${EP[$set.mib]:-n/a}" "${EP[$set.download_s]:-n/a}" "${EP[$set.plain_s]:-n/a}" "${EP[$set.epoch1_s]:-n/a}" \
+		printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s |\n' "$set ($(epoch_file_bytes "$set") B files)" \
+			"${EP[$set.files]:-n/a}" "${EP[$set.mib]:-n/a}" "${EP[$set.download_s]:-n/a}" "${EP[$set.plain_s]:-n/a}" "${EP[$set.loop_s]:-n/a}" "${EP[$set.epoch1_s]:-n/a}" \
 			"$(ratio "${EP[$set.epoch1_s]:-n/a}" "${EP[$set.download_s]:-n/a}")" "${EP[$set.fetched_x]:-n/a}" \
 			"$(fmt0 "${EP[$set.epoch2_fps]:-n/a}")" "$(fmt0 "${EP[$set.local_fps]:-n/a}")" "${EP[$set.hwm_mib]:-n/a}" "${EP[budget_mib]:-n/a}"
 	done
@@ -1114,6 +1129,15 @@ EOF
 	skip epoch || goals_epoch
 }
 
+checkpoint() { # checkpoint PART: the report of the parts done so far, so that a run cut short keeps them
+	{
+		printf '**Partial report**, written after part %s: the parts not run yet show n/a. A complete run\n' "$1"
+		printf 'replaces it.\n\n'
+		report
+	} >"$D/report.md"
+	log "partial report after part $1 in $D/report.md"
+}
+
 write_dated() { # write_dated REPORT: the dated report with its charts into $OUT
 	local out="$OUT" charts
 	mkdir -p "$out"
@@ -1145,12 +1169,12 @@ if [[ "$PREPARE" == 1 ]]; then
 	log "data ready in $D"
 	exit 0
 fi
-skip seq || bench_seq
-skip seqwarm || bench_seq_warm
-skip shuffle || bench_shuffle
-skip tree || bench_tree
-if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; fi
-if ! skip epoch; then bench_epoch || log "training epoch benchmark failed; see $RUN"; fi
+skip seq || { bench_seq && checkpoint seq; }
+skip seqwarm || { bench_seq_warm && checkpoint seqwarm; }
+skip shuffle || { bench_shuffle && checkpoint shuffle; }
+skip tree || { bench_tree && checkpoint tree; }
+if ! skip blob; then bench_blob || log "blob streaming benchmark failed; see $RUN"; checkpoint blob; fi
+if ! skip epoch; then bench_epoch || log "training epoch benchmark failed; see $RUN"; checkpoint epoch; fi
 if ! skip volume; then bench_volume || log "volume benchmark failed; see $RUN"; fi
 report >"$D/report.md"
 cat "$D/report.md"
