@@ -83,7 +83,7 @@ func SpecsFromConfig(c *config.Config, o Options) ([]MountSpec, error) {
 		log := slog.Default().With("filesystem", i, "mount_point", fsys.MountPoint)
 		var vol *VolumeOptions
 		if fsys.ReadWrite {
-			vol = &VolumeOptions{MinGeneration: fsys.MinGeneration}
+			vol = &VolumeOptions{MinGeneration: fsys.MinGeneration, LeaseWait: ConfigLeaseWait}
 		}
 		specs = append(specs, MountSpec{
 			Name: name, Image: fsys.AzureURL, Mountpoint: fsys.MountPoint, CacheBytes: cache, RequestTimeout: ConfigReadTimeout,

@@ -77,3 +77,25 @@ func TestConfigPinsReachTheMount(t *testing.T) {
 		t.Fatalf("pin %+v", p)
 	}
 }
+
+// TestConfigVolumeWaitsForLease: a read-write filesystem of a configuration is a volume whose
+// writer waits for a killed predecessor's lease to end, with the configuration's minimum
+// generation; a read-only one is an image.
+func TestConfigVolumeWaitsForLease(t *testing.T) {
+	c, err := config.Parse([]byte(`{"azure_filesystems":[` +
+		`{"mount_point":"/rw","azure_url":"/v","key_file":"/k","read_write":true,"min_generation":7},` +
+		`{"mount_point":"/ro","azure_url":"/i","key_file":"/k"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	specs, err := sidecar.SpecsFromConfig(c, sidecar.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := specs[0].Volume; v == nil || v.LeaseWait != sidecar.ConfigLeaseWait || v.MinGeneration != 7 || v.ReadOnly {
+		t.Fatalf("read-write filesystem: volume options %+v", v)
+	}
+	if specs[1].Volume != nil {
+		t.Fatalf("read-only filesystem mounted as a volume: %+v", specs[1].Volume)
+	}
+}

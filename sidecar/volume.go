@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/encfs/encfs/blobio"
 	"github.com/encfs/encfs/blobio/azure"
@@ -36,24 +37,44 @@ type VolumeOptions struct {
 	MinGeneration uint64
 	// FS is the filesystem type; empty detects it from the volume (ext4 or xfs).
 	FS string
+	// LeaseWait is how long the writer of a page blob waits for another writer's lease to end
+	// before it is refused (see StoreOptions).
+	LeaseWait time.Duration
 }
+
+// StoreOptions say how to open a volume's store.
+type StoreOptions struct {
+	// ReadOnly opens without the writer's flock or lease.
+	ReadOnly bool
+	// Blob is how to reach a page blob.
+	Blob location.Options
+	// LeaseWait is how long a writer waits for another writer's lease on a page blob to end
+	// before it is refused (0: refused at once). A writer that was killed holds its lease up
+	// to 60 s after its last renewal. A local file needs no wait: the kernel drops the flock
+	// of a process that ends.
+	LeaseWait time.Duration
+}
+
+// ConfigLeaseWait is the LeaseWait of a read-write filesystem mounted from a configuration:
+// a sidecar restarted after it was killed takes its volume back once the old lease ends.
+const ConfigLeaseWait = 90 * time.Second
 
 // OpenVolumeStore opens the store of a volume: a local file (flock for a writer) or an Azure
 // page blob (its lease for a writer).
-func OpenVolumeStore(ctx context.Context, target string, readOnly bool, blob location.Options) (volume.Store, error) {
+func OpenVolumeStore(ctx context.Context, target string, o StoreOptions) (volume.Store, error) {
 	target = strings.TrimPrefix(target, "file://")
 	if !blobio.IsRemote(target) {
-		s, err := volume.OpenFileStore(target, readOnly)
+		s, err := volume.OpenFileStore(target, o.ReadOnly)
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
 	}
-	pb, err := azure.OpenPageBlob(ctx, target, azure.PageBlobOptions{Options: azureOptions(blob), ReadOnly: readOnly})
+	pb, err := azure.OpenPageBlob(ctx, target, azure.PageBlobOptions{Options: azureOptions(o.Blob), ReadOnly: o.ReadOnly, LeaseWait: o.LeaseWait})
 	if err != nil {
 		return nil, err
 	}
-	if readOnly {
+	if o.ReadOnly {
 		return pb, nil
 	}
 	// A page write is a round trip to the service: the write-back cache acknowledges writes
@@ -105,7 +126,7 @@ func CreateVolume(ctx context.Context, target string, releaseKey []byte, o Creat
 				err = fmt.Errorf("%w (the page blob was created and is left as it is: delete it before trying again)", err)
 			}
 		}()
-		if s, err = OpenVolumeStore(ctx, target, false, o.Blob); err != nil {
+		if s, err = OpenVolumeStore(ctx, target, StoreOptions{Blob: o.Blob}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -172,7 +193,7 @@ func mountVolume(ctx context.Context, spec MountSpec) (*Mounted, error) {
 		}
 	}
 	// The store first: a second writer is refused before a key is released.
-	s, err := OpenVolumeStore(ctx, spec.Image, vo.ReadOnly, spec.Source.Blob)
+	s, err := OpenVolumeStore(ctx, spec.Image, StoreOptions{ReadOnly: vo.ReadOnly, Blob: spec.Source.Blob, LeaseWait: vo.LeaseWait})
 	if err != nil {
 		return nil, err
 	}

@@ -195,7 +195,7 @@ func (e *env) fsck(target string) {
 			blob.ConnectionString = cs
 		}
 	}
-	s, err := sidecar.OpenVolumeStore(ctx, target, true, blob)
+	s, err := sidecar.OpenVolumeStore(ctx, target, sidecar.StoreOptions{ReadOnly: true, Blob: blob})
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -169,23 +169,48 @@ func (b *PageBlob) authorize(ctx context.Context) (*url.URL, string, error) {
 	return &u, "", nil
 }
 
-// acquireLease takes the lease or explains who holds it.
-func (b *PageBlob) acquireLease(ctx context.Context) error {
-	b.leaseID = newLeaseID()
-	err := b.lease(ctx, "acquire", map[string]string{
-		"x-ms-lease-duration":    strconv.Itoa(int(b.leaseDur / time.Second)),
-		"x-ms-proposed-lease-id": b.leaseID,
-	})
-	var e *blobio.Error
-	if errors.As(err, &e) && e.Code == codeLeaseAlreadyPresent {
-		return b.refusal(ctx)
+// leaseRetryInterval is how often a writer waiting for another's lease to end tries again.
+const leaseRetryInterval = 2 * time.Second
+
+// acquireLease takes the lease, waiting up to wait for another writer's lease to end, and
+// returns when the try that took it started (the lease runs from then at the latest). A blob
+// still held after the wait is refused with who holds it.
+func (b *PageBlob) acquireLease(ctx context.Context, wait time.Duration) (time.Time, error) {
+	start := time.Now()
+	deadline := start.Add(wait)
+	for first := true; ; first = false {
+		taken := time.Now()
+		b.leaseID = newLeaseID()
+		err := b.lease(ctx, "acquire", map[string]string{
+			"x-ms-lease-duration":    strconv.Itoa(int(b.leaseDur / time.Second)),
+			"x-ms-proposed-lease-id": b.leaseID,
+		})
+		var e *blobio.Error
+		if !errors.As(err, &e) || e.Code != codeLeaseAlreadyPresent {
+			return taken, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return taken, b.refusal(ctx, wait)
+		}
+		if first { // say why the open waits
+			b.log.Warn("the volume's page blob is leased by another writer; waiting for its lease to end",
+				"blob", b.name, "wait", wait, "holder", b.refusal(ctx, 0))
+		}
+		t := time.NewTimer(min(leaseRetryInterval, left))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return taken, b.refusal(ctx, time.Since(start))
+		case <-t.C:
+		}
 	}
-	return err
 }
 
 // refusal is the error for a blob someone else holds: who (from the metadata the holder
-// recorded), since when, and when its lease ends at most if the holder is gone.
-func (b *PageBlob) refusal(ctx context.Context) error {
+// recorded), since when, when its lease ends at most if the holder is gone, and how long this
+// writer waited for it (if it did).
+func (b *PageBlob) refusal(ctx context.Context, waited time.Duration) error {
 	who := "a client that recorded no encfs holder (not an encfs mount, or one still starting)"
 	ends := "if its holder is gone, the lease ends at most 60 s after its last renewal (the longest lease but an infinite one)"
 	props, err := b.pb.GetProperties(ctx, nil)
@@ -204,8 +229,12 @@ func (b *PageBlob) refusal(ctx context.Context) error {
 			ends = "the lease is infinite and never ends by itself, even if its holder is gone"
 		}
 	}
+	cause := "a volume has one writer at a time; " + ends
+	if waited > 0 {
+		cause += fmt.Sprintf("; waited %s for it to end", waited.Round(time.Second))
+	}
 	return &blobio.Error{Op: "open", Source: b.name, Kind: ErrLeased, Status: http.StatusConflict, Code: codeLeaseAlreadyPresent, Azure: true,
-		Err: fmt.Errorf("held by %s", who), Cause: "a volume has one writer at a time; " + ends}
+		Err: fmt.Errorf("held by %s", who), Cause: cause}
 }
 
 // recordHolder writes who holds the lease into the blob's metadata, keeping the rest.

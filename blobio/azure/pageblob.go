@@ -83,6 +83,11 @@ type PageBlobOptions struct {
 	// LeaseDuration is the lease's duration, whole seconds from 15 s to 60 s (default 60 s). A
 	// writer that dies holds the blob at most this long.
 	LeaseDuration time.Duration
+	// LeaseWait is how long a writer waits for another writer's lease to end before it is
+	// refused (default 0: refused at once). A writer that died without releasing its lease
+	// (a killed sidecar) holds the blob up to LeaseDuration after its last renewal, so a
+	// restarted sidecar waits a little longer than the longest lease and then takes the blob.
+	LeaseWait time.Duration
 	// Holder names this writer in the blob's metadata while it holds the lease, so that a
 	// refused second writer learns who holds it (default DefaultHolder: host, pid, start time).
 	Holder string
@@ -246,8 +251,8 @@ func openPageBlobWith(ctx context.Context, u *url.URL, c azureCred, o PageBlobOp
 		return b, nil
 	}
 	b.leaseAC = &blob.AccessConditions{LeaseAccessConditions: &blob.LeaseAccessConditions{LeaseID: &b.leaseID}}
-	taken := time.Now()
-	if err := b.acquireLease(ctx); err != nil {
+	taken, err := b.acquireLease(ctx, o.LeaseWait)
+	if err != nil {
 		return nil, err
 	}
 	if err := b.recordHolder(ctx, props.Metadata); err != nil {

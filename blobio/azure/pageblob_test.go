@@ -239,6 +239,61 @@ func TestPageBlobLeaseRenewal(t *testing.T) {
 	}
 }
 
+// takeLease takes a lease of the given duration on the blob and never renews or releases it,
+// as a writer that was killed leaves it.
+func takeLease(t *testing.T, az *azuritetest.Server, u string, d time.Duration) {
+	t.Helper()
+	bc, err := blob.NewClientWithSharedKeyCredential(u, az.SharedKey(), &blob.ClientOptions{ClientOptions: az.ClientOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := lease.NewBlobClient(bc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lc.AcquireLease(context.Background(), int32(d/time.Second), nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A writer with LeaseWait takes the blob once the lease of a writer that died ends; without
+// enough wait it is refused, saying how long it waited.
+func TestPageBlobLeaseWait(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits up to 15 s for a dead writer's lease to end")
+	}
+	ctx := context.Background()
+	az, u, o := pageBlobSetup(t, 1<<20)
+	takeLease(t, az, u, azure.MinLeaseDuration)
+	taken := time.Now()
+
+	short := o
+	short.LeaseWait = 3 * time.Second
+	_, err := azure.OpenPageBlob(ctx, u, short)
+	if !errors.Is(err, azure.ErrLeased) || !strings.Contains(err.Error(), "waited 3s for it to end") {
+		t.Fatalf("writer waiting 3 s: %v, want refused after waiting", err)
+	}
+	if waited := time.Since(taken); waited < short.LeaseWait {
+		t.Fatalf("refused after %v, before its wait of %v", waited, short.LeaseWait)
+	}
+
+	logs := &syncbuf.Buffer{}
+	long := o
+	long.LeaseWait = 2 * azure.MinLeaseDuration
+	long.Log = slog.New(slog.NewTextHandler(logs, nil))
+	b := openPB(t, u, long)
+	if since := time.Since(taken); since < azure.MinLeaseDuration-time.Second {
+		t.Fatalf("took the blob %v after the dead writer's 15 s lease: it did not wait for it", since)
+	}
+	if err := b.WriteAt(ctx, bytes.Repeat([]byte{3}, 512), 0); err != nil {
+		t.Fatalf("write after taking the lease: %v", err)
+	}
+	if !strings.Contains(logs.String(), "waiting for its lease to end") {
+		t.Fatalf("no log line about the wait: %q", logs.String())
+	}
+	t.Logf("took the blob %v after the dead writer's lease; log: %s", time.Since(taken).Round(time.Second), logs.String())
+}
+
 // breakLease breaks the blob's lease at once, as an operator (or another client) would.
 func breakLease(t *testing.T, az *azuritetest.Server, u string) {
 	t.Helper()

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/encfs/encfs/blobio"
-	"github.com/encfs/encfs/blobio/location"
 	"github.com/encfs/encfs/image"
 	"github.com/encfs/encfs/keys"
 	"github.com/encfs/encfs/sidecar"
@@ -33,7 +32,7 @@ func isVolumeTarget(target string) (bool, error) {
 // withVolumeStore runs fn on the volume store at target, opened as its writer (so not while
 // the volume is mounted), with the connection string from the environment.
 func withVolumeStore(ctx context.Context, target string, fn func(volume.Store) error) error {
-	s, err := sidecar.OpenVolumeStore(ctx, target, false, location.Options{})
+	s, err := sidecar.OpenVolumeStore(ctx, target, sidecar.StoreOptions{})
 	if err != nil {
 		return err
 	}

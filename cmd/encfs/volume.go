@@ -44,9 +44,9 @@ wrong bytes. One writer at a time: a local file is locked (flock), a page blob l
 
 // volumeFlags are the flags of every volume command that reaches a store.
 type volumeFlags struct {
-	auth, clientID string
-	timeout        time.Duration
-	loc            *locationFlags
+	auth, clientID     string
+	timeout, leaseWait time.Duration
+	loc                *locationFlags
 }
 
 func addVolumeFlags(cmd *cobra.Command) *volumeFlags {
@@ -56,6 +56,12 @@ func addVolumeFlags(cmd *cobra.Command) *volumeFlags {
 	f.StringVar(&vf.clientID, "client-id", "", "client id of the user-assigned managed identity (or workload identity) for Azure")
 	f.DurationVar(&vf.timeout, "storage-timeout", 60*time.Second, "give up on one storage operation after this long, retries included (the I/O fails with EIO)")
 	return vf
+}
+
+// addLeaseWait adds --lease-wait to a command that opens a volume for writing.
+func (vf *volumeFlags) addLeaseWait(cmd *cobra.Command) {
+	cmd.Flags().DurationVar(&vf.leaseWait, "lease-wait", 0,
+		"wait this long for another writer's lease on a page blob to end before giving up (a writer that was killed holds it up to 60 s)")
 }
 
 // blob returns how to reach a page blob.
@@ -80,7 +86,7 @@ func (vf *volumeFlags) openStore(ctx context.Context, target string, readOnly bo
 	if err != nil {
 		return nil, err
 	}
-	return sidecar.OpenVolumeStore(ctx, target, readOnly, blob)
+	return sidecar.OpenVolumeStore(ctx, target, sidecar.StoreOptions{ReadOnly: readOnly, Blob: blob, LeaseWait: vf.leaseWait})
 }
 
 // openVolume opens the volume at target with the key in keyFile, and returns it with the key's
@@ -227,6 +233,7 @@ volume, unmounts the FUSE file and releases the lock or lease, then exits 0.`,
 	f.StringVar(&opts.metricsAddr, "metrics-addr", "", "serve /healthz and /readyz (and Prometheus /metrics) on this address")
 	cmd.MarkFlagRequired("key-file")
 	opts.vf = addVolumeFlags(cmd)
+	opts.vf.addLeaseWait(cmd)
 	return cmd
 }
 
@@ -237,7 +244,7 @@ func runVolumeMount(ctx context.Context, opts *volumeMountOptions, target, mount
 	}
 	spec := sidecar.MountSpec{Image: target, Mountpoint: mountpoint, Source: sidecar.SourceOptions{Blob: blob},
 		ReadyFile: opts.readyFile, Log: slog.Default(),
-		Volume: &sidecar.VolumeOptions{ReadOnly: opts.readOnly, MinGeneration: opts.minGeneration, FS: opts.fs},
+		Volume: &sidecar.VolumeOptions{ReadOnly: opts.readOnly, MinGeneration: opts.minGeneration, FS: opts.fs, LeaseWait: opts.vf.leaseWait},
 		Keys: func(context.Context) ([][]byte, error) {
 			k, err := oneKey(opts.keyFile)
 			if err != nil {
@@ -277,6 +284,7 @@ writer's lock or lease. Volumes do not shrink.`,
 	cmd.MarkFlagRequired("key-file")
 	cmd.MarkFlagRequired("size")
 	opts.vf = addVolumeFlags(cmd)
+	opts.vf.addLeaseWait(cmd)
 	return cmd
 }
 
