@@ -667,8 +667,22 @@ metric() { # metric PORT NAME: the sum of a metric's samples on an encfs /metric
 	curl -fsS "http://127.0.0.1:$1/metrics" 2>/dev/null | awk -v m="$2" '$1 ~ "^"m"({|$)" {s += $2} END {printf "%.0f", s}'
 }
 
+# epoch_once SET WHAT SEED ROOT KEY INDEX: one run of scripts/epoch.py on CPU 0 over ROOT, the
+# files of INDEX in the order of SEED; logs its line and prints the value of its KEY. A failed
+# epoch (a mount that did not come up, read errors) fails and counts as no figure at all.
+epoch_once() {
+	local out
+	if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$6" --workers 8 --seed "$3" "$4")"; then
+		log "epoch $1: $2: $out"
+		kv "$5" "$out"
+	else
+		log "epoch $1: $2 failed: $out"
+		return 1
+	fi
+}
+
 bench_epoch() {
-	local set dir url r out port e1 e2 dl fetched hwm local_e plain_e loop_e img_bytes
+	local set dir url r v out port e1 e2 dl fetched hwm local_e plain_e loop_e img_bytes
 	[[ -n "$AZ_PID" ]] || start_azurite || return 1
 	export AZURE_STORAGE_CONNECTION_STRING="$AZ_CONN"
 	for set in "${EPOCH_SETS[@]}"; do
@@ -690,19 +704,8 @@ bench_epoch() {
 			port="$("$BIN/benchread" freeport)"
 			ENCFS_METRICS="127.0.0.1:$port" mount_encfs "epoch-$set" "$url" "$MNT/epoch"
 			taskset -a -pc 0 "$MPID" >/dev/null 2>&1 || true
-			# A failed epoch (a mount that did not come up, read errors) counts as no figure at all.
-			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")"; then
-				log "epoch $set: epoch 1 run $r: $out"
-				e1+=("$(kv seconds "$out")")
-			else
-				log "epoch $set: epoch 1 run $r failed: $out"
-			fi
-			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$((r + 100))" "$MNT/epoch")"; then
-				log "epoch $set: epoch 2 run $r: $out"
-				e2+=("$(kv files_per_s "$out")")
-			else
-				log "epoch $set: epoch 2 run $r failed: $out"
-			fi
+			if v="$(epoch_once "$set" "epoch 1 run $r" "$r" "$MNT/epoch" seconds "$dir/index")"; then e1+=("$v"); fi
+			if v="$(epoch_once "$set" "epoch 2 run $r" "$((r + 100))" "$MNT/epoch" files_per_s "$dir/index")"; then e2+=("$v"); fi
 			fetched+=("$(calc "$(metric "$port" encfs_fetch_bytes_total) / $img_bytes" 2)")
 			hwm+=($(awk '/^VmHWM:/ {print $2}' "/proc/$MPID/status" 2>/dev/null))
 			EP[budget_mib]="$(grep -m1 -o 'msg="memory budget" bytes=[0-9]*' "$RUN/epoch-$set.log" | grep -o '[0-9]*$' | awk '{printf "%d", $1 / 1048576}')"
@@ -711,33 +714,18 @@ bench_epoch() {
 			drop_caches
 			mount_encfs "epoch-$set-local" "$dir/data.img" "$MNT/epoch"
 			taskset -a -pc 0 "$MPID" >/dev/null 2>&1 || true
-			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")"; then
-				log "epoch $set: local image run $r: $out"
-				local_e+=("$(kv files_per_s "$out")")
-			else
-				log "epoch $set: local image run $r failed: $out"
-			fi
+			if v="$(epoch_once "$set" "local image run $r" "$r" "$MNT/epoch" files_per_s "$dir/index")"; then local_e+=("$v"); fi
 			unmount_target "$MNT/epoch"
 
 			# The same epoch over the plain files on the local disk: what the reader alone costs
 			# on CPU 0, the floor of any filesystem there; then through the go-fuse loopback of
 			# them, also on CPU 0: what FUSE adds without crypto or storage.
 			drop_caches
-			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$dir/data")"; then
-				log "epoch $set: plain files run $r: $out"
-				plain_e+=("$(kv seconds "$out")")
-			else
-				log "epoch $set: plain files run $r failed: $out"
-			fi
+			if v="$(epoch_once "$set" "plain files run $r" "$r" "$dir/data" seconds "$dir/index")"; then plain_e+=("$v"); fi
 			drop_caches
 			start_daemon loopback "$MNT/epoch" --wait-mount "$MNT/epoch" -- "$BIN/loopback" -q -ro -directmount "$MNT/epoch" "$dir/data"
 			taskset -a -pc 0 "$MPID" >/dev/null 2>&1 || true
-			if out="$(taskset -c 0 python3 "$REPO/scripts/epoch.py" --list "$dir/index" --workers 8 --seed "$r" "$MNT/epoch")"; then
-				log "epoch $set: loopback run $r: $out"
-				loop_e+=("$(kv seconds "$out")")
-			else
-				log "epoch $set: loopback run $r failed: $out"
-			fi
+			if v="$(epoch_once "$set" "loopback run $r" "$r" "$MNT/epoch" seconds "$dir/index")"; then loop_e+=("$v"); fi
 			unmount_target "$MNT/epoch"
 		done
 		EP[$set.files]="$(wc -l <"$dir/index")"

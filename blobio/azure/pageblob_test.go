@@ -239,9 +239,9 @@ func TestPageBlobLeaseRenewal(t *testing.T) {
 	}
 }
 
-// takeLease takes a lease of the given duration on the blob and never renews or releases it,
-// as a writer that was killed leaves it.
-func takeLease(t *testing.T, az *azuritetest.Server, u string, d time.Duration) {
+// leaseClient is the SDK's lease client of the blob, with the account key: another client
+// than the writer under test.
+func leaseClient(t *testing.T, az *azuritetest.Server, u string) *lease.BlobClient {
 	t.Helper()
 	bc, err := blob.NewClientWithSharedKeyCredential(u, az.SharedKey(), &blob.ClientOptions{ClientOptions: az.ClientOptions()})
 	if err != nil {
@@ -251,7 +251,14 @@ func takeLease(t *testing.T, az *azuritetest.Server, u string, d time.Duration) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lc.AcquireLease(context.Background(), int32(d/time.Second), nil); err != nil {
+	return lc
+}
+
+// takeLease takes a lease of the given duration on the blob and never renews or releases it,
+// as a writer that was killed leaves it.
+func takeLease(t *testing.T, az *azuritetest.Server, u string, d time.Duration) {
+	t.Helper()
+	if _, err := leaseClient(t, az, u).AcquireLease(context.Background(), int32(d/time.Second), nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -297,16 +304,8 @@ func TestPageBlobLeaseWait(t *testing.T) {
 // breakLease breaks the blob's lease at once, as an operator (or another client) would.
 func breakLease(t *testing.T, az *azuritetest.Server, u string) {
 	t.Helper()
-	bc, err := blob.NewClientWithSharedKeyCredential(u, az.SharedKey(), &blob.ClientOptions{ClientOptions: az.ClientOptions()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc, err := lease.NewBlobClient(bc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	zero := int32(0)
-	if _, err := lc.BreakLease(context.Background(), &lease.BlobBreakOptions{BreakPeriod: &zero}); err != nil {
+	if _, err := leaseClient(t, az, u).BreakLease(context.Background(), &lease.BlobBreakOptions{BreakPeriod: &zero}); err != nil {
 		t.Fatal(err)
 	}
 }
