@@ -217,6 +217,9 @@ func parseHeader(b []byte) (*header, error) {
 	if e < minExtent || e > maxExtent || e&(e-1) != 0 {
 		return nil, formatErr(ErrCorrupt, "extent of %d blocks, want a power of two from %d to %d", e, minExtent, maxExtent)
 	}
+	if h.Generation == 0 {
+		return nil, formatErr(ErrCorrupt, "generation 0; a volume's generations start at 1")
+	}
 	if h.Blocks == 0 || h.Blocks > MaxBlocks {
 		return nil, formatErr(ErrCorrupt, "block count %d out of range 1..%d", h.Blocks, uint64(MaxBlocks))
 	}
