@@ -25,8 +25,8 @@ type FileStore struct {
 	readOnly bool
 	size     atomic.Int64
 
-	// Early writeback (writers only): bytes written in large writes are handed to the
-	// kernel's writeback as they accumulate, so that Flush's fdatasync finds little left to
+	// Early writeback (writers only): what is written is handed to the
+	// kernel's writeback as it accumulates, so that Flush's fdatasync finds little left to
 	// write. Left to itself the kernel starts writing a file's dirty pages only after 30
 	// seconds or at 10% of memory dirty, which costs twice. (1) Flush is the volume's commit,
 	// and while it runs the FUSE file above the volume admits no write (the kernel holds the
@@ -34,29 +34,19 @@ type FileStore struct {
 	// it writes everything since the previous one. (2) This file's dirty pages count against
 	// the same system-wide dirty limit as the filesystem's above the loop device, whose
 	// writers the kernel throttles when the sum is high: the volume's own backlog would slow
-	// the application writing to it. Only large writes count (see writebackMinWrite): small
-	// ones are left to the flush.
-	unstarted atomic.Int64  // bytes of large writes since the last writeback was started
-	starts    atomic.Int64  // writebacks started, for tests
-	kick      chan struct{} // wakes the writeback goroutine
+	// the application writing to it. Large writes (sequential ones) start the writeback of
+	// their own ranges every writebackEvery bytes; small ones (random ones), of the whole file
+	// a while after the first of them (see filestore_writeback.go).
+	unstarted byteRanges    // the ranges of large writes since the last writeback was started
+	small     atomic.Int64  // bytes of small writes since the last writeback of the whole file
+	started   []byteRange   // the ranges the writeback goroutine last handed to the kernel, for tests
+	starts    atomic.Int64  // writebacks of large writes' ranges started, for tests
+	kick      chan struct{} // wakes the writeback goroutine for large writes
+	smallKick chan struct{} // wakes it for the first small write since the last whole-file start
 	stop      chan struct{} // closed by Close
 	stopped   chan struct{} // closed when the writeback goroutine has returned
 	closeOnce sync.Once
 }
-
-// writebackEvery is how many written bytes start writeback: small enough that a commit finds
-// at most a few tens of milliseconds of writing left, large enough that each start
-// (sync_file_range over the file's dirty pages) is rare next to the writes.
-const writebackEvery = 8 << 20
-
-// writebackMinWrite is the smallest write that counts toward writebackEvery. Sequential
-// writes reach the store as large writes (up to 1 MiB, the volume's batch), and writing them
-// back early spares the commit. Small writes are random ones (4 KiB through the loop device),
-// scattered over the file: started every 8 MiB, their writeback wrote each page cache folio
-// again for every block dirtied in it, about 10 µs of the daemon's CPU per write; left to the
-// flush's fdatasync, each folio is written once for all its dirty blocks (docs/PERFORMANCE.md,
-// "Limits").
-const writebackMinWrite = 64 << 10
 
 // lockSuffix names the sidecar file in which a writer records itself.
 const lockSuffix = ".lock"
@@ -121,7 +111,8 @@ func lockFile(f *os.File, path string, readOnly bool) (*FileStore, error) {
 	}
 	s := &FileStore{f: f, path: path, readOnly: readOnly}
 	if !readOnly {
-		s.kick, s.stop, s.stopped = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		s.kick, s.smallKick = make(chan struct{}, 1), make(chan struct{}, 1)
+		s.stop, s.stopped = make(chan struct{}), make(chan struct{})
 		go s.writeback()
 		host, _ := os.Hostname()
 		info := fmt.Sprintf("pid %d on host %s since %s", os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))
@@ -183,31 +174,8 @@ func (s *FileStore) WriteAt(_ context.Context, p []byte, off int64) error {
 	if _, err := s.f.WriteAt(p, off); err != nil {
 		return fmt.Errorf("write %s at %d+%d: %w", s.path, off, len(p), err)
 	}
-	if len(p) >= writebackMinWrite && s.unstarted.Add(int64(len(p))) >= writebackEvery {
-		select {
-		case s.kick <- struct{}{}:
-		default: // a start is pending already
-		}
-	}
+	s.noteWritten(off, len(p))
 	return nil
-}
-
-// writeback starts the kernel's writeback of the file's dirty pages each time it is kicked,
-// without waiting for it to finish (SYNC_FILE_RANGE_WRITE): durability is still Flush's
-// fdatasync, this only gives it less to do. An error here is not reported: fdatasync reports
-// any failure to write the pages.
-func (s *FileStore) writeback() {
-	defer close(s.stopped)
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.kick:
-		}
-		s.unstarted.Store(0)
-		s.starts.Add(1)
-		_ = unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	}
 }
 
 // Flush makes completed writes durable (fdatasync).

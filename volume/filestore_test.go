@@ -1,10 +1,12 @@
 package volume
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -67,35 +69,125 @@ func TestFileStoreStartsWriteback(t *testing.T) {
 	}
 }
 
-// TestFileStoreLeavesSmallWritesToFlush checks that small (random) writes do not start
-// writeback early: their pages are written back by the next flush in one pass, where
-// neighbours merge, instead of a few at a time (see writebackMinWrite); and that large writes
-// still do.
-func TestFileStoreLeavesSmallWritesToFlush(t *testing.T) {
+// TestFileStoreStartsLargeWritesOwnRanges checks that small (random) writes do not count
+// toward the early writeback of large writes, and that large writes start the writeback of
+// their own ranges only, not of the small writes' pages dirty around them (see
+// writebackMinWrite).
+func TestFileStoreStartsLargeWritesOwnRanges(t *testing.T) {
 	s, err := CreateFileStore(filepath.Join(t.TempDir(), "store"), 4*writebackEvery)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	page := make([]byte, PageSize)
+	small := map[int64]bool{}
 	for i := int64(0); i < 2*writebackEvery/PageSize; i++ {
 		off := (i * 7919 % (4 * writebackEvery / PageSize)) * PageSize // scattered, as random writes are
+		if off >= writebackEvery && off < 3*writebackEvery {
+			continue // where the large writes go
+		}
+		small[off] = true
 		if err := s.WriteAt(ctx, page, off); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if n := s.unstarted.Load(); n != 0 {
-		t.Fatalf("%d bytes of 4 KiB writes count toward early writeback, want 0", n)
+	if got := s.unstarted.take(nil); len(got) != 0 {
+		t.Fatalf("4 KiB writes count toward early writeback: %v", got)
 	}
+	// Two streams of large writes, each arriving out of order as the loop device's concurrent
+	// writes do: [8, 10) MiB and [16, 22) MiB. The last write makes writebackEvery bytes, so
+	// the one writeback starts after all of them.
 	big := make([]byte, writebackMinWrite)
-	for off := int64(0); off < 2*writebackEvery; off += int64(len(big)) {
-		if err := s.WriteAt(ctx, big, off); err != nil {
-			t.Fatal(err)
+	for _, stream := range [][2]int64{{writebackEvery, writebackEvery / 4}, {2 * writebackEvery, 3 * writebackEvery / 4}} {
+		n := stream[1] / writebackMinWrite
+		for i := range n {
+			k := (i*5 + 3) % n // a permutation of 0..n-1: n (32 or 96) and 5 are coprime
+			if err := s.WriteAt(ctx, big, stream[0]+k*writebackMinWrite); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); s.starts.Load() == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d MiB of %d KiB writes started no writeback", 2*writebackEvery>>20, writebackMinWrite>>10)
+			t.Fatalf("%d MiB of %d KiB writes started no writeback", writebackEvery>>20, writebackMinWrite>>10)
 		}
+	}
+	want := []byteRange{{writebackEvery, 5 * writebackEvery / 4}, {2 * writebackEvery, 11 * writebackEvery / 4}}
+	got := slices.Clone(s.started)
+	slices.SortFunc(got, func(a, b byteRange) int { return cmp.Compare(a.off, b.off) })
+	if !slices.Equal(got, want) {
+		t.Fatalf("writeback started over %v, want the large writes' ranges %v", got, want)
+	}
+	for _, r := range got {
+		for off := r.off; off < r.end; off += PageSize {
+			if small[off] {
+				t.Fatalf("writeback range %v covers a small write's page at %d", r, off)
+			}
+		}
+	}
+}
+
+// TestByteRangesMerge checks how the ranges of large writes are kept between two writeback
+// starts: touching ranges join, and past maxRanges a range joins its nearest neighbour.
+func TestByteRangesMerge(t *testing.T) {
+	var rs byteRanges
+	const m = 1 << 20
+	rs.add(4*m, m)
+	rs.add(2*m, m)
+	if n := rs.add(3*m, m); n != 3*m { // bridges the two
+		t.Fatalf("recorded %d bytes, want %d", n, 3*m)
+	}
+	if got := rs.take(nil); !slices.Equal(got, []byteRange{{2 * m, 5 * m}}) {
+		t.Fatalf("got %v, want one range [2, 5) MiB", got)
+	}
+	if got := rs.take(nil); len(got) != 0 || rs.bytes != 0 {
+		t.Fatalf("take left %v (%d bytes)", got, rs.bytes)
+	}
+	for i := range int64(maxRanges) {
+		rs.add(i*10*m, m) // [0,1), [10,11), ... MiB
+	}
+	rs.add(22*m, m) // nearest: [20, 21) MiB, 1 MiB away
+	got := rs.take(nil)
+	if len(got) != maxRanges || !slices.Contains(got, byteRange{20 * m, 23 * m}) {
+		t.Fatalf("got %v, want %d ranges, [20, 23) MiB among them", got, maxRanges)
+	}
+}
+
+// TestFileStoreStartsSmallWritesWriteback checks that the pages of small writes are handed to
+// the kernel's writeback about smallWritebackDelay after the first of them, rather than left
+// for the next flush (see smallWritebackDelay).
+func TestFileStoreStartsSmallWritesWriteback(t *testing.T) {
+	s, err := CreateFileStore(filepath.Join(t.TempDir(), "store"), 4*writebackEvery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
+		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count dirty pages with")
+	}
+	page := make([]byte, 4096)
+	const writes = 512
+	for i := int64(0); i < writes; i++ {
+		page[0] = byte(i + 1)
+		if err := s.WriteAt(ctx, page, (i*7919%(4*writebackEvery/4096))*4096); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing flushed the file: left to the kernel its pages would stay dirty for 30 seconds.
+	// (A `sync` run elsewhere on the machine meanwhile would make this pass regardless.)
+	for deadline := time.Now().Add(5*time.Second + smallWritebackDelay); ; time.Sleep(10 * time.Millisecond) {
+		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); err != nil {
+			t.Fatal(err)
+		}
+		if st.Dirty < writes/2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the %d pages written are still dirty after %v: no writeback was started", st.Dirty, writes, 5*time.Second+smallWritebackDelay)
+		}
+	}
+	if n := s.small.Load(); n != 0 {
+		t.Errorf("%d bytes of small writes still counted after their writeback started", n)
 	}
 }
