@@ -25,18 +25,17 @@ type FileStore struct {
 	readOnly bool
 	size     atomic.Int64
 
-	// Early writeback (writers only): what is written is handed to the
-	// kernel's writeback as it accumulates, so that Flush's fdatasync finds little left to
-	// write. Left to itself the kernel starts writing a file's dirty pages only after 30
-	// seconds or at 10% of memory dirty, which costs twice. (1) Flush is the volume's commit,
-	// and while it runs the FUSE file above the volume admits no write (the kernel holds the
-	// file's inode lock through a FUSE fsync): each commit would stand the device still while
-	// it writes everything since the previous one. (2) This file's dirty pages count against
-	// the same system-wide dirty limit as the filesystem's above the loop device, whose
-	// writers the kernel throttles when the sum is high: the volume's own backlog would slow
-	// the application writing to it. Large writes (sequential ones) start the writeback of
-	// their own ranges every writebackEvery bytes; small ones (random ones), of the whole file
-	// a while after the first of them (see filestore_writeback.go).
+	// Early writeback (writers only): what is written is handed to the kernel's writeback as it
+	// accumulates, so that Flush's fdatasync finds little left to write. Left to itself the kernel
+	// starts writing a file's dirty pages only after 30 seconds or at 10% of memory dirty, which
+	// costs twice. (1) Flush is the volume's commit, and while it runs the FUSE file above the
+	// volume admits no write (the kernel holds the file's inode lock through a FUSE fsync): each
+	// commit would stand the device still while it writes everything since the previous one. (2)
+	// This file's dirty pages count against the same system-wide dirty limit as the filesystem's
+	// above the loop device, whose writers the kernel throttles when the sum is high: the volume's
+	// own backlog would slow the application writing to it. Large writes (sequential ones) start
+	// the writeback of their own ranges every writebackEvery bytes; small ones (random ones), of
+	// the whole file a while after the first of them (see filestore_writeback.go).
 	unstarted byteRanges    // the ranges of large writes since the last writeback was started
 	small     atomic.Int64  // bytes of small writes since the last writeback of the whole file
 	started   []byteRange   // the ranges the writeback goroutine last handed to the kernel, for tests

@@ -20,19 +20,20 @@ const writebackEvery = 8 << 20
 // writebackMinWrite is the smallest write that counts toward writebackEvery. Sequential
 // writes reach the store as large writes (up to 1 MiB, the volume's batch), and writing them
 // back early spares the commit. Small writes are random ones (4 KiB through the loop device),
-// scattered over the file: started every 8 MiB, their writeback wrote each page cache folio
-// again for every block dirtied in it, about 10 µs of the daemon's CPU per write; left to the
-// flush's fdatasync, each folio is written once for all its dirty blocks (docs/PERFORMANCE.md,
-// "Limits"). So writeback is started over the ranges of the large writes only: a filesystem
-// that writes its journal sequentially while an application writes at random (ext4 under
-// fio's random writes) would otherwise start the writeback of every scattered page too.
+// scattered over the file: started every 8 MiB of them, their writeback wrote each page cache
+// folio again for every block dirtied in it, about 10 µs of the daemon's CPU per write
+// (docs/PERFORMANCE.md, "Limits"); they have a slower start of their own
+// (smallWritebackDelay). Large writes start the writeback of their own ranges only: a
+// filesystem that writes its journal sequentially while an application writes at random (ext4
+// under fio's random writes) would otherwise start the writeback of every scattered page too.
 const writebackMinWrite = 64 << 10
 
 // smallWritebackDelay is how long small writes gather before the writeback of the whole file
 // is started for them. Left to the commit, their writeback ran inside its fdatasync, 0.8-1 s
 // every 5 s (ext4's journal commits) while the device admitted no write; started every 8 MiB
 // (0.1 s of random writes), it wrote each page cache folio again for every few blocks dirtied
-// in it. A second gathers each folio's blocks and leaves the commit a fifth of the backlog.
+// in it. A second gathers each folio's blocks, and leaves the commit's fdatasync about the
+// last second of writes rather than the last five.
 const smallWritebackDelay = time.Second
 
 // noteWritten counts a completed write of n bytes at off toward early writeback.
