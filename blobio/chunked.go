@@ -213,7 +213,7 @@ type Chunked struct {
 	// if one fails verification above, the disk cache returned bad bytes (see Invalidate).
 	diskServed map[int64]struct{}
 	free       []*chunkBuf // chunk buffers nobody references any more, for the next fetches
-	closed     bool        // set by Close: buffers are no longer recycled
+	closed     bool        // set by Close: no fetch starts, buffers are no longer recycled
 
 	health *healthTracker
 	log    *slog.Logger
@@ -339,9 +339,14 @@ func (c *Chunked) Identity() string {
 // when the reader lets go of it.
 func (c *Chunked) Close() error {
 	c.cancel()
-	c.fetchWG.Wait()
+	// No fetch starts once closed is set (start and startRangeLocked look at it under mu), so
+	// the wait below sees every fetch there will be: a background pass or a reader may still
+	// be asking for one.
 	c.mu.Lock()
 	c.closed = true
+	c.mu.Unlock()
+	c.fetchWG.Wait()
+	c.mu.Lock()
 	c.mem.Clear()
 	c.spanLRU.Clear()
 	for _, b := range c.free {
@@ -755,7 +760,7 @@ func (c *Chunked) start(idx int64, prefetch bool) (cl *call, dropped bool) {
 		c.dedup.Add(1)
 		return cl, false
 	}
-	if c.ctx.Err() != nil {
+	if c.closed || c.ctx.Err() != nil {
 		c.mu.Unlock()
 		if prefetch {
 			return nil, false

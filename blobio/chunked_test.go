@@ -820,3 +820,43 @@ func TestFetchAllSkipsRangesFetched(t *testing.T) {
 		t.Fatalf("%d more fetches after the background fetch", c.Stats().Fetches-10)
 	}
 }
+
+// TestChunkedCloseWhileFetchesStart: Close while readers keep starting fetches, as a mount's
+// background fetch does until it sees the layer closed. No fetch may start once Close waits
+// for the running ones: the race detector reports that WaitGroup reuse, and a fetch started
+// then would run on a closed layer.
+func TestChunkedCloseWhileFetchesStart(t *testing.T) {
+	m := newMem(t, 8<<20)
+	for round := range 40 {
+		c := blobio.NewChunked(m, blobio.ChunkOptions{ChunkSize: 256 << 10, Workers: 4, CacheBytes: 1 << 20})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for g := range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p := make([]byte, 4096)
+				for i := int64(0); ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					off := (i*7919*4096 + int64(g)*65536 + int64(round)*4096) % int64(len(m.data)-4096)
+					switch g {
+					case 0:
+						c.PrefetchRange(off, 64<<10)
+					case 1:
+						c.Prefetch(off, 1<<20)
+					default:
+						c.ReadAt(context.Background(), p, off)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		c.Close()
+		close(stop)
+		wg.Wait()
+	}
+}

@@ -182,9 +182,16 @@ func (c *Chunked) diskExtentAt(idx, pos int64) (diskExtent, bool) {
 	return c.disk.spanAt(pos)
 }
 
-// startRangeLocked registers a fetch of [off, end), which no span covers, and starts it.
+// startRangeLocked registers a fetch of [off, end), which no span covers, and starts it. On a
+// closed layer it returns a span that failed already.
 func (c *Chunked) startRangeLocked(idx, off, end int64, deadline time.Time, background bool) *span {
 	s := &span{off: off, end: end, deadline: deadline, background: background, done: make(chan struct{}), sent: make(chan struct{})}
+	if c.closed {
+		s.err, s.finished = fmt.Errorf("read %s: %w", c, errClosed), true
+		close(s.sent)
+		close(s.done)
+		return s
+	}
 	c.spans.insert(idx, s)
 	c.pending[s] = struct{}{}
 	c.fetchWG.Add(1)
