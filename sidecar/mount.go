@@ -26,8 +26,9 @@ type Mounted struct {
 	// Health is the state of the image's storage, for /healthz and /readyz; nil for a source
 	// that does not follow it (a local file).
 	Health func() blobio.Health
-	// stopBackground ends the background fetch, if one runs.
-	stopBackground context.CancelFunc
+	// stopBackground ends the background fetch, if one runs, and waits for it: the image is
+	// closed after it.
+	stopBackground func()
 	// recorder collects the first reads for Spec.RecordProfile; stopRecorder ends its flushes.
 	recorder     *profile.Recorder
 	stopRecorder chan struct{}
@@ -178,8 +179,10 @@ func (m *Mounted) startBackgroundFetch(ch *blobio.Chunked, replay *profile.Profi
 		ch.ExpectFetchAll()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m.stopBackground = cancel
+	done := make(chan struct{})
+	m.stopBackground = func() { cancel(); <-done }
 	go func() {
+		defer close(done)
 		// The first reads of a fresh mount (the index, the first files) would otherwise queue
 		// at the storage behind the background's requests.
 		select {
