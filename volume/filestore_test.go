@@ -1,6 +1,7 @@
 package volume
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -23,6 +25,7 @@ func TestFileStoreStartsWriteback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	withoutDirect(s)
 	const written = 4 * writebackEvery
 	if err := s.Resize(ctx, written); err != nil {
 		t.Fatal(err)
@@ -79,6 +82,7 @@ func TestFileStoreStartsLargeWritesOwnRanges(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	withoutDirect(s)
 	page := make([]byte, PageSize)
 	small := map[int64]bool{}
 	for i := int64(0); i < 2*writebackEvery/PageSize; i++ {
@@ -189,5 +193,69 @@ func TestFileStoreStartsSmallWritesWriteback(t *testing.T) {
 	}
 	if n := s.small.Load(); n != 0 {
 		t.Errorf("%d bytes of small writes still counted after their writeback started", n)
+	}
+}
+
+// withoutDirect makes s write as it does where the filesystem refuses O_DIRECT: everything
+// through the page cache, with early writeback.
+func withoutDirect(s *FileStore) {
+	if s.direct != nil {
+		s.direct.Close()
+		s.direct = nil
+	}
+}
+
+// TestFileStoreWritesLargeWritesDirect checks that large aligned writes bypass the page cache
+// (see FileStore.direct), that what they wrote reads back, and that a write the disk cannot
+// take directly (a buffer not aligned) goes through the page cache instead.
+func TestFileStoreWritesLargeWritesDirect(t *testing.T) {
+	s, err := CreateFileStore(filepath.Join(t.TempDir(), "store"), 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.direct == nil {
+		t.Skip("the temporary directory's filesystem refuses O_DIRECT")
+	}
+	var st unix.Cachestat_t
+	if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
+		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count cached pages with")
+	}
+	raw := make([]byte, 1<<20+directAlign)
+	for i := range raw {
+		raw[i] = byte(i * 7)
+	}
+	aligned := raw[directAlign-int(uintptr(unsafe.Pointer(&raw[0]))%directAlign):][:1<<20]
+	if err := s.WriteAt(ctx, aligned, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	cached := func(off, n int64) unix.Cachestat_t {
+		t.Helper()
+		var st unix.Cachestat_t
+		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := cached(1<<20, 1<<20); st.Cache != 0 || st.Dirty != 0 {
+		t.Fatalf("an aligned 1 MiB write left %d pages in the page cache (%d dirty), want none", st.Cache, st.Dirty)
+	}
+	// Misaligned by half a block: through the page cache.
+	unaligned := raw[PageSize:][:writebackMinWrite]
+	if uintptr(unsafe.Pointer(&unaligned[0]))%directAlign == 0 {
+		unaligned = raw[2*PageSize:][:writebackMinWrite]
+	}
+	if err := s.WriteAt(ctx, unaligned, 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	if st := cached(3<<20, writebackMinWrite); st.Cache == 0 {
+		t.Fatal("a write from a buffer not aligned for O_DIRECT did not go through the page cache")
+	}
+	got := make([]byte, 1<<20)
+	if err := s.ReadAt(ctx, got, 1<<20); err != nil || !bytes.Equal(got, aligned) {
+		t.Fatalf("the direct write reads back wrong (%v)", err)
+	}
+	if err := s.ReadAt(ctx, got[:writebackMinWrite], 3<<20); err != nil || !bytes.Equal(got[:writebackMinWrite], unaligned) {
+		t.Fatalf("the buffered write reads back wrong (%v)", err)
 	}
 }
