@@ -21,6 +21,10 @@ import (
 // refusal quotes; the lock itself is the flock, so a stale sidecar left by a crash is harmless.
 type FileStore struct {
 	f        *os.File
+	path     string
+	readOnly bool
+	size     atomic.Int64
+
 	// direct is the file opened with O_DIRECT (writers only; nil where the filesystem refuses
 	// it, as tmpfs does). Large aligned writes go through it, past the page cache: they reach
 	// the disk as they are written instead of waiting as dirty pages for writeback, and the
@@ -31,9 +35,6 @@ type FileStore struct {
 	// docs/bench/2026-11-30-0712-direct-writes.md): ext4 above the loop device writes its
 	// journal in large sequential writes even while the application writes at random.
 	direct *os.File
-	path     string
-	readOnly bool
-	size     atomic.Int64
 
 	// Early writeback (writers only): what is written is handed to the kernel's writeback as it
 	// accumulates, so that Flush's fdatasync finds little left to write. Left to itself the kernel
@@ -43,9 +44,10 @@ type FileStore struct {
 	// commit would stand the device still while it writes everything since the previous one. (2)
 	// This file's dirty pages count against the same system-wide dirty limit as the filesystem's
 	// above the loop device, whose writers the kernel throttles when the sum is high: the volume's
-	// own backlog would slow the application writing to it. Large writes (sequential ones) start
-	// the writeback of their own ranges every writebackEvery bytes; small ones (random ones), of
-	// the whole file a while after the first of them (see filestore_writeback.go).
+	// own backlog would slow the application writing to it. Large writes (sequential ones) go
+	// through direct where they can; where not, they start the writeback of their own ranges
+	// every writebackEvery bytes. Small ones (random ones) start that of the whole file a while
+	// after the first of them (see filestore_writeback.go).
 	unstarted byteRanges    // the ranges of large writes since the last writeback was started
 	small     atomic.Int64  // bytes of small writes since the last writeback of the whole file
 	started   []byteRange   // the ranges the writeback goroutine last handed to the kernel, for tests

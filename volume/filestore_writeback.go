@@ -7,10 +7,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// A writer's FileStore hands what it writes to the kernel's writeback as it accumulates (see
-// FileStore.unstarted), so that the commit's fdatasync, during which the device admits no
-// write, finds little left: the ranges of large writes every writebackEvery bytes, and the
-// whole file smallWritebackDelay after the first small write since the last such start.
+// A writer's FileStore hands what it writes through the page cache to the kernel's writeback
+// as it accumulates (see FileStore.unstarted), so that the commit's fdatasync, during which the
+// device admits no write, finds little left: the ranges of large writes every writebackEvery
+// bytes (large writes that FileStore.direct could not take), and the whole file
+// smallWritebackDelay after the first small write since the last such start.
 
 // writebackEvery is how many written bytes start writeback: small enough that a commit finds
 // at most a few tens of milliseconds of writing left, large enough that each start
