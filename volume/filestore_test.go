@@ -30,12 +30,7 @@ func TestFileStoreStartsWriteback(t *testing.T) {
 	if err := s.Resize(ctx, written); err != nil {
 		t.Fatal(err)
 	}
-	var st unix.Cachestat_t
-	if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
-		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count dirty pages with")
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	cachestat(t, s, 0, 0) // skips the test where the kernel cannot count pages
 	chunk := make([]byte, 1<<20)
 	for i := range chunk {
 		chunk[i] = byte(i)
@@ -50,9 +45,7 @@ func TestFileStoreStartsWriteback(t *testing.T) {
 	pages := uint64(written / os.Getpagesize())
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); err != nil {
-			t.Fatal(err)
-		}
+		st := cachestat(t, s, 0, 0)
 		if st.Dirty < pages/2 {
 			break
 		}
@@ -166,10 +159,7 @@ func TestFileStoreStartsSmallWritesWriteback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	var st unix.Cachestat_t
-	if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
-		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count dirty pages with")
-	}
+	cachestat(t, s, 0, 0) // skips the test where the kernel cannot count pages
 	page := make([]byte, 4096)
 	const writes = 512
 	for i := int64(0); i < writes; i++ {
@@ -181,9 +171,7 @@ func TestFileStoreStartsSmallWritesWriteback(t *testing.T) {
 	// Nothing flushed the file: left to the kernel its pages would stay dirty for 30 seconds.
 	// (A `sync` run elsewhere on the machine meanwhile would make this pass regardless.)
 	for deadline := time.Now().Add(5*time.Second + smallWritebackDelay); ; time.Sleep(10 * time.Millisecond) {
-		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); err != nil {
-			t.Fatal(err)
-		}
+		st := cachestat(t, s, 0, 0)
 		if st.Dirty < writes/2 {
 			break
 		}
@@ -217,10 +205,7 @@ func TestFileStoreWritesLargeWritesDirect(t *testing.T) {
 	if s.direct == nil {
 		t.Skip("the temporary directory's filesystem refuses O_DIRECT")
 	}
-	var st unix.Cachestat_t
-	if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{}, &st, 0); errors.Is(err, unix.ENOSYS) {
-		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count cached pages with")
-	}
+	cachestat(t, s, 0, 0) // skips the test where the kernel cannot count pages
 	raw := make([]byte, 1<<20+directAlign)
 	for i := range raw {
 		raw[i] = byte(i * 7)
@@ -229,15 +214,7 @@ func TestFileStoreWritesLargeWritesDirect(t *testing.T) {
 	if err := s.WriteAt(ctx, aligned, 1<<20); err != nil {
 		t.Fatal(err)
 	}
-	cached := func(off, n int64) unix.Cachestat_t {
-		t.Helper()
-		var st unix.Cachestat_t
-		if err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0); err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
-	if st := cached(1<<20, 1<<20); st.Cache != 0 || st.Dirty != 0 {
+	if st := cachestat(t, s, 1<<20, 1<<20); st.Cache != 0 || st.Dirty != 0 {
 		t.Fatalf("an aligned 1 MiB write left %d pages in the page cache (%d dirty), want none", st.Cache, st.Dirty)
 	}
 	// Misaligned by half a block: through the page cache.
@@ -248,7 +225,7 @@ func TestFileStoreWritesLargeWritesDirect(t *testing.T) {
 	if err := s.WriteAt(ctx, unaligned, 3<<20); err != nil {
 		t.Fatal(err)
 	}
-	if st := cached(3<<20, writebackMinWrite); st.Cache == 0 {
+	if st := cachestat(t, s, 3<<20, writebackMinWrite); st.Cache == 0 {
 		t.Fatal("a write from a buffer not aligned for O_DIRECT did not go through the page cache")
 	}
 	got := make([]byte, 1<<20)
@@ -258,4 +235,18 @@ func TestFileStoreWritesLargeWritesDirect(t *testing.T) {
 	if err := s.ReadAt(ctx, got[:writebackMinWrite], 3<<20); err != nil || !bytes.Equal(got[:writebackMinWrite], unaligned) {
 		t.Fatalf("the buffered write reads back wrong (%v)", err)
 	}
+}
+
+// cachestat counts the page-cache pages of bytes [off, off+n) of s's file (n 0: to its end). It
+// skips the test on kernels without cachestat(2).
+func cachestat(t *testing.T, s *FileStore, off, n int64) unix.Cachestat_t {
+	t.Helper()
+	var st unix.Cachestat_t
+	err := unix.Cachestat(uint(s.f.Fd()), &unix.CachestatRange{Off: uint64(off), Len: uint64(n)}, &st, 0)
+	if errors.Is(err, unix.ENOSYS) {
+		t.Skip("this kernel has no cachestat(2) (Linux 6.5 or later) to count page-cache pages with")
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
